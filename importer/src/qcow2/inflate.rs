@@ -1,0 +1,149 @@
+//! Decompressing one compressed cluster, as QEMU does.
+//!
+//! The stored bytes are known only to sector precision, so the input may run past the
+//! end of the compressed data; decompression stops once the cluster is full (deflate)
+//! or the frame ends (zstd), and anything after that is ignored. An output shorter than
+//! the cluster is corruption. Pure: bytes in, bytes out. Reuse one `Inflater` per
+//! thread: it keeps the decompressor state between clusters.
+
+use flate2::{Decompress, FlushDecompress, Status};
+use zstd::stream::raw::{Decoder as ZstdDecoder, InBuffer, Operation, OutBuffer};
+
+use super::Codec;
+
+/// Reusable decompressor state for compressed clusters.
+pub struct Inflater {
+    deflate: Decompress,
+    zstd: ZstdDecoder<'static>,
+}
+
+impl std::fmt::Debug for Inflater {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inflater").finish_non_exhaustive()
+    }
+}
+
+impl Inflater {
+    /// A new decompressor pair.
+    pub fn new() -> std::io::Result<Self> {
+        Ok(Self {
+            deflate: Decompress::new(false),
+            zstd: ZstdDecoder::new()?,
+        })
+    }
+
+    /// Fills `out` entirely from `input`, or says why it could not.
+    pub fn inflate(&mut self, codec: Codec, input: &[u8], out: &mut [u8]) -> Result<(), String> {
+        match codec {
+            Codec::Deflate => self.deflate(input, out),
+            Codec::Zstd => self.zstd(input, out),
+        }
+    }
+
+    fn deflate(&mut self, input: &[u8], out: &mut [u8]) -> Result<(), String> {
+        self.deflate.reset(false);
+        let status = self
+            .deflate
+            .decompress(input, out, FlushDecompress::Finish)
+            .map_err(|e| format!("deflate: {e}"))?;
+        let produced = self.deflate.total_out();
+        // QEMU accepts Z_BUF_ERROR once the output is full: the cluster is what counts.
+        if produced != out.len() as u64 {
+            return Err(format!(
+                "deflate stream ended after {produced} of {} bytes ({status:?})",
+                out.len()
+            ));
+        }
+        debug_assert!(matches!(
+            status,
+            Status::Ok | Status::StreamEnd | Status::BufError
+        ));
+        Ok(())
+    }
+
+    fn zstd(&mut self, input: &[u8], out: &mut [u8]) -> Result<(), String> {
+        self.zstd.reinit().map_err(|e| format!("zstd: {e}"))?;
+        let mut src = InBuffer::around(input);
+        let mut dst = OutBuffer::around(out);
+        loop {
+            let before = (src.pos(), dst.pos());
+            let hint = self
+                .zstd
+                .run(&mut src, &mut dst)
+                .map_err(|e| format!("zstd: {e}"))?;
+            let full = dst.pos() == dst.capacity();
+            if hint == 0 || full || before == (src.pos(), dst.pos()) {
+                break;
+            }
+        }
+        let (produced, want) = (dst.pos(), dst.capacity());
+        if produced != want {
+            return Err(format!("zstd frame ended after {produced} of {want} bytes"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    fn cluster() -> Vec<u8> {
+        (0..65536u32).map(|i| (i / 7 % 13) as u8).collect()
+    }
+
+    fn raw_deflate(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn deflate_ignores_bytes_after_the_stream() {
+        let data = cluster();
+        let mut input = raw_deflate(&data);
+        input.extend_from_slice(&[0xab; 300]); // the rest of the last sector
+        let mut out = vec![0; data.len()];
+        let mut inf = Inflater::new().unwrap();
+        inf.inflate(Codec::Deflate, &input, &mut out).unwrap();
+        assert_eq!(out, data);
+        // The state is reused for the next cluster.
+        inf.inflate(Codec::Deflate, &input, &mut out).unwrap();
+        assert_eq!(out, data);
+    }
+
+    #[test]
+    fn zstd_ignores_bytes_after_the_frame() {
+        let data = cluster();
+        let mut input = zstd::bulk::compress(&data, 3).unwrap();
+        input.extend_from_slice(&[0x28, 0xb5, 0x2f, 0xfd, 1, 2, 3]);
+        let mut out = vec![0; data.len()];
+        let mut inf = Inflater::new().unwrap();
+        inf.inflate(Codec::Zstd, &input, &mut out).unwrap();
+        assert_eq!(out, data);
+        inf.inflate(Codec::Zstd, &input, &mut out).unwrap();
+        assert_eq!(out, data);
+    }
+
+    #[test]
+    fn short_or_garbled_input_is_an_error() {
+        let data = cluster();
+        let input = raw_deflate(&data);
+        let mut out = vec![0; data.len()];
+        let mut inf = Inflater::new().unwrap();
+        let err = inf
+            .inflate(Codec::Deflate, &input[..input.len() / 2], &mut out)
+            .unwrap_err();
+        assert!(err.contains("ended after"), "{err}");
+        assert!(inf.inflate(Codec::Zstd, &input, &mut out).is_err());
+        assert!(inf.inflate(Codec::Deflate, &[0xff; 64], &mut out).is_err());
+        let z = zstd::bulk::compress(&data[..1000], 3).unwrap();
+        assert!(
+            inf.inflate(Codec::Zstd, &z, &mut out)
+                .unwrap_err()
+                .contains("1000 of 65536")
+        );
+    }
+}

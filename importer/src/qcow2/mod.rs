@@ -1,0 +1,36 @@
+//! qcow2 → raw in one pass over a non-seekable stream.
+//!
+//! The format knowledge lives here and knows nothing about where bytes come from:
+//! [`Header`] parses and vets the header, `mapping` turns L1/L2 tables into host→guest
+//! ranges, the `spool` keeps bytes that arrive before their tables, [`Decoder`] drives it
+//! all as a pure state machine, and [`Inflater`] decompresses compressed clusters
+//! (deflate or zstd) wherever the caller chooses to run it.
+//!
+//! ```
+//! use bootsource_importer::qcow2::{Decoder, Limits, PassEnd};
+//! # fn feed(image: bytes::Bytes) -> bootsource_importer::Result<()> {
+//! let mut decoder = Decoder::new(image.len() as u64, Limits::default());
+//! let mut extents = Vec::new();
+//! loop {
+//!     for chunk in image.chunks(1 << 20) {
+//!         decoder.feed(&image.slice_ref(chunk), &mut extents)?;
+//!         // write `extents` out here (Extent::Compressed needs an Inflater first)
+//!         extents.clear();
+//!     }
+//!     if decoder.finish_pass()? == PassEnd::Complete {
+//!         return Ok(());
+//!     }
+//! }
+//! # }
+//! ```
+
+mod decoder;
+mod header;
+mod inflate;
+mod mapping;
+mod refcount;
+mod spool;
+
+pub use decoder::{Decoder, Limits, MAX_PASSES, PassEnd};
+pub use header::{Codec, Header, MAGIC};
+pub use inflate::Inflater;

@@ -1,0 +1,331 @@
+//! The qcow2 stream decoder against qemu-img, the oracle.
+//!
+//! Each test builds an image with qemu-img / qemu-io (every layout option the decoder
+//! must handle, and images edited after creation), feeds it to the decoder in chunks of
+//! awkward sizes, applies the extents to a buffer and compares the buffer with what
+//! `qemu-img convert -O raw` makes of the same image.
+
+// Test arithmetic on small, known images: truncation cannot happen here.
+#![allow(clippy::cast_possible_truncation)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use bootsource_importer::qcow2::{Decoder, Inflater, Limits, PassEnd};
+use bootsource_importer::{Extent, Result};
+use bytes::Bytes;
+
+const MIB: u64 = 1 << 20;
+
+fn run(cmd: &str, args: &[&str]) {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd}: {e} (install qemu-utils)"));
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A guest disk with incompressible, compressible and zero regions, and data at the
+/// very end so the last cluster matters.
+fn source_disk(dir: &Path, size: u64) -> PathBuf {
+    let path = dir.join("source.raw");
+    let mut disk = vec![0u8; usize::try_from(size).unwrap()];
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for (i, block) in disk.chunks_mut(64 << 10).enumerate() {
+        match i % 5 {
+            0 | 1 => block.iter_mut().for_each(|b| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *b = x as u8;
+            }),
+            2 => block
+                .iter_mut()
+                .enumerate()
+                .for_each(|(j, b)| *b = b"golden image text "[j % 18]),
+            3 if i % 3 == 0 => block[100..200].fill(0x5a),
+            _ => {}
+        }
+    }
+    if let Some(tail) = disk.len().checked_sub(10).map(|n| &mut disk[n..]) {
+        tail.copy_from_slice(b"the end..\n");
+    }
+    std::fs::write(&path, disk).unwrap();
+    path
+}
+
+struct Image {
+    _dir: tempfile::TempDir,
+    dir: PathBuf,
+    qcow2: PathBuf,
+}
+
+impl Image {
+    /// `qemu-img convert` of a fresh source disk with `options`.
+    fn converted(size: u64, options: &[&str]) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_owned();
+        let src = source_disk(&dir, size);
+        let qcow2 = dir.join("image.qcow2");
+        let mut args = vec!["convert", "-f", "raw", "-O", "qcow2"];
+        args.extend_from_slice(options);
+        args.extend([src.to_str().unwrap(), qcow2.to_str().unwrap()]);
+        run("qemu-img", &args);
+        Self {
+            _dir: tmp,
+            dir,
+            qcow2,
+        }
+    }
+
+    fn path(&self) -> &str {
+        self.qcow2.to_str().unwrap()
+    }
+
+    fn io(&self, commands: &[&str]) -> &Self {
+        let mut args = vec!["-f", "qcow2"];
+        for c in commands {
+            args.extend(["-c", c]);
+        }
+        args.push(self.path());
+        run("qemu-io", &args);
+        self
+    }
+
+    fn oracle(&self) -> Vec<u8> {
+        let raw = self.dir.join("oracle.raw");
+        run(
+            "qemu-img",
+            &[
+                "convert",
+                "-f",
+                "qcow2",
+                "-O",
+                "raw",
+                self.path(),
+                raw.to_str().unwrap(),
+            ],
+        );
+        std::fs::read(raw).unwrap()
+    }
+}
+
+struct Decoded {
+    disk: Vec<u8>,
+    passes: u32,
+    spool_peak: u64,
+}
+
+/// Feeds `image` in chunks whose sizes cycle through `chunk_sizes`.
+fn decode(image: &[u8], limits: Limits, chunk_sizes: &[usize]) -> Result<Decoded> {
+    let image = Bytes::copy_from_slice(image);
+    let mut decoder = Decoder::new(image.len() as u64, limits);
+    let mut inflater = Inflater::new().unwrap();
+    let mut disk: Option<Vec<u8>> = None;
+    let mut extents = Vec::new();
+    loop {
+        let mut at = 0;
+        let mut sizes = chunk_sizes.iter().cycle();
+        while at < image.len() {
+            let end = (at + sizes.next().unwrap()).min(image.len());
+            decoder.feed(&image.slice(at..end), &mut extents)?;
+            at = end;
+            let disk = disk
+                .get_or_insert_with(|| vec![0; decoder.header().unwrap().virtual_size as usize]);
+            for extent in extents.drain(..) {
+                apply(disk, &mut inflater, extent);
+            }
+        }
+        if decoder.finish_pass()? == PassEnd::Complete {
+            return Ok(Decoded {
+                disk: disk.unwrap_or_default(),
+                passes: decoder.pass(),
+                spool_peak: decoder.spool_peak(),
+            });
+        }
+    }
+}
+
+fn apply(disk: &mut [u8], inflater: &mut Inflater, extent: Extent) {
+    let at = extent.offset().0 as usize;
+    let len = extent.guest_len() as usize;
+    assert!(
+        at + len <= disk.len(),
+        "extent {at:#x}+{len:#x} past the disk"
+    );
+    match extent {
+        Extent::Data { bytes, .. } => disk[at..at + len].copy_from_slice(&bytes),
+        Extent::Compressed { codec, bytes, .. } => {
+            inflater
+                .inflate(codec, &bytes, &mut disk[at..at + len])
+                .unwrap();
+        }
+    }
+}
+
+const AWKWARD: &[usize] = &[1 << 20, 4099, 77_777, 512, 131_072, 3];
+
+fn assert_round_trip(image: &Image, limits: Limits) -> Decoded {
+    let bytes = std::fs::read(&image.qcow2).unwrap();
+    let expected = image.oracle();
+    let mut last = None;
+    for sizes in [&[1 << 20][..], AWKWARD] {
+        let decoded = decode(&bytes, limits, sizes).unwrap();
+        assert_eq!(decoded.disk.len(), expected.len(), "virtual size");
+        if let Some(i) = decoded.disk.iter().zip(&expected).position(|(a, b)| a != b) {
+            panic!("first difference at guest byte {i:#x} with chunk sizes {sizes:?}");
+        }
+        last = Some(decoded);
+    }
+    last.unwrap()
+}
+
+fn one_pass(options: &[&str]) {
+    let image = Image::converted(24 * MIB + 4096, options);
+    let d = assert_round_trip(&image, Limits::default());
+    assert_eq!(d.passes, 1, "{options:?}");
+    // Only compressed clusters placed ahead of their table are kept (a few KiB).
+    assert!(
+        d.spool_peak <= 256 << 10,
+        "{options:?}: spooled {}",
+        d.spool_peak
+    );
+}
+
+#[test]
+fn default_layout() {
+    one_pass(&[]);
+}
+
+#[test]
+fn deflate_compressed() {
+    one_pass(&["-c"]);
+}
+
+#[test]
+fn zstd_compressed() {
+    one_pass(&["-c", "-o", "compression_type=zstd"]);
+}
+
+#[test]
+fn tiny_clusters() {
+    one_pass(&["-o", "cluster_size=512"]);
+}
+
+#[test]
+fn large_clusters_plain_and_compressed() {
+    one_pass(&["-o", "cluster_size=2M"]);
+    one_pass(&["-c", "-o", "cluster_size=2M"]);
+}
+
+#[test]
+fn extended_l2() {
+    one_pass(&["-o", "extended_l2=on"]);
+    one_pass(&["-o", "extended_l2=on,cluster_size=128k"]);
+}
+
+#[test]
+fn preallocated_metadata() {
+    one_pass(&["-o", "preallocation=metadata"]);
+}
+
+#[test]
+fn version_2() {
+    one_pass(&["-o", "compat=0.10"]);
+    one_pass(&["-c", "-o", "compat=0.10"]);
+}
+
+#[test]
+fn out_of_order_writes() {
+    one_pass(&["-W"]);
+}
+
+#[test]
+fn zero_flag_and_partial_subclusters() {
+    let image = Image::converted(16 * MIB, &["-o", "extended_l2=on"]);
+    image.io(&[
+        "write -z 1M 1M",
+        "write -P 0x77 5M 3000",
+        "write -z -u 8M 64k",
+        "write -P 0x11 9M 2k",
+    ]);
+    assert_eq!(assert_round_trip(&image, Limits::default()).passes, 1);
+    let plain = Image::converted(16 * MIB, &[]);
+    plain.io(&["write -z 1M 1M", "write -z -u 3M 128k"]);
+    assert_eq!(assert_round_trip(&plain, Limits::default()).passes, 1);
+}
+
+#[test]
+fn resized_image_has_its_l1_at_the_end() {
+    // Any growth of the L1 table allocates a new one at the end of the file; with
+    // 4 KiB clusters an L1 entry covers 2 MiB, so 16 MiB -> 64 MiB grows it.
+    let image = Image::converted(16 * MIB, &["-o", "cluster_size=4096"]);
+    run("qemu-img", &["resize", image.path(), "64M"]);
+    let small_spool = Limits {
+        spool_bytes: MIB,
+        ..Limits::default()
+    };
+    let d = assert_round_trip(&image, small_spool);
+    assert_eq!(
+        d.passes, 2,
+        "pass 1 learns the L1 at the end, pass 2 does the rest"
+    );
+    // With room to spool the whole image, one pass suffices.
+    assert_eq!(assert_round_trip(&image, Limits::default()).passes, 1);
+}
+
+#[test]
+fn internal_snapshot_moves_l2_tables_to_the_end() {
+    let image = Image::converted(16 * MIB, &[]);
+    run("qemu-img", &["snapshot", "-c", "before", image.path()]);
+    image.io(&["write -P 0xcd 1M 64k", "write -P 0xce 9M 64k"]);
+    let small_spool = Limits {
+        spool_bytes: 256 << 10,
+        ..Limits::default()
+    };
+    assert_eq!(assert_round_trip(&image, small_spool).passes, 2);
+}
+
+#[test]
+fn freed_clusters_reused_before_their_table() {
+    // 4 KiB clusters: an L2 table maps 2 MiB, so a 24 MiB disk has a dozen of them
+    // spread through the file. Discarding the start frees clusters before them, and
+    // a later write into a range mapped by an existing table reuses them.
+    let image = Image::converted(24 * MIB, &["-o", "cluster_size=4096"]);
+    image.io(&["discard 0 6M", "write -P 0xab 20M 2M"]);
+    let small_spool = Limits {
+        spool_bytes: 256 << 10,
+        ..Limits::default()
+    };
+    assert!(assert_round_trip(&image, small_spool).passes >= 2);
+    assert_eq!(assert_round_trip(&image, Limits::default()).passes, 1);
+}
+
+#[test]
+fn compressed_image_rewritten_after_creation() {
+    let image = Image::converted(24 * MIB, &["-c"]);
+    image.io(&["write -P 0x42 2M 3M", "write -P 0x43 20M 1M"]);
+    assert_eq!(assert_round_trip(&image, Limits::default()).passes, 1);
+}
+
+#[test]
+fn empty_disk() {
+    let image = Image::converted(0, &[]);
+    let d = assert_round_trip(&image, Limits::default());
+    assert!(d.disk.is_empty());
+}
+
+#[test]
+fn truncated_image_is_an_error_not_zeros() {
+    let image = Image::converted(8 * MIB, &[]);
+    let bytes = std::fs::read(&image.qcow2).unwrap();
+    for cut in [50, 0x30000 + 4, bytes.len() / 2, bytes.len() - 1] {
+        let err = decode(&bytes[..cut], Limits::default(), &[1 << 20]).err();
+        let text = err.map(|e| e.to_string()).unwrap_or_default();
+        assert!(text.contains("truncated"), "cut at {cut}: {text:?}");
+    }
+}
