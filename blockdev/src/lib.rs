@@ -1,0 +1,171 @@
+//! Block devices: the one place bootsource issues raw ioctls.
+//!
+//! Opening is exclusive (`O_EXCL` on a block device): the kernel refuses it while the
+//! device is mounted, part of an md/LVM/dm stack, or opened exclusively by someone
+//! else, which is exactly when writing a disk image onto it would destroy something.
+//! Zeroing and discarding go through `BLKZEROOUT` / `BLKDISCARD`, which devices and
+//! loop files implement without writing zeros where they can.
+//!
+//! ```no_run
+//! use bootsource_blockdev::BlockDevice;
+//! let dev = BlockDevice::open_exclusive("/dev/loop0".as_ref())?;
+//! dev.zero_range(0, dev.size())?;
+//! # Ok::<(), bootsource_blockdev::Error>(())
+//! ```
+
+use std::fs::{File, OpenOptions};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+mod ioctl {
+    //! The raw requests, from `<linux/fs.h>`.
+    nix::ioctl_read!(blkgetsize64, 0x12, 114, u64);
+    nix::ioctl_read_bad!(blksszget, nix::request_code_none!(0x12, 104), libc::c_int);
+    nix::ioctl_write_ptr_bad!(blkdiscard, nix::request_code_none!(0x12, 119), [u64; 2]);
+    nix::ioctl_write_ptr_bad!(blkzeroout, nix::request_code_none!(0x12, 127), [u64; 2]);
+}
+
+/// What can go wrong with a block device.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The path is not a block device.
+    #[error("{0} is not a block device")]
+    NotBlockDevice(PathBuf),
+    /// The kernel refused the exclusive open.
+    #[error("{0} is mounted or in use (held by a filesystem, LVM, md, or another program)")]
+    Busy(PathBuf),
+    /// Any other failure, with the operation that failed.
+    #[error("{op} on {path} failed")]
+    Io {
+        /// The operation (`open`, `BLKGETSIZE64`, `BLKZEROOUT`, …).
+        op: &'static str,
+        /// The device.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// An exclusively opened block device.
+#[derive(Debug)]
+pub struct BlockDevice {
+    file: File,
+    path: PathBuf,
+    size: u64,
+    logical_block_size: u32,
+}
+
+/// Whether `path` names a block device (following symlinks).
+pub fn is_block_device(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.file_type().is_block_device())
+}
+
+impl BlockDevice {
+    /// Opens `path` read-write and exclusively, and reads its geometry.
+    pub fn open_exclusive(path: &Path) -> Result<Self, Error> {
+        if !is_block_device(path) {
+            return Err(Error::NotBlockDevice(path.to_owned()));
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_EXCL | libc::O_CLOEXEC)
+            .open(path)
+            .map_err(|e| match e.raw_os_error() {
+                Some(libc::EBUSY) => Error::Busy(path.to_owned()),
+                _ => io_error("open", path, e),
+            })?;
+        let fd = file.as_raw_fd();
+        let mut size = 0u64;
+        // SAFETY: `fd` is an open block device and `size` is a valid u64 to write to.
+        unsafe { ioctl::blkgetsize64(fd, &mut size) }
+            .map_err(|e| io_error("BLKGETSIZE64", path, e.into()))?;
+        let mut block: libc::c_int = 0;
+        // SAFETY: `fd` is an open block device and `block` is a valid c_int to write to.
+        unsafe { ioctl::blksszget(fd, &mut block) }
+            .map_err(|e| io_error("BLKSSZGET", path, e.into()))?;
+        Ok(Self {
+            file,
+            path: path.to_owned(),
+            size,
+            logical_block_size: u32::try_from(block).unwrap_or(512),
+        })
+    }
+
+    /// The open device, for reads and writes at offsets.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Its size in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The smallest unit it can address (512 or 4096).
+    pub fn logical_block_size(&self) -> u32 {
+        self.logical_block_size
+    }
+
+    /// Makes `offset..offset+len` read as zeros, cheaply where the device can
+    /// (write-zeroes with unmap), else by the kernel writing zeros. Both ends must be
+    /// multiples of the logical block size.
+    pub fn zero_range(&self, offset: u64, len: u64) -> Result<(), Error> {
+        self.range_ioctl("BLKZEROOUT", offset, len, |fd, r| {
+            // SAFETY: `fd` is an open block device; `r` points to two valid u64s.
+            unsafe { ioctl::blkzeroout(fd, r) }
+        })
+    }
+
+    /// Tells the device `offset..offset+len` is unused. Contents afterwards are
+    /// device-specific: use [`zero_range`](Self::zero_range) where zeros matter.
+    pub fn discard_range(&self, offset: u64, len: u64) -> Result<(), Error> {
+        self.range_ioctl("BLKDISCARD", offset, len, |fd, r| {
+            // SAFETY: `fd` is an open block device; `r` points to two valid u64s.
+            unsafe { ioctl::blkdiscard(fd, r) }
+        })
+    }
+
+    fn range_ioctl(
+        &self,
+        op: &'static str,
+        offset: u64,
+        len: u64,
+        call: impl Fn(libc::c_int, *const [u64; 2]) -> nix::Result<libc::c_int>,
+    ) -> Result<(), Error> {
+        if len == 0 {
+            return Ok(());
+        }
+        let range = [offset, len];
+        call(self.file.as_raw_fd(), &range).map_err(|e| io_error(op, &self.path, e.into()))?;
+        Ok(())
+    }
+}
+
+fn io_error(op: &'static str, path: &Path, source: std::io::Error) -> Error {
+    Error::Io {
+        op,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_regular_file_is_not_a_block_device() {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        assert!(!is_block_device(f.path()));
+        let err = BlockDevice::open_exclusive(f.path()).unwrap_err();
+        assert!(matches!(err, Error::NotBlockDevice(_)), "{err}");
+    }
+}
