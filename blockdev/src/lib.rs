@@ -1,4 +1,4 @@
-//! Block devices: the one place bootsource issues raw ioctls.
+//! Block devices and the page cache: the one place bootsource makes raw system calls.
 //!
 //! Opening is exclusive (`O_EXCL` on a block device): the kernel refuses it while the
 //! device is mounted, part of an md/LVM/dm stack, or opened exclusively by someone
@@ -12,6 +12,8 @@
 //! dev.zero_range(0, dev.size())?;
 //! # Ok::<(), bootsource_blockdev::Error>(())
 //! ```
+
+pub mod pagecache;
 
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;

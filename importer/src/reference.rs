@@ -93,6 +93,11 @@ impl RegistryRef {
         }
     }
 
+    /// The oci-client form, for the registry client.
+    pub(crate) fn as_oci(&self) -> &oci_client::Reference {
+        &self.inner
+    }
+
     /// The same reference served by another registry host (a mirror).
     pub fn on_registry(&self, registry: &str) -> Self {
         let mut inner = self.inner.clone();

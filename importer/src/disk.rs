@@ -1,0 +1,306 @@
+//! Finding the disk file in a container disk, by OCI layer rules.
+//!
+//! Layers are scanned top-down; the topmost layer with a regular file under `disk/`
+//! wins and lower layers are never downloaded. Whiteouts in upper layers
+//! (`disk/.wh.NAME`, the opaque marker `disk/.wh..wh..opq`, or `.wh.disk` for the whole
+//! directory) hide files below them, as overlayfs would. Inside the winning layer
+//! exactly one regular file may live under `disk/`: several, or links, devices and
+//! paths with `..`, are errors — the image is ambiguous or hostile.
+//!
+//! The rules ([`classify`], [`Whiteouts`]) are pure; [`walk_layer`] applies them to a
+//! tar stream and hands the winning entry to the caller without buffering it.
+
+use std::collections::BTreeSet;
+use std::io::Read;
+use std::path::{Component, Path};
+
+use tar::EntryType;
+
+use crate::{Digest, Error, Result};
+
+const WHITEOUT: &str = ".wh.";
+const OPAQUE: &str = ".wh..wh..opq";
+
+/// What one tar entry means for the disk search.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// A regular file under `disk/`, by its path below `disk/`.
+    Disk(String),
+    /// `disk/…/.wh.NAME`: hides `NAME` (path below `disk/`) in lower layers.
+    Whiteout(String),
+    /// `disk/.wh..wh..opq`: hides all of `disk/` in lower layers.
+    Opaque,
+    /// `.wh.disk`: the directory itself is deleted.
+    DirectoryDeleted,
+    /// Anything else.
+    Irrelevant,
+    /// An entry that makes the image unsafe or ambiguous.
+    Refused(String),
+}
+
+/// Decides what an entry is. `kind` is the tar entry type.
+pub(crate) fn classify(path: &Path, kind: EntryType) -> Role {
+    let mut parts = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::Normal(p) => parts.push(p.to_string_lossy().into_owned()),
+            Component::CurDir | Component::RootDir => {}
+            Component::ParentDir | Component::Prefix(_) => {
+                return Role::Refused(format!("entry {} has a '..' path", path.display()));
+            }
+        }
+    }
+    match parts.as_slice() {
+        [only] if only == ".wh.disk" => Role::DirectoryDeleted,
+        [only] if only == "disk" => match kind {
+            EntryType::Directory => Role::Irrelevant,
+            _ => Role::Refused(format!("disk is a {}, not a directory", describe(kind))),
+        },
+        [first, rest @ ..] if first == "disk" => classify_below_disk(rest, kind),
+        _ => Role::Irrelevant,
+    }
+}
+
+fn classify_below_disk(rest: &[String], kind: EntryType) -> Role {
+    let (name, dirs) = rest
+        .split_last()
+        .expect("at least one component below disk/");
+    let below = rest.join("/");
+    if name == OPAQUE && dirs.is_empty() {
+        return Role::Opaque;
+    }
+    if let Some(hidden) = name.strip_prefix(WHITEOUT) {
+        let mut target = dirs.to_vec();
+        target.push(hidden.to_owned());
+        return Role::Whiteout(target.join("/"));
+    }
+    match kind {
+        EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => Role::Disk(below),
+        EntryType::Directory => Role::Irrelevant,
+        other => Role::Refused(format!(
+            "disk/{below} is a {}; only a regular file is allowed",
+            describe(other)
+        )),
+    }
+}
+
+fn describe(kind: EntryType) -> &'static str {
+    match kind {
+        EntryType::Symlink => "symbolic link",
+        EntryType::Link => "hard link",
+        EntryType::Char => "character device",
+        EntryType::Block => "block device",
+        EntryType::Fifo => "FIFO",
+        EntryType::Directory => "directory",
+        _ => "special file",
+    }
+}
+
+/// What upper layers have hidden from the layers below.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Whiteouts {
+    hidden: BTreeSet<String>,
+    everything: bool,
+}
+
+impl Whiteouts {
+    /// Whether `below` (a path below `disk/`) is hidden by an upper layer.
+    pub fn hides(&self, below: &str) -> bool {
+        self.everything
+            || below
+                .match_indices('/')
+                .map(|(i, _)| &below[..i])
+                .chain([below])
+                .any(|prefix| self.hidden.contains(prefix))
+    }
+
+    fn add(&mut self, layer: &LayerWhiteouts) {
+        self.everything |= layer.everything;
+        self.hidden.extend(layer.hidden.iter().cloned());
+    }
+}
+
+/// Whiteouts found in one layer: they apply only to the layers below it.
+#[derive(Debug, Default)]
+struct LayerWhiteouts {
+    hidden: BTreeSet<String>,
+    everything: bool,
+}
+
+/// A disk file entry handed to the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskEntry {
+    /// Its path below `disk/`.
+    pub name: String,
+    /// Its size in bytes (after expanding GNU sparse entries).
+    pub size: u64,
+}
+
+/// What a layer held.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum LayerOutcome {
+    /// The disk was found (and handed to the callback) in this layer.
+    Found(DiskEntry),
+    /// Not here; search the next layer down.
+    NotHere,
+}
+
+/// Walks one layer's tar. `above` holds the whiteouts of the layers above and is
+/// extended with this layer's when the disk is not here. `on_disk` receives the disk
+/// entry's bytes; it may stop reading early (the rest is skipped), but then the
+/// caller must not trust the bytes until the layer has been drained.
+///
+/// With `stop_after_disk`, the walk ends right after the disk entry (used to peek, or
+/// to re-read for a second pass); otherwise it reads the whole tar to make sure no
+/// second disk file follows.
+pub(crate) fn walk_layer<R: Read>(
+    tar: R,
+    layer: Digest,
+    above: &mut Whiteouts,
+    stop_after_disk: bool,
+    mut on_disk: impl FnMut(&DiskEntry, &mut dyn Read) -> Result<()>,
+) -> Result<LayerOutcome> {
+    let bad = |reason: String| Error::BadDiskEntry { layer, reason };
+    let io = |e: std::io::Error| crate::layer::layer_error(layer, "tar archive", e);
+    let mut archive = tar::Archive::new(tar);
+    let mut found: Option<DiskEntry> = None;
+    let mut here = LayerWhiteouts::default();
+    for entry in archive.entries().map_err(io)? {
+        let mut entry = entry.map_err(io)?;
+        let path = entry.path().map_err(io)?.into_owned();
+        match classify(&path, entry.header().entry_type()) {
+            Role::Disk(name) if !above.hides(&name) => {
+                if let Some(first) = &found {
+                    return Err(bad(format!(
+                        "more than one file under disk/ ({} and {name}); a container disk holds exactly one",
+                        first.name
+                    )));
+                }
+                refuse_pax_sparse(&mut entry, &name).map_err(bad)?;
+                let disk = DiskEntry {
+                    name,
+                    size: entry.size(),
+                };
+                on_disk(&disk, &mut entry)?;
+                found = Some(disk);
+                if stop_after_disk {
+                    break;
+                }
+            }
+            Role::Disk(_) | Role::Irrelevant => {}
+            Role::Whiteout(name) => {
+                here.hidden.insert(name);
+            }
+            Role::Opaque | Role::DirectoryDeleted => here.everything = true,
+            Role::Refused(reason) => return Err(bad(reason)),
+        }
+    }
+    match found {
+        Some(disk) => Ok(LayerOutcome::Found(disk)),
+        None => {
+            above.add(&here);
+            Ok(LayerOutcome::NotHere)
+        }
+    }
+}
+
+/// GNU tar `--format=posix --sparse` stores a sparse map inside the file data and
+/// describes it in `GNU.sparse.*` PAX keys; read naively, the "disk" would be the map
+/// followed by the data runs. Old-style GNU sparse entries are expanded by `tar`.
+fn refuse_pax_sparse<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+    name: &str,
+) -> std::result::Result<(), String> {
+    let Ok(Some(pax)) = entry.pax_extensions() else {
+        return Ok(());
+    };
+    let sparse = pax
+        .filter_map(std::result::Result::ok)
+        .any(|ext| ext.key_bytes().starts_with(b"GNU.sparse."));
+    if sparse {
+        return Err(format!(
+            "disk/{name} is a PAX sparse tar entry (GNU tar --format=posix --sparse), which is not supported; \
+             build the layer without --sparse"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn role(path: &str, kind: EntryType) -> Role {
+        classify(Path::new(path), kind)
+    }
+
+    #[test]
+    fn finds_regular_files_under_disk() {
+        assert_eq!(
+            role("disk/disk.img", EntryType::Regular),
+            Role::Disk("disk.img".into())
+        );
+        assert_eq!(
+            role("./disk/fedora.qcow2", EntryType::Regular),
+            Role::Disk("fedora.qcow2".into())
+        );
+        assert_eq!(
+            role("/disk/x", EntryType::GNUSparse),
+            Role::Disk("x".into())
+        );
+        assert_eq!(role("disk/", EntryType::Directory), Role::Irrelevant);
+        assert_eq!(role("etc/passwd", EntryType::Regular), Role::Irrelevant);
+        assert_eq!(role("diskette/x", EntryType::Regular), Role::Irrelevant);
+    }
+
+    #[test]
+    fn recognises_whiteouts() {
+        assert_eq!(
+            role("disk/.wh.old.img", EntryType::Regular),
+            Role::Whiteout("old.img".into())
+        );
+        assert_eq!(role("disk/.wh..wh..opq", EntryType::Regular), Role::Opaque);
+        assert_eq!(role(".wh.disk", EntryType::Regular), Role::DirectoryDeleted);
+        assert_eq!(
+            role("disk/sub/.wh.x", EntryType::Regular),
+            Role::Whiteout("sub/x".into())
+        );
+    }
+
+    #[test]
+    fn refuses_links_devices_and_escapes() {
+        for (path, kind) in [
+            ("disk/disk.img", EntryType::Symlink),
+            ("disk/disk.img", EntryType::Link),
+            ("disk/sda", EntryType::Block),
+            ("disk/tty", EntryType::Char),
+            ("disk/p", EntryType::Fifo),
+            ("disk", EntryType::Symlink),
+            ("disk/../etc/x", EntryType::Regular),
+            ("a/../../disk/x", EntryType::Regular),
+        ] {
+            assert!(
+                matches!(role(path, kind), Role::Refused(_)),
+                "{path} {kind:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn whiteouts_hide_files_and_directories() {
+        let mut w = Whiteouts::default();
+        w.add(&LayerWhiteouts {
+            hidden: ["old.img".to_owned(), "sub".to_owned()].into(),
+            everything: false,
+        });
+        assert!(w.hides("old.img"));
+        assert!(w.hides("sub/deep.img"));
+        assert!(!w.hides("new.img"));
+        assert!(!w.hides("subway.img"));
+        w.add(&LayerWhiteouts {
+            hidden: BTreeSet::new(),
+            everything: true,
+        });
+        assert!(w.hides("new.img"));
+    }
+}

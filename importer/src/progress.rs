@@ -1,0 +1,71 @@
+//! Import progress, shared between the pipeline threads and whoever displays it.
+//!
+//! Plain atomic counters: the pipeline adds, a terminal renderer or the metrics
+//! endpoint reads [`Progress::snapshot`] whenever it likes. Nothing here blocks.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+
+/// Live counters of one import.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub(crate) downloaded: AtomicU64,
+    pub(crate) download_total: AtomicU64,
+    pub(crate) decoded: AtomicU64,
+    pub(crate) written: AtomicU64,
+    pub(crate) virtual_size: AtomicU64,
+    pub(crate) pass: AtomicU32,
+}
+
+/// A consistent-enough reading of [`Progress`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ProgressSnapshot {
+    /// Compressed layer bytes received so far (all passes).
+    pub downloaded: u64,
+    /// Bytes that will have been received when the current layer is done.
+    pub download_total: u64,
+    /// Guest bytes produced by the decoder.
+    pub decoded: u64,
+    /// Bytes written to the target (all-zero blocks are skipped, not written).
+    pub written: u64,
+    /// The disk's virtual size, once known.
+    pub virtual_size: u64,
+    /// The pass over the layer (2 or 3 only for images edited after creation).
+    pub pass: u32,
+}
+
+impl Progress {
+    /// A fresh, shareable progress record.
+    pub fn new() -> Arc<Self> {
+        Arc::default()
+    }
+
+    /// Reads the counters.
+    pub fn snapshot(&self) -> ProgressSnapshot {
+        ProgressSnapshot {
+            downloaded: self.downloaded.load(Ordering::Relaxed),
+            download_total: self.download_total.load(Ordering::Relaxed),
+            decoded: self.decoded.load(Ordering::Relaxed),
+            written: self.written.load(Ordering::Relaxed),
+            virtual_size: self.virtual_size.load(Ordering::Relaxed),
+            pass: self.pass.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// A cancellation flag: set it and the import stops at its next chunk, removing a
+/// partial file target.
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    /// Asks the import to stop.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether stopping was asked for.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}

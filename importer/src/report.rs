@@ -1,0 +1,101 @@
+//! What `inspect` and `import` tell their callers, serialisable as the CLI's JSON.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::format::DiskFormat;
+use crate::manifest::Layer;
+use crate::qcow2::{Codec, Header};
+use crate::{Digest, Platform};
+
+/// The facts of an image and its disk, as `bootsource inspect` shows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImageInfo {
+    /// The source as given.
+    pub source: String,
+    /// The digest the reference resolves to (the index digest for multi-arch images).
+    pub digest: Digest,
+    /// The chosen platform's manifest digest.
+    pub manifest_digest: Digest,
+    /// The platform chosen from an index.
+    pub platform: Option<Platform>,
+    /// Layers, bottom first.
+    pub layers: Vec<Layer>,
+    /// The disk file.
+    pub disk: DiskInfo,
+}
+
+/// The disk file found in the layers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DiskInfo {
+    /// The layer holding it.
+    pub layer: Digest,
+    /// Its name below `disk/`.
+    pub name: String,
+    /// Its size in the layer.
+    pub file_size: u64,
+    /// Its format, from its first bytes.
+    pub format: DiskFormat,
+    /// The size of the raw disk it makes.
+    pub virtual_size: u64,
+    /// qcow2 details.
+    pub qcow2: Option<Qcow2Info>,
+}
+
+/// qcow2 header facts worth showing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Qcow2Info {
+    /// 2 or 3.
+    pub version: u32,
+    /// Bytes per cluster.
+    pub cluster_size: u64,
+    /// How compressed clusters are encoded.
+    pub compression: Codec,
+    /// Subclusters.
+    pub extended_l2: bool,
+}
+
+impl From<Header> for Qcow2Info {
+    fn from(h: Header) -> Self {
+        Self {
+            version: h.version,
+            cluster_size: h.cluster_size(),
+            compression: h.codec,
+            extended_l2: h.extended_l2,
+        }
+    }
+}
+
+/// What an import did, as its one-line summary and `--json` show.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ImportReport {
+    /// The source as given.
+    pub source: String,
+    /// The digest the reference resolved to (the index digest for multi-arch images).
+    pub digest: Digest,
+    /// The chosen platform's manifest digest.
+    pub manifest_digest: Digest,
+    /// The platform chosen from an index.
+    pub platform: Option<Platform>,
+    /// The layer the disk came from.
+    pub layer: Digest,
+    /// The disk file's name below `disk/`.
+    pub disk: String,
+    /// Its format.
+    pub format: DiskFormat,
+    /// Size of the raw disk written.
+    pub virtual_size: u64,
+    /// Compressed bytes received, over all passes.
+    pub downloaded: u64,
+    /// Bytes written to the target (zero blocks are left as holes or zeroed cheaply).
+    pub written: u64,
+    /// Passes over the layer (more than 1 only for qcow2 images edited after creation).
+    pub passes: u32,
+    /// The most bytes held for clusters that arrived before their tables.
+    pub spool_peak: u64,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+    /// The file or device written.
+    pub target: PathBuf,
+}

@@ -1,0 +1,131 @@
+//! An OCI image layout directory (`oci:DIR[:REF]`), for air-gapped nodes.
+//!
+//! `DIR/oci-layout` marks the layout, `DIR/index.json` lists images (tagged by their
+//! `org.opencontainers.image.ref.name` annotation) and `DIR/blobs/sha256/<hex>` holds
+//! every manifest and layer. Blobs are read by a thread that verifies them exactly as
+//! registry downloads are: a layout on removable media is no more trusted than a
+//! network.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::BytesMut;
+
+use crate::blob::{self, BlobReader};
+use crate::manifest::{self, Layer, Manifest};
+use crate::progress::Progress;
+use crate::{Digest, Error, Result};
+
+const READ_CHUNK: usize = 1 << 20;
+
+#[derive(Debug)]
+pub(crate) struct Layout {
+    dir: PathBuf,
+    /// The descriptor `index.json` gives for the chosen image.
+    top: Digest,
+}
+
+impl Layout {
+    /// Opens `dir` and finds the image tagged `tag`, or the only image without a tag.
+    pub fn open(dir: &Path, tag: Option<&str>) -> Result<Self> {
+        let err = |reason: String| Error::Layout {
+            dir: dir.to_owned(),
+            reason,
+        };
+        let marker = std::fs::read(dir.join("oci-layout"))
+            .map_err(|e| err(format!("no oci-layout file ({e})")))?;
+        if !String::from_utf8_lossy(&marker).contains("imageLayoutVersion") {
+            return Err(err(
+                "oci-layout does not declare an imageLayoutVersion".into()
+            ));
+        }
+        let index = std::fs::read(dir.join("index.json"))
+            .map_err(|e| err(format!("cannot read index.json ({e})")))?;
+        let Manifest::Index(entries) = manifest::parse(&index, Some(manifest::OCI_INDEX))? else {
+            return Err(err("index.json is not an image index".into()));
+        };
+        let chosen = match tag {
+            Some(t) => entries.iter().find(|e| e.ref_name.as_deref() == Some(t)),
+            None if entries.len() == 1 => entries.first(),
+            None => {
+                return Err(err(format!(
+                    "holds {} images; name one as oci:DIR:TAG",
+                    entries.len()
+                )));
+            }
+        };
+        let tags: Vec<&str> = entries
+            .iter()
+            .filter_map(|e| e.ref_name.as_deref())
+            .collect();
+        let top = chosen
+            .ok_or_else(|| {
+                err(format!(
+                    "no image tagged {:?} (tags: {})",
+                    tag.unwrap_or(""),
+                    tags.join(", ")
+                ))
+            })?
+            .digest;
+        Ok(Self {
+            dir: dir.to_owned(),
+            top,
+        })
+    }
+
+    pub fn top_digest(&self) -> Digest {
+        self.top
+    }
+
+    fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.dir.join("blobs/sha256").join(digest.hex())
+    }
+
+    /// The chosen image's manifest (or the one with `digest`) and the digest it must have.
+    pub fn manifest(&self, digest: Option<Digest>) -> Result<(bytes::Bytes, Option<Digest>)> {
+        let digest = digest.unwrap_or(self.top);
+        let path = self.blob_path(&digest);
+        let bytes = std::fs::read(&path).map_err(|e| Error::Layout {
+            dir: self.dir.clone(),
+            reason: format!("cannot read manifest {digest} ({e})"),
+        })?;
+        Ok((bytes.into(), Some(digest)))
+    }
+
+    pub fn open_blob(&self, layer: &Layer, progress: Arc<Progress>) -> BlobReader {
+        let (mut verifier, reader) = blob::channel(layer, progress);
+        let path = self.blob_path(&layer.digest);
+        let digest = layer.digest;
+        std::thread::Builder::new()
+            .name("layout-blob".into())
+            .spawn(move || {
+                let outcome = (|| {
+                    let mut file = File::open(&path).map_err(|e| read_error(digest, 0, e))?;
+                    loop {
+                        let mut buf = BytesMut::zeroed(READ_CHUNK);
+                        let n = file
+                            .read(&mut buf)
+                            .map_err(|e| read_error(digest, verifier.received(), e))?;
+                        if n == 0 {
+                            return Ok(());
+                        }
+                        buf.truncate(n);
+                        verifier.push_blocking(buf.freeze())?;
+                    }
+                })();
+                verifier.finish_blocking(outcome);
+            })
+            .expect("spawning a thread");
+        reader
+    }
+}
+
+fn read_error(digest: Digest, offset: u64, source: std::io::Error) -> Error {
+    Error::BlobRead {
+        digest,
+        offset,
+        source,
+    }
+}

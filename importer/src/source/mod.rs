@@ -1,0 +1,122 @@
+//! Where images come from: a registry or an OCI layout directory.
+//!
+//! Both resolve a reference to the manifest for one platform and open its layer blobs
+//! as verified byte streams ([`crate::blob`]). Resolving verifies every manifest's
+//! digest; the digest reported for an image is the one its reference resolves to (the
+//! index digest for a multi-arch tag), which is what a registry's `HEAD` returns and
+//! what the poller compares.
+
+mod auth;
+mod layout;
+mod registry;
+mod tls;
+
+use std::sync::Arc;
+
+use crate::blob::BlobReader;
+use crate::manifest::{self, Layer, Manifest};
+use crate::progress::Progress;
+use crate::{Digest, Error, Platform, Result, SourceRef};
+
+pub use registry::RegistryOptions;
+
+/// An image resolved to one platform's manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedImage {
+    /// The digest the reference resolves to: the index digest for a multi-arch image.
+    pub digest: Digest,
+    /// The digest of the chosen platform's image manifest.
+    pub manifest_digest: Digest,
+    /// The platform chosen from an index, if the reference named one.
+    pub platform: Option<Platform>,
+    /// Layers, bottom first.
+    pub layers: Vec<Layer>,
+}
+
+/// An opened image source. Cheap to clone; blob streams may be opened from any thread.
+#[derive(Debug, Clone)]
+pub(crate) enum ImageSource {
+    Registry(Arc<registry::Registry>),
+    Layout(Arc<layout::Layout>),
+}
+
+impl ImageSource {
+    /// Prepares access to `source`; for a registry this builds the client (TLS, auth).
+    pub async fn connect(source: &SourceRef, options: &RegistryOptions) -> Result<Self> {
+        Ok(match source {
+            SourceRef::Registry(r) => {
+                Self::Registry(Arc::new(registry::Registry::connect(r, options).await?))
+            }
+            SourceRef::Layout { dir, tag } => {
+                Self::Layout(Arc::new(layout::Layout::open(dir, tag.as_deref())?))
+            }
+        })
+    }
+
+    /// The digest the reference points at now, as cheaply as the source allows.
+    pub async fn digest(&self) -> Result<Digest> {
+        match self {
+            Self::Registry(r) => r.head_digest().await,
+            Self::Layout(l) => Ok(l.top_digest()),
+        }
+    }
+
+    /// Resolves the reference to the image for `platform`.
+    pub async fn resolve(&self, platform: &Platform) -> Result<ResolvedImage> {
+        let (top_bytes, digest) = self.fetch_manifest(None).await?;
+        match manifest::parse(&top_bytes, None)? {
+            Manifest::Image(m) => Ok(ResolvedImage {
+                digest,
+                manifest_digest: digest,
+                platform: None,
+                layers: m.layers,
+            }),
+            Manifest::Index(entries) => {
+                let entry = manifest::select_platform(&entries, platform)?;
+                let (bytes, manifest_digest) = self.fetch_manifest(Some(entry.digest)).await?;
+                let Manifest::Image(m) = manifest::parse(&bytes, Some(&entry.media_type))? else {
+                    return Err(Error::InvalidManifest {
+                        reason: format!("index entry {} is itself an index", entry.digest),
+                    });
+                };
+                Ok(ResolvedImage {
+                    digest,
+                    manifest_digest,
+                    platform: entry.platform.clone(),
+                    layers: m.layers,
+                })
+            }
+        }
+    }
+
+    /// The manifest the reference names (`None`) or the one with `digest`, checked
+    /// against its digest.
+    async fn fetch_manifest(&self, digest: Option<Digest>) -> Result<(bytes::Bytes, Digest)> {
+        let (bytes, expected) = match self {
+            Self::Registry(r) => r.manifest(digest).await?,
+            Self::Layout(l) => l.manifest(digest)?,
+        };
+        if bytes.len() > manifest::MAX_MANIFEST_BYTES {
+            return Err(Error::InvalidManifest {
+                reason: format!("manifest of {} bytes exceeds the 4 MiB limit", bytes.len()),
+            });
+        }
+        let actual = Digest::of(&bytes);
+        if let Some(expected) = expected.filter(|e| *e != actual) {
+            return Err(Error::DigestMismatch {
+                what: "manifest",
+                expected,
+                actual,
+            });
+        }
+        Ok((bytes, actual))
+    }
+
+    /// Starts streaming `layer`; bytes received are counted in `progress`.
+    pub fn open_blob(&self, layer: &Layer, progress: Arc<Progress>) -> BlobReader {
+        match self {
+            Self::Registry(r) => r.open_blob(layer, progress),
+            Self::Layout(l) => l.open_blob(layer, progress),
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! The command line, as clap sees it. Flags follow skopeo where they overlap.
+
+use std::path::PathBuf;
+
+use bootsource_importer::{Platform, SourceRef};
+use clap::{Args, Parser, Subcommand};
+
+/// Keeps golden VM disk images on local storage up to date from container disks.
+#[derive(Debug, Parser)]
+#[command(name = "bootsource", version, about, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Import a container disk once, onto a raw file or a block device.
+    Import(ImportArgs),
+    /// Show an image's digest, platform, layers and disk without importing it.
+    Inspect(InspectArgs),
+}
+
+impl Command {
+    /// Log level when RUST_LOG is not set: commands talk through their output.
+    pub fn default_log_level(&self) -> &'static str {
+        "warn"
+    }
+}
+
+/// How to reach the registry.
+#[derive(Debug, Clone, Args)]
+pub struct RegistryFlags {
+    /// Require HTTPS and verify certificates; false also allows plain HTTP.
+    #[arg(long, value_name = "BOOL", default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub tls_verify: bool,
+    /// Directory of *.crt CA certificates for the registry.
+    #[arg(long, value_name = "DIR")]
+    pub cert_dir: Option<PathBuf>,
+    /// containers auth.json or docker config.json with credentials
+    /// (default: $REGISTRY_AUTH_FILE, then the usual locations).
+    #[arg(long, visible_alias = "authfile", value_name = "FILE")]
+    pub auth_file: Option<PathBuf>,
+    /// Platform to pick from a multi-arch image (default: this host's).
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Option<Platform>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// docker://HOST[:PORT]/REPO[:TAG|@DIGEST] or oci:DIR[:TAG].
+    pub source: SourceRef,
+    /// A file to create (sparse, sized to the disk) or an existing block device.
+    #[arg(long, value_name = "TARGET")]
+    pub to: PathBuf,
+    #[command(flatten)]
+    pub registry: RegistryFlags,
+    /// Print the result as JSON on stdout instead of a summary line.
+    #[arg(long)]
+    pub json: bool,
+    /// Most bytes of a qcow2 image to hold while waiting for their tables before
+    /// reading the layer again instead (e.g. 64M).
+    #[arg(long, value_name = "SIZE", default_value = "64M", value_parser = crate::human::parse_size)]
+    pub spool_limit: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// docker://HOST[:PORT]/REPO[:TAG|@DIGEST] or oci:DIR[:TAG].
+    pub source: SourceRef,
+    #[command(flatten)]
+    pub registry: RegistryFlags,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_verify_takes_skopeo_forms() {
+        let parse = |args: &[&str]| Cli::try_parse_from(args).unwrap();
+        let Command::Import(a) = parse(&[
+            "bootsource",
+            "import",
+            "oci:x",
+            "--to",
+            "y",
+            "--tls-verify=false",
+        ])
+        .command
+        else {
+            panic!()
+        };
+        assert!(!a.registry.tls_verify);
+        let Command::Inspect(a) =
+            parse(&["bootsource", "inspect", "oci:x", "--tls-verify"]).command
+        else {
+            panic!()
+        };
+        assert!(a.registry.tls_verify);
+        let Command::Inspect(a) = parse(&["bootsource", "inspect", "oci:x"]).command else {
+            panic!()
+        };
+        assert!(a.registry.tls_verify);
+    }
+
+    #[test]
+    fn bad_sources_and_platforms_are_usage_errors() {
+        assert!(Cli::try_parse_from(["bootsource", "inspect", "fedora:41"]).is_err());
+        assert!(
+            Cli::try_parse_from(["bootsource", "inspect", "oci:x", "--platform", "amd64"]).is_err()
+        );
+    }
+}

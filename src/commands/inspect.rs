@@ -1,0 +1,62 @@
+//! `bootsource inspect SOURCE`: what an image holds, without importing it.
+
+use anyhow::Context;
+use bootsource_importer::ImageInfo;
+
+use crate::cli::InspectArgs;
+use crate::human;
+
+pub async fn run(args: InspectArgs) -> anyhow::Result<()> {
+    let options = super::options(&args.registry);
+    let info = bootsource_importer::inspect(&args.source, &options)
+        .await
+        .with_context(|| format!("inspecting {}", args.source))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&info)?);
+    } else {
+        print!("{}", text(&info));
+    }
+    Ok(())
+}
+
+fn text(info: &ImageInfo) -> String {
+    let mut out = format!(
+        "Source:          {}\nDigest:          {}\n",
+        info.source, info.digest
+    );
+    if info.manifest_digest != info.digest {
+        out += &format!("Manifest digest: {}\n", info.manifest_digest);
+    }
+    if let Some(p) = &info.platform {
+        out += &format!("Platform:        {p}\n");
+    }
+    out += "Layers:\n";
+    for l in &info.layers {
+        out += &format!(
+            "  {}  {:>10}  {}\n",
+            l.digest,
+            human::bytes(l.size),
+            l.media_type
+        );
+    }
+    let d = &info.disk;
+    out += &format!(
+        "Disk:            disk/{} ({} in layer {})\nFormat:          {}\nVirtual size:    {} ({} bytes)\n",
+        d.name,
+        human::bytes(d.file_size),
+        d.layer.short(),
+        d.format,
+        human::bytes(d.virtual_size),
+        d.virtual_size
+    );
+    if let Some(q) = &d.qcow2 {
+        out += &format!(
+            "qcow2:           version {}, {} clusters, {:?} compression{}\n",
+            q.version,
+            human::bytes(q.cluster_size),
+            q.compression,
+            if q.extended_l2 { ", extended L2" } else { "" }
+        );
+    }
+    out
+}

@@ -1,0 +1,32 @@
+//! One module per subcommand; each turns parsed arguments into library calls and
+//! prints what a person (or, with `--json`, a script) needs.
+
+mod import;
+mod inspect;
+mod progress;
+
+use bootsource_importer::{ImportOptions, RegistryOptions};
+
+use crate::cli::{Command, RegistryFlags};
+
+/// Runs a command to completion.
+pub async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Import(args) => import::run(args).await,
+        Command::Inspect(args) => inspect::run(args).await,
+    }
+}
+
+/// Importer options from the registry flags.
+fn options(flags: &RegistryFlags) -> ImportOptions {
+    ImportOptions {
+        registry: RegistryOptions {
+            tls_verify: flags.tls_verify,
+            cert_dir: flags.cert_dir.clone(),
+            auth_file: flags.auth_file.clone(),
+            insecure_registries: Vec::new(),
+        },
+        platform: flags.platform.clone(),
+        ..ImportOptions::default()
+    }
+}
