@@ -1,0 +1,54 @@
+//! The integration-test harness: real registries, real disks, real container disks.
+//!
+//! Integration tests run the real `bootsource` binary against Debian's `docker-registry`
+//! on a free 127.0.0.1 port, with container disks built either from Rust (exact bytes for
+//! every odd case) or the way vendors build them (`umoci` + `skopeo`). The oracle for an
+//! imported disk is `qemu-img compare` against the source. Nothing is mocked and nothing
+//! leaves 127.0.0.1; every test gets its own registry and temporary directories, so tests
+//! run in parallel.
+//!
+//! ```ignore
+//! mod common;
+//! use common::{disk, oci, push, registry::Registry};
+//!
+//! let registry = Registry::start();
+//! let dir = tempfile::tempdir().unwrap();
+//! let raw = dir.path().join("disk.raw");
+//! disk::write_raw_disk(&raw, 8 << 20, 1);
+//! let tar = oci::Tar::new().dir("disk/").file("disk/disk.img", &std::fs::read(&raw).unwrap()).finish();
+//! let image = oci::Image::new(oci::Schema::Oci, oci::Platform::linux_amd64(),
+//!     vec![oci::Blob::layer(&tar, oci::LayerType::OciTarZstd)]);
+//! let digest = push::push(&registry, "os/fedora", "41", &image);
+//! // bootsource import docker://{registry.host_port()}/os/fedora:41 --tls-verify=false …
+//! ```
+//!
+//! The programs come from Debian packages; CI installs them with
+//!
+//! ```text
+//! apt-get install -y docker-registry qemu-utils umoci skopeo apache2-utils openssl tar
+//! ```
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`tools`] | running those programs, with errors that name the package to install |
+//! | [`registry`] | a `docker-registry` process: plain, basic auth, TLS; stop and restart |
+//! | [`tls`] | a throw-away CA and server certificate made with `openssl` |
+//! | [`auth`] | htpasswd files and containers `auth.json` |
+//! | [`client`] | a small blocking client for the registry HTTP API |
+//! | [`disk`] | deterministic raw disks, qcow2 conversions, `qemu-img compare` |
+//! | [`oci`] | layers, manifests, indexes and OCI layout directories, byte for byte |
+//! | [`push`] | pushing those to a registry with every byte and digest preserved |
+//! | [`vendor`] | container disks made by `umoci` and copied by `skopeo` |
+
+// Each test file uses only some helpers (and some re-exports).
+#![allow(dead_code, unused_imports)]
+
+pub mod auth;
+pub mod client;
+pub mod disk;
+pub mod oci;
+pub mod push;
+pub mod registry;
+pub mod tls;
+pub mod tools;
+pub mod vendor;
