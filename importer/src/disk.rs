@@ -162,7 +162,7 @@ pub(crate) fn walk_layer<R: Read>(
 ) -> Result<LayerOutcome> {
     let bad = |reason: String| Error::BadDiskEntry { layer, reason };
     let io = |e: std::io::Error| crate::layer::layer_error(layer, "tar archive", e);
-    let mut archive = tar::Archive::new(tar);
+    let mut archive = tar::Archive::new(PadToBlock::new(tar));
     let mut found: Option<DiskEntry> = None;
     let mut here = LayerWhiteouts::default();
     for entry in archive.entries().map_err(io)? {
@@ -201,6 +201,51 @@ pub(crate) fn walk_layer<R: Read>(
             above.add(&here);
             Ok(LayerOutcome::NotHere)
         }
+    }
+}
+
+/// Ends a stream on a 512-byte boundary, adding zeros if it stops short.
+///
+/// umoci 0.4 (still in Debian) writes layers without the last file's padding and
+/// without the end-of-archive blocks (umoci #436). Padding the last block lets the tar
+/// reader end cleanly there; a disk entry cut short still fails, since its size is
+/// checked by whoever reads it, and the blob's digest is checked regardless.
+struct PadToBlock<R> {
+    inner: R,
+    read: u64,
+    padding: u64,
+}
+
+impl<R: Read> PadToBlock<R> {
+    fn new(inner: R) -> Self {
+        Self {
+            inner,
+            read: 0,
+            padding: 0,
+        }
+    }
+}
+
+impl<R: Read> Read for PadToBlock<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.padding == 0 {
+            let n = self.inner.read(buf)?;
+            self.read += n as u64;
+            if n > 0 || buf.is_empty() {
+                return Ok(n);
+            }
+            self.padding = self.read.next_multiple_of(512) - self.read;
+            self.read += self.padding;
+            if self.padding == 0 {
+                return Ok(0);
+            }
+        }
+        let n = buf
+            .len()
+            .min(usize::try_from(self.padding).expect("below 512"));
+        buf[..n].fill(0);
+        self.padding -= n as u64;
+        Ok(n)
     }
 }
 
@@ -284,6 +329,40 @@ mod tests {
                 "{path} {kind:?}"
             );
         }
+    }
+
+    /// A tar as umoci 0.4 writes it: the last file unpadded, no end-of-archive blocks.
+    fn umoci_style_tar(name: &str, data: &[u8]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o444);
+        h.set_entry_type(EntryType::Regular);
+        b.append_data(&mut h, name, data).unwrap();
+        let mut bytes = b.into_inner().unwrap();
+        bytes.truncate(512 + data.len());
+        bytes
+    }
+
+    #[test]
+    fn reads_layers_without_padding_or_footer() {
+        let data = b"QFI\xfb not really, 37 bytes of disk".to_vec();
+        let tar = umoci_style_tar("disk/disk.img", &data);
+        let mut got = Vec::new();
+        let outcome = walk_layer(
+            &tar[..],
+            Digest::of(b"l"),
+            &mut Whiteouts::default(),
+            false,
+            |e, r| {
+                assert_eq!(e.size, data.len() as u64);
+                r.read_to_end(&mut got).unwrap();
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert!(matches!(outcome, LayerOutcome::Found(_)));
+        assert_eq!(got, data);
     }
 
     #[test]

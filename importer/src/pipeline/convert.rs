@@ -108,14 +108,23 @@ impl<'scope, 'env> Conversion<'scope, 'env> {
         reader: &mut dyn Read,
         io_error: &dyn Fn(io::Error) -> Error,
     ) -> Result<()> {
+        let mut fed = 0;
         loop {
             if self.settings.cancel.is_cancelled() {
                 return Err(Error::Cancelled);
             }
             let chunk = read_chunk(reader).map_err(io_error)?;
             if chunk.is_empty() {
+                if fed != entry.size {
+                    let cut = format!(
+                        "disk/{} ends after {fed} of its {} bytes",
+                        entry.name, entry.size
+                    );
+                    return Err(io_error(io::Error::new(io::ErrorKind::UnexpectedEof, cut)));
+                }
                 return Ok(());
             }
+            fed += chunk.len() as u64;
             if self.decoder.is_none() {
                 self.start(entry, &chunk)?;
             }
