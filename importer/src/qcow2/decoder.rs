@@ -266,7 +266,7 @@ impl Decoder {
             if from >= to {
                 continue;
             }
-            claims.push((from, to));
+            claims.push((from, to.min(own_end(&p.mapping))));
             if let Kind::Data { guest } = p.mapping.kind {
                 out.push(Extent::Data {
                     offset: GuestOffset(guest + (from - host)),
@@ -281,7 +281,7 @@ impl Decoder {
                 && end <= chunk_end
             {
                 // Whole inside this chunk: no copy; later segments must not spool it.
-                early_claims.push((e, end));
+                early_claims.push((e, own_end(&p.mapping)));
                 let p = self.pending.remove(&key).expect("present");
                 completed.push(Completed::Whole(p.mapping, slice(host, end)));
             } else {
@@ -543,6 +543,17 @@ impl Decoder {
             self.wait_for(m, Vec::new());
         }
         Ok(PassEnd::Again)
+    }
+}
+
+/// Where the bytes that surely belong to `m` end. A compressed cluster's recorded
+/// length runs to the end of the sector holding its last byte, so its last sector may
+/// begin the next compressed cluster — possibly one whose table is still to come.
+/// Those bytes are spooled as if unclaimed, so that cluster can still be served.
+fn own_end(m: &Mapping) -> u64 {
+    match m.kind {
+        Kind::Compressed { .. } => m.host.max(m.end().saturating_sub(512)),
+        _ => m.end(),
     }
 }
 
