@@ -1,1 +1,69 @@
-//! placeholder
+//! Boot-source versions on local storage: staging, sealing, publishing, cloning and
+//! garbage collection, over four kinds of backend (`dir`, `reflink`, `btrfs`, `block`).
+//!
+//! The importer writes raw bytes to a path this crate hands out; this crate knows
+//! nothing about images, registries or formats, and reads no config file (the binary
+//! builds a [`StoreConfig`]). Everything durable is in the catalog (`<state>/catalog.json`), so
+//! `bootsource status` and `bootsource clone` can open the same store while the daemon
+//! imports.
+//!
+//! ```no_run
+//! use bootsource_storage::{Begin, BackendConfig, BackendKind, Digest, Store, StoreConfig};
+//! # fn import(_: &std::path::Path) -> std::io::Result<()> { Ok(()) }
+//! let config = StoreConfig::new("/var/lib/bootsource")
+//!     .with_backend("local", BackendConfig::files(BackendKind::Dir, "/var/lib/bootsource"));
+//! let store = Store::open(config)?; // recovers from crashes, repairs `current` links
+//! let digest = Digest::parse("sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")?;
+//! match store.begin("fedora", "local", &digest, 5 << 30)? {
+//!     Begin::AlreadyPresent(version) => {
+//!         store.publish(&version)?;
+//!     }
+//!     Begin::Staging(staging) => match import(staging.path()) {
+//!         Ok(()) => {
+//!             store.commit(staging)?; // sealed and published atomically
+//!         }
+//!         Err(_) => store.abort(staging)?,
+//!     },
+//! }
+//! store.gc("fedora", 3)?;
+//! store.clone_current("fedora", "/var/lib/vms/vm1.img".as_ref())?;
+//! # Ok::<(), bootsource_storage::Error>(())
+//! ```
+//!
+//! Modules, one idea each: `config` (backends and formats), `names` (digests and
+//! volume ids), `catalog` (the on-disk record), `lock` (who may touch what),
+//! `durable` (atomic replacement), `lifecycle` (staging → sealed → published),
+//! `gc`, `recovery`, `clone`, `sparse` (sparse copy), `backend::{files, reflink,
+//! btrfs, block}`, `ioctl` (every `unsafe`), `status` (what `bootsource status` shows).
+
+mod backend;
+mod catalog;
+mod clone;
+mod config;
+mod durable;
+mod error;
+mod gc;
+mod ioctl;
+mod lifecycle;
+mod lock;
+mod names;
+mod recovery;
+mod sparse;
+mod status;
+mod step;
+mod store;
+mod time;
+
+pub use clone::{CloneMethod, CloneReport};
+pub use config::{
+    BackendConfig, BackendKind, DEFAULT_NAMESPACE, DEFAULT_STATE_DIR, Format, StoreConfig,
+};
+pub use error::{Error, Result};
+pub use gc::GcReport;
+pub use lifecycle::{Begin, Hold, Staging};
+pub use names::{Digest, VolumeId, check_namespace, check_source_name};
+pub use status::{Importing, SourceStatus, Version};
+#[doc(hidden)]
+pub use step::set_step_hook;
+pub use store::Store;
+pub use time::Timestamp;

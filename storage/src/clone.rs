@@ -1,0 +1,264 @@
+//! Clones: a new VM disk from a version.
+//!
+//! The target is a file path that does not exist yet (its directory must), or an
+//! existing block device (opened `O_EXCL`, so never a mounted one, and at least the
+//! image's size; bytes past the image are left alone). An existing regular file is
+//! refused rather than overwritten. So is any target inside what the store manages —
+//! the state directory (and with it every namespace's `current` links), every backend
+//! root (and with it every namespace's volumes) and every pool device — after
+//! resolving symlinks, as the golden-image namespace is off limits to VM disks.
+//!
+//! How: a file target gets a reflink (`FICLONE`) of the version's raw file when the
+//! file system can (`reflink` and `btrfs` backends, or a `dir` backend on XFS/btrfs,
+//! target on the same file system); otherwise, and always for block devices on either
+//! side, a [sparse copy](crate::sparse). btrfs clones are reflinks of `disk.img` out of
+//! the read-only snapshot rather than writable snapshots, which would make the VM disk
+//! a directory. While copying, the version is held (shared volume lock) so garbage
+//! collection cannot remove it; its `last_used` is then updated.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::path::{Component, Path, PathBuf};
+
+use bootsource_blockdev::BlockDevice;
+
+use crate::config::BackendKind;
+use crate::error::{Error, Result, clone_target_err, io_err};
+use crate::ioctl;
+use crate::lifecycle::Hold;
+use crate::names;
+use crate::sparse::{self, DeviceSink, FileSink};
+use crate::status::Version;
+use crate::store::Store;
+
+/// How a clone was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloneMethod {
+    /// `FICLONE`: the clone shares the version's extents.
+    Reflink,
+    /// Data copied, holes kept (zeroed on a block device).
+    SparseCopy,
+}
+
+/// What a clone did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloneReport {
+    /// The version cloned.
+    pub version: Version,
+    /// The target, symlinks resolved.
+    pub target: PathBuf,
+    /// How.
+    pub method: CloneMethod,
+    /// Bytes written as data (0 for a reflink).
+    pub bytes_written: u64,
+}
+
+/// A checked clone target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Target {
+    NewFile(PathBuf),
+    Device(PathBuf),
+}
+
+/// How many times the current version may vanish under a clone before giving up.
+const ATTEMPTS: usize = 3;
+
+impl Store {
+    /// Clones the current version of `source` to `target` (see the module docs).
+    pub fn clone_current(&self, source: &str, target: &Path) -> Result<CloneReport> {
+        self.writable()?;
+        names::check_source_name(source)?;
+        let target = resolve_target(target, &self.managed_paths())?;
+        let mut last = None;
+        for _ in 0..ATTEMPTS {
+            let version = self
+                .current(source)?
+                .ok_or_else(|| Error::NoCurrentVersion {
+                    name: source.to_owned(),
+                })?;
+            match self.hold(&version) {
+                Ok(hold) => return self.clone_held(&hold, &target),
+                // Replaced and collected between reading and holding it: take the new one.
+                Err(e @ Error::VersionGone { .. }) => last = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::NoCurrentVersion {
+            name: source.to_owned(),
+        }))
+    }
+
+    /// Clones a given version (current or not) to `target`.
+    pub fn clone_version(&self, version: &Version, target: &Path) -> Result<CloneReport> {
+        self.writable()?;
+        let target = resolve_target(target, &self.managed_paths())?;
+        let hold = self.hold(version)?;
+        self.clone_held(&hold, &target)
+    }
+
+    fn clone_held(&self, hold: &Hold, target: &Target) -> Result<CloneReport> {
+        let version = hold.version();
+        let (method, bytes_written) = match target {
+            Target::NewFile(path) => clone_to_new_file(version, path)?,
+            Target::Device(path) => (CloneMethod::SparseCopy, clone_to_device(version, path)?),
+        };
+        self.touch(version)?;
+        let target = match target {
+            Target::NewFile(p) | Target::Device(p) => p.clone(),
+        };
+        tracing::info!(source = %version.source, volume = %version.volume,
+            target = %target.display(), ?method, bytes_written, "cloned");
+        Ok(CloneReport {
+            version: version.clone(),
+            target,
+            method,
+            bytes_written,
+        })
+    }
+}
+
+/// Resolves `target` and refuses it if it falls inside anything in `managed`.
+pub(crate) fn resolve_target(target: &Path, managed: &[PathBuf]) -> Result<Target> {
+    let resolved = match fs::canonicalize(target) {
+        Ok(path) => path,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let Some(Component::Normal(name)) = target.components().next_back() else {
+                return Err(io_err("resolve clone target", target)(
+                    io::ErrorKind::InvalidInput.into(),
+                ));
+            };
+            let parent = match target.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            fs::canonicalize(parent)
+                .map_err(io_err("resolve directory of clone target", parent))?
+                .join(name)
+        }
+        Err(e) => return Err(io_err("resolve clone target", target)(e)),
+    };
+    if let Some(root) = managed.iter().find(|m| resolved.starts_with(m)) {
+        return Err(Error::CloneTargetForbidden {
+            target: resolved,
+            managed: root.clone(),
+        });
+    }
+    match fs::metadata(&resolved) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Target::NewFile(resolved)),
+        Err(e) => Err(io_err("stat clone target", &resolved)(e)),
+        Ok(m) if m.file_type().is_block_device() => Ok(Target::Device(resolved)),
+        Ok(_) => Err(Error::CloneTargetExists(resolved)),
+    }
+}
+
+/// Reflink, or sparse copy where reflinks are not possible; the file is removed again
+/// if the clone fails.
+fn clone_to_new_file(version: &Version, path: &Path) -> Result<(CloneMethod, u64)> {
+    let src = File::open(&version.path).map_err(io_err("open", &version.path))?;
+    let dst = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(path)
+        .map_err(io_err("create clone target", path))?;
+    let result = fill_new_file(version, &src, &dst, path);
+    if result.is_err() {
+        let _ = fs::remove_file(path);
+    }
+    result
+}
+
+fn fill_new_file(
+    version: &Version,
+    src: &File,
+    dst: &File,
+    path: &Path,
+) -> Result<(CloneMethod, u64)> {
+    if version.kind != BackendKind::Block {
+        match ioctl::ficlone(dst, src) {
+            Ok(()) => {
+                dst.sync_all().map_err(io_err("fsync", path))?;
+                return Ok((CloneMethod::Reflink, 0));
+            }
+            Err(e) if reflink_impossible(&e) => {}
+            Err(e) => return Err(io_err("FICLONE to", path)(e)),
+        }
+    }
+    dst.set_len(version.size).map_err(io_err("size", path))?;
+    let stats = sparse::copy(
+        src,
+        &version.path,
+        version.size,
+        &mut FileSink { file: dst, path },
+    )?;
+    Ok((CloneMethod::SparseCopy, stats.data_bytes))
+}
+
+/// Errors that mean "no reflink here" rather than "something broke".
+fn reflink_impossible(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EXDEV | libc::EOPNOTSUPP | libc::EINVAL | libc::ENOTTY | libc::ENOSYS)
+    )
+}
+
+fn clone_to_device(version: &Version, path: &Path) -> Result<u64> {
+    let dev = BlockDevice::open_exclusive(path).map_err(clone_target_err)?;
+    if dev.size() < version.size {
+        return Err(Error::CloneTargetTooSmall {
+            target: path.to_owned(),
+            available: dev.size(),
+            needed: version.size,
+        });
+    }
+    let src = File::open(&version.path).map_err(io_err("open", &version.path))?;
+    let stats = sparse::copy(
+        &src,
+        &version.path,
+        version.size,
+        &mut DeviceSink::new(&dev),
+    )?;
+    Ok(stats.data_bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_inside_managed_paths_are_refused_after_resolving() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("store");
+        let vms = dir.path().join("vms");
+        fs::create_dir_all(root.join("os-images/fedora")).unwrap();
+        fs::create_dir_all(&vms).unwrap();
+        std::os::unix::fs::symlink(root.join("os-images"), vms.join("sneaky")).unwrap();
+        let managed = [fs::canonicalize(&root).unwrap()];
+
+        for bad in [
+            root.join("os-images/fedora/vm.img"),
+            root.join("vm.img"),
+            vms.join("sneaky/vm.img"),
+            vms.join("../store/vm.img"),
+        ] {
+            let err = resolve_target(&bad, &managed).unwrap_err();
+            assert!(
+                matches!(err, Error::CloneTargetForbidden { .. }),
+                "{bad:?}: {err}"
+            );
+        }
+        let ok = resolve_target(&vms.join("vm.img"), &managed).unwrap();
+        assert_eq!(
+            ok,
+            Target::NewFile(fs::canonicalize(&vms).unwrap().join("vm.img"))
+        );
+
+        fs::write(vms.join("exists.img"), b"x").unwrap();
+        assert!(matches!(
+            resolve_target(&vms.join("exists.img"), &managed),
+            Err(Error::CloneTargetExists(_))
+        ));
+        assert!(resolve_target(&vms.join("missing-dir/vm.img"), &managed).is_err());
+    }
+}

@@ -1,0 +1,395 @@
+//! What the store is told: where its state lives, the golden-image namespace, and the
+//! named backends (like storage classes).
+//!
+//! These types deserialize from the `[storage.NAME]` tables of the daemon's TOML config,
+//! but this crate never reads a file: the binary parses its config and hands a
+//! [`StoreConfig`] to [`Store::open`](crate::Store::open), which validates it here.
+//!
+//! `format` follows CDI's `dataImportCronSourceFormat`: `snapshot` makes each sealed
+//! version a snapshot (a reflinked copy, or a read-only btrfs snapshot) and is only
+//! possible on `reflink` and `btrfs`; `volume` keeps the imported volume itself, made
+//! read-only. Left out, it is the best the backend can do (`snapshot` on reflink and
+//! btrfs, `volume` on dir and block); asking for `snapshot` on dir or block is an error,
+//! not a silent downgrade.
+//!
+//! Where `state_dir` comes from is the binary's business; `/var/lib/bootsource` is the
+//! default, and it may equal the root of a `dir` backend: the store's own entries
+//! (`catalog.json`, `.locks/`, `<namespace>/<source>/current`) never collide with
+//! volumes (`<namespace>/<source>/<source>-<hex>`).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::names;
+
+/// The default golden-image namespace (as HyperConverged's `commonBootImageNamespace`).
+pub const DEFAULT_NAMESPACE: &str = "os-images";
+
+/// The default state directory.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/bootsource";
+
+/// The store's configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Where the catalog, the locks and the `current` links live.
+    pub state_dir: PathBuf,
+    /// The golden-image namespace new versions go to.
+    pub namespace: String,
+    /// The backends, by name.
+    pub backends: BTreeMap<String, BackendConfig>,
+}
+
+/// The kind of a backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// Sparse raw files on any file system.
+    Dir,
+    /// Sparse raw files on XFS (reflink=1) or btrfs, sealed and cloned by `FICLONE`.
+    Reflink,
+    /// One btrfs subvolume per version.
+    Btrfs,
+    /// A pool of block devices, one version per device.
+    Block,
+}
+
+impl BackendKind {
+    /// Whether versions are files under a root directory (every kind but `block`).
+    pub fn is_file_based(self) -> bool {
+        self != Self::Block
+    }
+
+    fn can_snapshot(self) -> bool {
+        matches!(self, Self::Reflink | Self::Btrfs)
+    }
+}
+
+impl fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Dir => "dir",
+            Self::Reflink => "reflink",
+            Self::Btrfs => "btrfs",
+            Self::Block => "block",
+        })
+    }
+}
+
+/// How a sealed version is kept (CDI's `dataImportCronSourceFormat`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// A snapshot of the imported volume (reflink copy or read-only btrfs snapshot).
+    Snapshot,
+    /// The imported volume itself, made read-only.
+    Volume,
+}
+
+/// One named backend, as written in `[storage.NAME]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendConfig {
+    /// `dir`, `reflink`, `btrfs` or `block`.
+    pub kind: BackendKind,
+    /// The root directory (every kind but `block`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
+    /// The pool (`block` only). Prefer stable names (`/dev/disk/by-id/…`): the catalog
+    /// records the path, and a renumbered `/dev/sdX` would point at someone else's disk.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<PathBuf>,
+    /// `snapshot` or `volume`; the backend's best when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<Format>,
+}
+
+impl BackendConfig {
+    /// A file-based backend rooted at `path`, in its default format.
+    pub fn files(kind: BackendKind, path: impl Into<PathBuf>) -> Self {
+        Self {
+            kind,
+            path: Some(path.into()),
+            devices: Vec::new(),
+            format: None,
+        }
+    }
+
+    /// A block pool, in `volume` format.
+    pub fn block(devices: Vec<PathBuf>) -> Self {
+        Self {
+            kind: BackendKind::Block,
+            path: None,
+            devices,
+            format: None,
+        }
+    }
+
+    /// The same backend with an explicit format.
+    pub fn with_format(mut self, format: Format) -> Self {
+        self.format = Some(format);
+        self
+    }
+}
+
+/// Where a validated backend keeps its versions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Place {
+    /// Under this root directory.
+    Root(PathBuf),
+    /// On these devices.
+    Pool(Vec<PathBuf>),
+}
+
+/// A backend after validation: format resolved, place known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Backend {
+    pub name: String,
+    pub kind: BackendKind,
+    pub format: Format,
+    pub place: Place,
+}
+
+impl Backend {
+    /// The root directory of a file-based backend.
+    pub fn root(&self) -> Option<&Path> {
+        match &self.place {
+            Place::Root(root) => Some(root),
+            Place::Pool(_) => None,
+        }
+    }
+}
+
+impl StoreConfig {
+    /// A config with the default namespace and no backends.
+    pub fn new(state_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            state_dir: state_dir.into(),
+            namespace: DEFAULT_NAMESPACE.to_owned(),
+            backends: BTreeMap::new(),
+        }
+    }
+
+    /// The same config with one more backend.
+    pub fn with_backend(mut self, name: &str, backend: BackendConfig) -> Self {
+        self.backends.insert(name.to_owned(), backend);
+        self
+    }
+
+    /// Checks everything that can be checked without touching the disk.
+    pub(crate) fn validate(&self) -> Result<Vec<Backend>> {
+        names::check_namespace(&self.namespace)?;
+        if !self.state_dir.is_absolute() {
+            return Err(config_err(
+                "*",
+                format!("state_dir {} must be absolute", self.state_dir.display()),
+            ));
+        }
+        let backends = self
+            .backends
+            .iter()
+            .map(|(name, cfg)| validate_backend(name, cfg))
+            .collect::<Result<Vec<_>>>()?;
+        check_roots_disjoint(&backends)?;
+        check_devices_unique(&backends)?;
+        Ok(backends)
+    }
+}
+
+fn config_err(backend: &str, reason: String) -> Error {
+    Error::Config {
+        backend: backend.to_owned(),
+        reason,
+    }
+}
+
+fn validate_backend(name: &str, cfg: &BackendConfig) -> Result<Backend> {
+    names::check_backend_name(name)?;
+    let kind = cfg.kind;
+    let format = match (cfg.format, kind.can_snapshot()) {
+        (None, true) | (Some(Format::Snapshot), true) => Format::Snapshot,
+        (None, false) | (Some(Format::Volume), _) => Format::Volume,
+        (Some(Format::Snapshot), false) => {
+            return Err(config_err(
+                name,
+                format!(
+                    "format = \"snapshot\" needs a backend that can snapshot \
+                     (kind = \"reflink\" or \"btrfs\"); a {kind} backend supports \
+                     format = \"volume\""
+                ),
+            ));
+        }
+    };
+    let place = match (kind, &cfg.path, cfg.devices.is_empty()) {
+        (BackendKind::Block, None, false) => {
+            for dev in &cfg.devices {
+                if !dev.is_absolute() {
+                    return Err(config_err(
+                        name,
+                        format!("device {} must be an absolute path", dev.display()),
+                    ));
+                }
+            }
+            Place::Pool(cfg.devices.clone())
+        }
+        (BackendKind::Block, _, _) => {
+            return Err(config_err(
+                name,
+                "a block backend takes `devices = [...]` (at least one) and no `path`".into(),
+            ));
+        }
+        (_, Some(path), true) if path.is_absolute() => Place::Root(path.clone()),
+        (_, _, _) => {
+            return Err(config_err(
+                name,
+                format!("a {kind} backend takes an absolute `path` and no `devices`"),
+            ));
+        }
+    };
+    Ok(Backend {
+        name: name.to_owned(),
+        kind,
+        format,
+        place,
+    })
+}
+
+/// Two backends sharing a tree would see each other's volumes as leftovers.
+fn check_roots_disjoint(backends: &[Backend]) -> Result<()> {
+    for (i, a) in backends.iter().enumerate() {
+        for b in &backends[i + 1..] {
+            if let (Some(ra), Some(rb)) = (a.root(), b.root()) {
+                if ra.starts_with(rb) || rb.starts_with(ra) {
+                    return Err(config_err(
+                        &b.name,
+                        format!(
+                            "root {} overlaps the root {} of backend {}",
+                            rb.display(),
+                            ra.display(),
+                            a.name
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_devices_unique(backends: &[Backend]) -> Result<()> {
+    let mut seen: BTreeMap<PathBuf, &str> = BTreeMap::new();
+    for backend in backends {
+        let Place::Pool(devices) = &backend.place else {
+            continue;
+        };
+        for dev in devices {
+            let key = std::fs::canonicalize(dev).unwrap_or_else(|_| dev.clone());
+            if let Some(other) = seen.insert(key, &backend.name) {
+                return Err(config_err(
+                    &backend.name,
+                    format!("device {} is also listed by backend {other}", dev.display()),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store(backends: &[(&str, BackendConfig)]) -> StoreConfig {
+        backends
+            .iter()
+            .fold(StoreConfig::new("/var/lib/bootsource"), |c, (n, b)| {
+                c.with_backend(n, b.clone())
+            })
+    }
+
+    #[test]
+    fn format_defaults_to_what_the_backend_can_do() {
+        let cfg = store(&[
+            ("d", BackendConfig::files(BackendKind::Dir, "/d")),
+            ("r", BackendConfig::files(BackendKind::Reflink, "/r")),
+            ("b", BackendConfig::block(vec!["/dev/null-a".into()])),
+        ]);
+        let formats: Vec<_> = cfg
+            .validate()
+            .unwrap()
+            .into_iter()
+            .map(|b| b.format)
+            .collect();
+        // BTreeMap order: b, d, r.
+        assert_eq!(formats, [Format::Volume, Format::Volume, Format::Snapshot]);
+    }
+
+    #[test]
+    fn snapshot_on_dir_or_block_is_a_config_error() {
+        for b in [
+            BackendConfig::files(BackendKind::Dir, "/d"),
+            BackendConfig::block(vec!["/dev/x".into()]),
+        ] {
+            let err = store(&[("local", b.with_format(Format::Snapshot))])
+                .validate()
+                .unwrap_err();
+            let msg = err.to_string();
+            assert!(msg.contains("local") && msg.contains("reflink"), "{msg}");
+        }
+    }
+
+    #[test]
+    fn parses_the_documented_toml_shape() {
+        let json = r#"{"kind": "reflink", "path": "/srv/xfs", "format": "volume"}"#;
+        let b: BackendConfig = serde_json::from_str(json).unwrap();
+        assert_eq!(b.kind, BackendKind::Reflink);
+        assert_eq!(b.format, Some(Format::Volume));
+        let bad = r#"{"kind": "dir", "path": "/x", "colour": "blue"}"#;
+        assert!(serde_json::from_str::<BackendConfig>(bad).is_err());
+    }
+
+    #[test]
+    fn overlapping_roots_and_shared_devices_are_refused() {
+        let nested = store(&[
+            ("a", BackendConfig::files(BackendKind::Dir, "/srv/a")),
+            ("b", BackendConfig::files(BackendKind::Dir, "/srv/a/b")),
+        ]);
+        assert!(
+            nested
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("overlaps")
+        );
+        let shared = store(&[
+            ("p", BackendConfig::block(vec!["/dev/fake0".into()])),
+            ("q", BackendConfig::block(vec!["/dev/fake0".into()])),
+        ]);
+        assert!(
+            shared
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("also listed")
+        );
+    }
+
+    #[test]
+    fn kinds_take_the_right_place() {
+        for bad in [
+            BackendConfig::files(BackendKind::Block, "/x"),
+            BackendConfig::block(vec![]),
+            BackendConfig::files(BackendKind::Dir, "relative"),
+            BackendConfig {
+                devices: vec!["/dev/x".into()],
+                ..BackendConfig::files(BackendKind::Dir, "/x")
+            },
+        ] {
+            assert!(store(&[("x", bad.clone())]).validate().is_err(), "{bad:?}");
+        }
+    }
+}

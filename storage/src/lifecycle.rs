@@ -1,0 +1,335 @@
+//! A version's life: staging → sealed → published, and holding a version.
+//!
+//! ```text
+//! begin   catalog lock: digest already on this backend? → AlreadyPresent
+//!         volume lock (exclusive, kept by the Staging) · choose location / device
+//!         record {state: staging} saved · staging file dir / subvolume created
+//! (importer writes staging.path())
+//! commit  seal: size check, fsync, chmod 0444, snapshot or rename into place
+//!         catalog lock: record ready + current, old current demoted — ONE catalog
+//!         write, the atomic publish · `current` symlink replaced (tmp + rename)
+//!         volume lock released
+//! abort   record marked removing · data removed · record dropped
+//! ```
+//!
+//! The catalog write in `commit` is the commit point: before it, the previous version is
+//! current and everything new is named by a `staging` record whose lock dies with the
+//! process; after it, the new version is current. The symlink follows the catalog and
+//! is repaired from it at start-up, so a crash between the two is harmless.
+
+use std::path::{Path, PathBuf};
+
+use crate::backend;
+use crate::catalog::{State, VolumeKey, VolumeRecord};
+use crate::config::BackendKind;
+use crate::error::{Error, Result};
+use crate::gc::Current;
+use crate::lock::{FileLock, Mode};
+use crate::names::{Digest, VolumeId};
+use crate::status::Version;
+use crate::step;
+use crate::store::Store;
+use crate::time::Timestamp;
+
+/// What [`Store::begin`] found.
+#[derive(Debug)]
+pub enum Begin {
+    /// This digest is already a sealed version on this backend: nothing to import.
+    /// [`Store::publish`] makes it current again if it is not.
+    AlreadyPresent(Version),
+    /// A staging volume to import into.
+    Staging(Staging),
+}
+
+/// A volume being imported. Give it to [`Store::commit`] or [`Store::abort`]; dropped
+/// without either (a cancelled task, a panic), it is left for
+/// [`recover`](Store::recover), which the next `begin` or start-up runs.
+#[derive(Debug)]
+pub struct Staging {
+    key: VolumeKey,
+    source: String,
+    digest: Digest,
+    path: PathBuf,
+    virtual_size: u64,
+    is_block_device: bool,
+    lock: Option<FileLock>,
+}
+
+impl Staging {
+    /// Where the importer writes the raw disk: a file path that does not exist yet (its
+    /// directory does; create it, sparse, sized to the virtual size) or, for a block
+    /// backend, an existing block device (open it `O_EXCL`, write, fsync, close).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether [`path`](Self::path) is a block device.
+    pub fn is_block_device(&self) -> bool {
+        self.is_block_device
+    }
+
+    /// The volume id.
+    pub fn volume(&self) -> &VolumeId {
+        &self.key.volume
+    }
+
+    /// The manifest digest being imported.
+    pub fn digest(&self) -> &Digest {
+        &self.digest
+    }
+
+    /// The boot source.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The virtual size announced to `begin`; `commit` checks the file has it.
+    pub fn virtual_size(&self) -> u64 {
+        self.virtual_size
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if self.lock.is_some() {
+            tracing::warn!(volume = %self.key.volume, "staging volume dropped without commit or abort; \
+                removed by the next recovery");
+        }
+    }
+}
+
+/// A version a clone (or anything reading it) is using: garbage collection skips it
+/// until this is dropped.
+#[derive(Debug)]
+pub struct Hold {
+    version: Version,
+    _lock: FileLock,
+}
+
+impl Hold {
+    /// The version held.
+    pub fn version(&self) -> &Version {
+        &self.version
+    }
+}
+
+impl Store {
+    /// Starts importing `digest` for `source` onto `backend`, once the image's virtual
+    /// size is known (a block pool needs it to choose a device).
+    pub fn begin(
+        &self,
+        source: &str,
+        backend: &str,
+        digest: &Digest,
+        virtual_size: u64,
+    ) -> Result<Begin> {
+        self.writable()?;
+        let volume = VolumeId::new(source, digest)?;
+        let backend = self.backend(backend)?;
+        let key = VolumeKey {
+            namespace: self.namespace().to_owned(),
+            backend: backend.name.clone(),
+            volume,
+        };
+        self.sweep_dead()?;
+        let mut locked = self.catalog.lock()?;
+        if let Some(r) = locked.catalog.find(&key) {
+            return match r.state {
+                State::Ready => Ok(Begin::AlreadyPresent(r.into())),
+                State::Staging => Err(busy(&key, "another import is staging it")),
+                State::Removing => Err(busy(&key, "it is being removed")),
+            };
+        }
+        let lock = self
+            .volume_lock(&key, Mode::ExclusiveNow)?
+            .ok_or_else(|| busy(&key, "another process holds its lock"))?;
+        let location = backend::locate(
+            backend,
+            &locked.catalog,
+            &key.namespace,
+            source,
+            key.volume.as_str(),
+            virtual_size,
+        )?;
+        let record = VolumeRecord::staging(&key, source, digest, backend, location, virtual_size);
+        locked.catalog.volumes.push(record.clone());
+        locked.save()?;
+        step::reached("begin.recorded");
+        let prepared = backend::prepare_staging(&record);
+        drop(locked);
+        if let Err(e) = prepared {
+            self.discard_staging(key, lock);
+            return Err(e);
+        }
+        step::reached("begin.prepared");
+        tracing::info!(source, digest = %digest, volume = %record.volume, backend = %backend.name,
+            size = virtual_size, "staging");
+        Ok(Begin::Staging(Staging {
+            key,
+            source: source.to_owned(),
+            digest: digest.clone(),
+            path: record.staging_path.unwrap_or(record.path),
+            virtual_size,
+            is_block_device: backend.kind == BackendKind::Block,
+            lock: Some(lock),
+        }))
+    }
+
+    /// Removes a staging volume after a failure, leaving it to recovery if even that
+    /// fails (the original error is the one worth reporting).
+    fn discard_staging(&self, key: VolumeKey, lock: FileLock) {
+        let volume = key.volume.clone();
+        if let Err(e) = self.retire(vec![(key, lock)], Current::Keep) {
+            tracing::warn!(volume = %volume, error = %e,
+                "could not remove the staging volume; left for recovery");
+        }
+    }
+
+    /// Seals the imported volume and publishes it as its source's current version, in
+    /// one atomic catalog write. On failure the staging volume is removed and the
+    /// previous current version stays current.
+    pub fn commit(&self, mut staging: Staging) -> Result<Version> {
+        self.writable()?;
+        let lock = staging.lock.take();
+        let record = self
+            .catalog
+            .load()?
+            .find(&staging.key)
+            .filter(|r| r.state == State::Staging)
+            .cloned()
+            .ok_or_else(|| lost(&staging.key))?;
+        if let Err(e) = backend::seal(&record) {
+            if let Some(lock) = lock {
+                self.discard_staging(staging.key.clone(), lock);
+            }
+            return Err(e);
+        }
+        step::reached("commit.sealed");
+        let mut locked = self.catalog.lock()?;
+        let now = Timestamp::now();
+        let r = locked
+            .catalog
+            .find_mut(&staging.key)
+            .ok_or_else(|| lost(&staging.key))?;
+        r.state = State::Ready;
+        r.staging_path = None;
+        r.created = now;
+        locked.catalog.set_current(&staging.key, now);
+        locked.save()?;
+        step::reached("commit.published");
+        if let Err(e) = self.link_current(&locked.catalog, &staging.key.namespace, &staging.source)
+        {
+            tracing::warn!(source = %staging.source, error = %e,
+                "could not switch the current link; repaired at the next start");
+        }
+        step::reached("commit.linked");
+        let version = locked
+            .catalog
+            .find(&staging.key)
+            .map(Version::from)
+            .ok_or_else(|| lost(&staging.key))?;
+        drop(locked);
+        drop(lock);
+        tracing::info!(source = %version.source, digest = %version.digest, volume = %version.volume,
+            path = %version.path.display(), "published");
+        Ok(version)
+    }
+
+    /// Gives up an import: the staging volume (file, subvolume, or device, which is
+    /// discarded) is removed; the current version is untouched.
+    pub fn abort(&self, mut staging: Staging) -> Result<()> {
+        self.writable()?;
+        let Some(lock) = staging.lock.take() else {
+            return Ok(());
+        };
+        tracing::info!(source = %staging.source, volume = %staging.key.volume, "import aborted");
+        self.retire(vec![(staging.key.clone(), lock)], Current::Keep)?;
+        Ok(())
+    }
+
+    /// Makes an existing version current again (the tag moved back to a digest still
+    /// kept, found by [`begin`](Store::begin) as `AlreadyPresent`).
+    pub fn publish(&self, version: &Version) -> Result<Version> {
+        self.writable()?;
+        let key = key_of(version);
+        let mut locked = self.catalog.lock()?;
+        match locked.catalog.find(&key) {
+            Some(r) if r.state == State::Ready && r.current => return Ok(r.into()),
+            Some(r) if r.state == State::Ready => {}
+            _ => return Err(gone(version)),
+        }
+        locked.catalog.set_current(&key, Timestamp::now());
+        locked.save()?;
+        self.link_current(&locked.catalog, &key.namespace, &version.source)?;
+        let published = locked
+            .catalog
+            .find(&key)
+            .map(Version::from)
+            .ok_or_else(|| gone(version))?;
+        tracing::info!(source = %published.source, volume = %published.volume, "published again");
+        Ok(published)
+    }
+
+    /// Holds a version against garbage collection (a shared volume lock), after
+    /// checking it still exists. Waits while the version is being removed, then fails
+    /// with [`Error::VersionGone`].
+    pub fn hold(&self, version: &Version) -> Result<Hold> {
+        self.writable()?;
+        let key = key_of(version);
+        let lock = self
+            .volume_lock(&key, Mode::Shared)?
+            .ok_or_else(|| busy(&key, "lock refused"))?;
+        let still_there = self
+            .catalog
+            .load()?
+            .find(&key)
+            .is_some_and(|r| r.state == State::Ready);
+        if !still_there {
+            return Err(gone(version));
+        }
+        Ok(Hold {
+            version: version.clone(),
+            _lock: lock,
+        })
+    }
+
+    /// Records that a version was just used.
+    pub(crate) fn touch(&self, version: &Version) -> Result<()> {
+        let mut locked = self.catalog.lock()?;
+        if let Some(r) = locked.catalog.find_mut(&key_of(version)) {
+            r.last_used = Timestamp::now();
+            locked.save()?;
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn key_of(v: &Version) -> VolumeKey {
+    VolumeKey {
+        namespace: v.namespace.clone(),
+        backend: v.backend.clone(),
+        volume: v.volume.clone(),
+    }
+}
+
+fn busy(key: &VolumeKey, why: &'static str) -> Error {
+    Error::VolumeBusy {
+        volume: key.volume.clone(),
+        backend: key.backend.clone(),
+        why,
+    }
+}
+
+fn lost(key: &VolumeKey) -> Error {
+    Error::StagingLost {
+        volume: key.volume.clone(),
+        backend: key.backend.clone(),
+    }
+}
+
+fn gone(v: &Version) -> Error {
+    Error::VersionGone {
+        name: v.source.clone(),
+        volume: v.volume.clone(),
+    }
+}

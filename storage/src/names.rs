@@ -1,0 +1,218 @@
+//! Names that become path components: manifest digests, volume ids, and the checks on
+//! namespace, source and backend names.
+//!
+//! A volume id is `<source>-<first 12 hex digits of the manifest digest>`, so the same
+//! digest always lands on the same name: re-importing it is a no-op, and a leftover
+//! from a crashed import is recognisable by name alone. Every name is checked before it
+//! touches the file system: no `/`, no leading dot, nothing that could climb out of the
+//! store's directories. Namespaces follow Kubernetes namespace rules (a DNS label), which
+//! also keeps them from colliding with the store's own files (`catalog.json`, `.locks`).
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::error::{Error, Result};
+
+/// A manifest digest, `sha256:<64 lowercase hex digits>`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct Digest(String);
+
+impl Digest {
+    /// Checks and wraps a digest.
+    pub fn parse(s: &str) -> Result<Self> {
+        let hex = s
+            .strip_prefix("sha256:")
+            .ok_or_else(|| Error::InvalidDigest(s.to_owned()))?;
+        let valid = hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if !valid {
+            return Err(Error::InvalidDigest(s.to_owned()));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    /// The digest as written, `sha256:…`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The 64 hex digits.
+    fn hex(&self) -> &str {
+        &self.0["sha256:".len()..]
+    }
+}
+
+impl FromStr for Digest {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Self::parse(s)
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Digest {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Self::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Number of digest hex digits in a volume id.
+const ID_HEX_DIGITS: usize = 12;
+
+/// The name of one imported version: `<source>-<first 12 hex digits of its digest>`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct VolumeId(String);
+
+impl VolumeId {
+    /// The id of `digest` imported for `source`.
+    pub fn new(source: &str, digest: &Digest) -> Result<Self> {
+        check_source_name(source)?;
+        Ok(Self(format!("{source}-{}", &digest.hex()[..ID_HEX_DIGITS])))
+    }
+
+    /// Whether `name` is a volume id of `source`: how leftovers are recognised when a
+    /// directory is swept, so that nothing else is ever removed.
+    pub fn is_volume_of(name: &str, source: &str) -> bool {
+        name.strip_prefix(source)
+            .and_then(|rest| rest.strip_prefix('-'))
+            .is_some_and(|hex| {
+                hex.len() == ID_HEX_DIGITS
+                    && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+            })
+    }
+
+    /// The id as a string (also its file or directory name).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for VolumeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Checks a golden-image namespace: a DNS label (`[a-z0-9]([-a-z0-9]*[a-z0-9])?`, at
+/// most 63 characters), as Kubernetes namespaces are.
+pub fn check_namespace(name: &str) -> Result<()> {
+    let invalid = |reason| Error::InvalidName {
+        what: "namespace",
+        name: name.to_owned(),
+        reason,
+    };
+    if name.is_empty() || name.len() > 63 {
+        return Err(invalid("must be 1 to 63 characters"));
+    }
+    if !name
+        .bytes()
+        .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'-'))
+    {
+        return Err(invalid("only a-z, 0-9 and '-' are allowed"));
+    }
+    if name.starts_with('-') || name.ends_with('-') {
+        return Err(invalid("must start and end with a letter or digit"));
+    }
+    Ok(())
+}
+
+/// Checks a boot-source name.
+pub fn check_source_name(name: &str) -> Result<()> {
+    check_component("source", name)
+}
+
+/// Checks a storage backend name.
+pub fn check_backend_name(name: &str) -> Result<()> {
+    check_component("backend", name)
+}
+
+/// A name usable as one path component: `[A-Za-z0-9][A-Za-z0-9._-]*`, at most 200 bytes.
+fn check_component(what: &'static str, name: &str) -> Result<()> {
+    let invalid = |reason| Error::InvalidName {
+        what,
+        name: name.to_owned(),
+        reason,
+    };
+    if name.is_empty() || name.len() > 200 {
+        return Err(invalid("must be 1 to 200 characters"));
+    }
+    if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        return Err(invalid("must start with a letter or digit"));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        return Err(invalid(
+            "only letters, digits, '.', '_' and '-' are allowed",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DIGEST: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn volume_id_is_source_and_twelve_hex_digits() {
+        let d = Digest::parse(DIGEST).unwrap();
+        let id = VolumeId::new("fedora", &d).unwrap();
+        assert!(VolumeId::new("../etc", &d).is_err());
+        assert_eq!(id.as_str(), "fedora-0123456789ab");
+        assert!(VolumeId::is_volume_of(id.as_str(), "fedora"));
+        assert!(!VolumeId::is_volume_of(id.as_str(), "fedor"));
+        assert!(!VolumeId::is_volume_of("fedora-0123456789a", "fedora"));
+        assert!(!VolumeId::is_volume_of("fedora-0123456789AB", "fedora"));
+        assert!(!VolumeId::is_volume_of("current", "fedora"));
+    }
+
+    #[test]
+    fn digests_must_be_sha256_lowercase_hex() {
+        assert!(Digest::parse(DIGEST).is_ok());
+        for bad in [
+            "",
+            "sha256:",
+            &DIGEST[..70],
+            &DIGEST.to_uppercase(),
+            &DIGEST.replace("sha256", "sha512"),
+            &format!("{DIGEST}0"),
+            "sha256:../../../../etc/passwd0123456789abcdef0123456789abcdef01234567",
+        ] {
+            assert!(Digest::parse(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn names_cannot_escape_their_directory() {
+        for bad in ["", ".", "..", ".hidden", "a/b", "-x", "a b", "ä"] {
+            assert!(check_source_name(bad).is_err(), "{bad:?} accepted");
+        }
+        for good in ["fedora", "centos-stream9", "ubuntu22.04", "Win_11"] {
+            check_source_name(good).unwrap();
+        }
+        for bad in [
+            "",
+            "OS-images",
+            "os_images",
+            "-os",
+            "os-",
+            "catalog.json",
+            ".locks",
+        ] {
+            assert!(check_namespace(bad).is_err(), "{bad:?} accepted");
+        }
+        check_namespace("os-images").unwrap();
+    }
+}

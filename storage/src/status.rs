@@ -1,0 +1,158 @@
+//! What the store reports: versions, per-source status, orphans.
+//!
+//! [`Version`] and [`SourceStatus`] serialize to exactly the fields of the
+//! `bootsource status --json` contract (DESIGN.md): a version is `{"digest", "volume",
+//! "path", "created", "last_used"}`, a source's `current` is `{"digest", "volume",
+//! "path"}` or `null`. The binary adds its own fields (`name`, `auto_update`,
+//! `last_poll`, `last_error`, `importing` with byte counts) around them, for instance
+//! with `#[serde(flatten)]`. Everything else is available as plain fields.
+
+use std::path::PathBuf;
+
+use serde::{Serialize, Serializer};
+
+use crate::catalog::{State, VolumeRecord};
+use crate::config::BackendKind;
+use crate::names::{Digest, VolumeId};
+use crate::time::Timestamp;
+
+/// One sealed version of a boot source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Version {
+    /// The manifest digest it was imported from.
+    pub digest: Digest,
+    /// Its volume id.
+    pub volume: VolumeId,
+    /// The file or device holding the raw disk.
+    pub path: PathBuf,
+    /// When it was sealed.
+    pub created: Timestamp,
+    /// When it was last current or cloned.
+    pub last_used: Timestamp,
+    /// Its golden-image namespace.
+    #[serde(skip)]
+    pub namespace: String,
+    /// Its boot source.
+    #[serde(skip)]
+    pub source: String,
+    /// The backend it lives on.
+    #[serde(skip)]
+    pub backend: String,
+    /// The backend's kind.
+    #[serde(skip)]
+    pub kind: BackendKind,
+    /// The virtual size in bytes.
+    #[serde(skip)]
+    pub size: u64,
+    /// Whether it is its source's current version.
+    #[serde(skip)]
+    pub current: bool,
+}
+
+impl From<&VolumeRecord> for Version {
+    fn from(r: &VolumeRecord) -> Self {
+        Self {
+            digest: r.digest.clone(),
+            volume: r.volume.clone(),
+            path: r.path.clone(),
+            created: r.created,
+            last_used: r.last_used,
+            namespace: r.namespace.clone(),
+            source: r.source.clone(),
+            backend: r.backend.clone(),
+            kind: r.kind,
+            size: r.size,
+            current: r.current,
+        }
+    }
+}
+
+/// An import in progress, as the catalog knows it (byte counts are the importer's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Importing {
+    /// The digest being imported.
+    pub digest: Digest,
+    /// Its volume id.
+    pub volume: VolumeId,
+    /// The backend it goes to.
+    pub backend: String,
+    /// The virtual size being written.
+    pub virtual_size: u64,
+    /// When staging began.
+    pub started: Timestamp,
+}
+
+impl From<&VolumeRecord> for Importing {
+    fn from(r: &VolumeRecord) -> Self {
+        Self {
+            digest: r.digest.clone(),
+            volume: r.volume.clone(),
+            backend: r.backend.clone(),
+            virtual_size: r.size,
+            started: r.created,
+        }
+    }
+}
+
+/// What the store holds for one boot source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SourceStatus {
+    /// The source.
+    pub name: String,
+    /// Its current version.
+    #[serde(serialize_with = "current_ref")]
+    pub current: Option<Version>,
+    /// Every sealed version, current included, oldest first.
+    pub versions: Vec<Version>,
+    /// An import being staged, if any.
+    #[serde(skip)]
+    pub importing: Option<Importing>,
+}
+
+impl SourceStatus {
+    pub(crate) fn from_records<'a>(
+        name: &str,
+        records: impl Iterator<Item = &'a VolumeRecord>,
+    ) -> Self {
+        let mut status = Self {
+            name: name.to_owned(),
+            current: None,
+            versions: Vec::new(),
+            importing: None,
+        };
+        for r in records {
+            match r.state {
+                State::Ready => {
+                    if r.current {
+                        status.current = Some(r.into());
+                    }
+                    status.versions.push(r.into());
+                }
+                State::Staging => status.importing = Some(r.into()),
+                State::Removing => {}
+            }
+        }
+        status
+            .versions
+            .sort_by_key(|v| (v.created, v.volume.clone()));
+        status
+    }
+}
+
+/// `current` as the contract has it: `{"digest", "volume", "path"}` or `null`.
+fn current_ref<S: Serializer>(current: &Option<Version>, s: S) -> Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    struct CurrentRef<'a> {
+        digest: &'a Digest,
+        volume: &'a VolumeId,
+        path: &'a PathBuf,
+    }
+    current
+        .as_ref()
+        .map(|v| CurrentRef {
+            digest: &v.digest,
+            volume: &v.volume,
+            path: &v.path,
+        })
+        .serialize(s)
+}

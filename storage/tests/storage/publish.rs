@@ -1,0 +1,197 @@
+//! Staging, sealing and publishing on a `dir` backend; what `status` sees.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+
+use bootsource_storage::{BackendConfig, BackendKind, Begin, Error, Store, StoreConfig};
+
+use crate::common::{
+    SIZE, assert_image, catalog_json, digest, import, names_in, seed_of, write_image,
+};
+
+fn dir_store(tmp: &tempfile::TempDir) -> StoreConfig {
+    StoreConfig::new(tmp.path().join("state")).with_backend(
+        "local",
+        BackendConfig::files(BackendKind::Dir, tmp.path().join("images")),
+    )
+}
+
+#[test]
+fn publishes_atomically_and_a_known_digest_is_a_no_op() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = dir_store(&tmp);
+    let store = Store::open(config.clone()).unwrap();
+    assert_eq!(store.current("fedora").unwrap(), None);
+
+    let v1 = import(&store, "fedora", "local", 1);
+    assert_eq!(v1.volume.as_str(), "fedora-010101010101");
+    assert_eq!(
+        v1.path,
+        tmp.path()
+            .join("images/os-images/fedora/fedora-010101010101")
+    );
+    assert_image(&v1.path, 1);
+    let mode = fs::metadata(&v1.path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o444, "sealed versions are read-only");
+    let link = store.current_link("fedora");
+    assert_eq!(link, tmp.path().join("state/os-images/fedora/current"));
+    assert_eq!(fs::read_link(&link).unwrap(), v1.path);
+
+    // Same digest again: nothing to import.
+    match store.begin("fedora", "local", &digest(1), SIZE).unwrap() {
+        Begin::AlreadyPresent(v) => assert_eq!(v.volume, v1.volume),
+        Begin::Staging(s) => panic!("staged {} again", s.volume()),
+    }
+
+    let v2 = import(&store, "fedora", "local", 2);
+    assert_eq!(store.current("fedora").unwrap().unwrap().volume, v2.volume);
+    assert_eq!(fs::read_link(&link).unwrap(), v2.path);
+    assert_image(&v1.path, 1);
+
+    // The tag moved back to digest 1: publish the kept version again.
+    let Begin::AlreadyPresent(old) = store.begin("fedora", "local", &digest(1), SIZE).unwrap()
+    else {
+        panic!("digest 1 should be present");
+    };
+    let again = store.publish(&old).unwrap();
+    assert!(again.current);
+    assert_eq!(fs::read_link(&link).unwrap(), v1.path);
+    assert_eq!(
+        names_in(&tmp.path().join("images/os-images/fedora/.staging")),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn status_json_follows_the_contract_and_read_only_opens_write_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = dir_store(&tmp);
+    let store = Store::open(config.clone()).unwrap();
+    let v1 = import(&store, "fedora", "local", 1);
+    let v2 = import(&store, "fedora", "local", 2);
+
+    let ro = Store::open_read_only(config).unwrap();
+    let status = ro.sources().unwrap();
+    assert_eq!(status.len(), 1);
+    let json = serde_json::to_value(&status[0]).unwrap();
+    let current = &json["current"];
+    assert_eq!(current["digest"], v2.digest.as_str());
+    assert_eq!(current["volume"], v2.volume.as_str());
+    assert_eq!(current["path"], v2.path.to_str().unwrap());
+    assert_eq!(current.as_object().unwrap().len(), 3);
+    let versions = json["versions"].as_array().unwrap();
+    assert_eq!(versions.len(), 2);
+    let first = versions[0].as_object().unwrap();
+    let mut keys: Vec<_> = first.keys().cloned().collect();
+    keys.sort();
+    assert_eq!(keys, ["created", "digest", "last_used", "path", "volume"]);
+    assert_eq!(first["volume"], v1.volume.as_str());
+    assert!(first["created"].as_str().unwrap().ends_with('Z'));
+
+    let before = fs::read(tmp.path().join("state/catalog.json")).unwrap();
+    assert!(matches!(
+        ro.begin("fedora", "local", &digest(3), SIZE),
+        Err(Error::ReadOnly(_))
+    ));
+    assert!(matches!(ro.gc("fedora", 1), Err(Error::ReadOnly(_))));
+    assert_eq!(
+        fs::read(tmp.path().join("state/catalog.json")).unwrap(),
+        before
+    );
+}
+
+#[test]
+fn a_second_open_leaves_a_live_import_alone_and_abort_cleans_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = dir_store(&tmp);
+    let daemon = Store::open(config.clone()).unwrap();
+    let v1 = import(&daemon, "fedora", "local", 1);
+    let Begin::Staging(staging) = daemon.begin("fedora", "local", &digest(2), SIZE).unwrap() else {
+        panic!("digest 2 is new");
+    };
+    write_image(staging.path(), 2);
+
+    // `bootsource clone` / `status` opening the store meanwhile must not touch it.
+    let other = Store::open(config.clone()).unwrap();
+    assert!(staging.path().exists());
+    let importing = other.source_status("fedora").unwrap().importing.unwrap();
+    assert_eq!(importing.digest, digest(2));
+    assert!(matches!(
+        other.begin("fedora", "local", &digest(2), SIZE),
+        Err(Error::VolumeBusy { .. })
+    ));
+
+    daemon.abort(staging).unwrap();
+    assert_eq!(daemon.current("fedora").unwrap().unwrap().volume, v1.volume);
+    let staging_dir = tmp.path().join("images/os-images/fedora/.staging");
+    assert_eq!(names_in(&staging_dir), Vec::<String>::new());
+    assert_eq!(
+        catalog_json(&tmp.path().join("state"))["volumes"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // A staging volume dropped without commit or abort (a cancelled task) is removed
+    // by the next recovery.
+    let Begin::Staging(staging) = daemon.begin("fedora", "local", &digest(3), SIZE).unwrap() else {
+        panic!("digest 3 is new");
+    };
+    write_image(staging.path(), 3);
+    drop(staging);
+    other.recover().unwrap();
+    assert_eq!(names_in(&staging_dir), Vec::<String>::new());
+    assert!(other.source_status("fedora").unwrap().importing.is_none());
+}
+
+#[test]
+fn a_wrongly_sized_image_is_not_published() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(dir_store(&tmp)).unwrap();
+    let v1 = import(&store, "fedora", "local", 1);
+    let Begin::Staging(staging) = store
+        .begin("fedora", "local", &digest(2), SIZE + 512)
+        .unwrap()
+    else {
+        panic!("digest 2 is new");
+    };
+    write_image(staging.path(), 2);
+    let err = store.commit(staging).unwrap_err();
+    assert!(matches!(err, Error::StagingSize { .. }), "{err}");
+    assert_eq!(store.current("fedora").unwrap().unwrap().volume, v1.volume);
+    assert_eq!(store.versions("fedora").unwrap().len(), 1);
+    assert_eq!(
+        names_in(&tmp.path().join("images/os-images/fedora")),
+        [".staging", "fedora-010101010101"]
+    );
+}
+
+#[test]
+fn concurrent_imports_lose_no_catalog_update() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = dir_store(&tmp);
+    let threads: Vec<_> = ["fedora", "centos", "ubuntu", "debian"]
+        .into_iter()
+        .map(|source| {
+            // One store per thread, as separate processes would have.
+            let store = Store::open(config.clone()).unwrap();
+            std::thread::spawn(move || {
+                for seed in 1..=3 {
+                    import(&store, source, "local", seed);
+                }
+                store.gc(source, 2).unwrap();
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let store = Store::open(config).unwrap();
+    let sources = store.sources().unwrap();
+    assert_eq!(sources.len(), 4);
+    for s in sources {
+        assert_eq!(s.versions.len(), 2, "{}", s.name);
+        assert_eq!(seed_of(&s.current.unwrap().digest), 3);
+    }
+}
