@@ -19,13 +19,52 @@ pub enum Command {
     Import(ImportArgs),
     /// Show an image's digest, platform, layers and disk without importing it.
     Inspect(InspectArgs),
+    /// Run the node daemon: poll, import, publish, collect garbage.
+    Daemon(ConfigArgs),
+    /// Show every boot source: current version, versions kept, polls, errors, imports.
+    Status(StatusArgs),
+    /// Ask the running daemon to reload its configuration and poll now (SIGHUP).
+    Poll(ConfigArgs),
+    /// Make a new VM disk from the current version of a boot source.
+    Clone(CloneArgs),
 }
 
 impl Command {
-    /// Log level when RUST_LOG is not set: commands talk through their output.
+    /// Log level when RUST_LOG is not set: the daemon narrates, commands answer.
     pub fn default_log_level(&self) -> &'static str {
-        "warn"
+        match self {
+            Self::Daemon(_) => "info",
+            _ => "warn",
+        }
     }
+}
+
+/// Which configuration file to use.
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// The daemon's configuration file.
+    #[arg(long, value_name = "PATH", default_value = crate::config::DEFAULT_PATH, env = "BOOTSOURCE_CONFIG")]
+    pub config: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Print JSON (a stable contract) instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CloneArgs {
+    /// The boot source to clone from.
+    pub name: String,
+    /// The new disk: a file path (must not exist) or a block device.
+    #[arg(long, value_name = "TARGET")]
+    pub to: PathBuf,
+    #[command(flatten)]
+    pub config: ConfigArgs,
 }
 
 /// How to reach the registry.

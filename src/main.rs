@@ -4,8 +4,11 @@
 
 mod cli;
 mod commands;
+mod config;
+mod daemon;
 mod human;
 mod report;
+mod state;
 
 use std::process::ExitCode;
 

@@ -1,9 +1,12 @@
 //! One module per subcommand; each turns parsed arguments into library calls and
 //! prints what a person (or, with `--json`, a script) needs.
 
+mod clone;
 mod import;
 mod inspect;
+mod poll;
 mod progress;
+mod status;
 
 use bootsource_importer::{ImportOptions, RegistryOptions};
 
@@ -14,6 +17,10 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Import(args) => import::run(args).await,
         Command::Inspect(args) => inspect::run(args).await,
+        Command::Daemon(args) => crate::daemon::run(args.config).await,
+        Command::Status(args) => status::run(args).await,
+        Command::Poll(args) => poll::run(&args),
+        Command::Clone(args) => clone::run(args).await,
     }
 }
 

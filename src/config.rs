@@ -1,0 +1,373 @@
+//! The daemon's configuration file (TOML), read and checked in one place.
+//!
+//! Every field has a default except the sources. Unknown keys are errors that name the
+//! key and its line (the toml parser reports both). Checks that need the whole file —
+//! unique source names, storage names that exist, one schedule per source — happen
+//! here too, so a file either loads completely or is refused with its first problem;
+//! on SIGHUP the daemon then keeps the old configuration.
+//!
+//! ```toml
+//! namespace = "os-images"            # golden-image namespace
+//! metrics_address = "127.0.0.1:9478"
+//! default_schedule = "0 */12 * * *"  # cron, or an interval such as "6h"
+//!
+//! [storage.local]
+//! kind = "dir"                       # dir | reflink | btrfs | block
+//! path = "/var/lib/bootsource"
+//!
+//! [[registry]]                       # registries.conf-style mirrors
+//! prefix = "quay.io"
+//! [[registry.mirror]]
+//! location = "mirror.example:5000"
+//! insecure = true
+//!
+//! [[source]]
+//! name = "fedora"
+//! image = "docker://quay.io/containerdisks/fedora:latest"
+//! ```
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use bootsource_importer::{Platform, SourceRef};
+use bootsource_poller::Schedule;
+use bootsource_storage::{BackendConfig, BackendKind, StoreConfig};
+use serde::Deserialize;
+
+/// Where the daemon looks when `--config` is not given.
+pub const DEFAULT_PATH: &str = "/etc/bootsource/config.toml";
+/// Credentials used when present and `auth_file` is not set.
+const DEFAULT_AUTH_FILE: &str = "/etc/bootsource/auth.json";
+/// The backend sources use when they name none.
+pub const DEFAULT_STORAGE: &str = "local";
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Golden-image namespace (like HyperConverged `commonBootImageNamespace`).
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
+    /// Where `/metrics` and `/healthz` listen.
+    #[serde(default = "default_metrics_address")]
+    pub metrics_address: SocketAddr,
+    /// Schedule of sources that set none: cron (5 fields) or an interval (`6h`).
+    #[serde(default = "default_schedule")]
+    pub default_schedule: Schedule,
+    /// containers `auth.json` with registry credentials.
+    #[serde(default)]
+    pub auth_file: Option<PathBuf>,
+    /// `host[:port]` of registries reached without TLS verification (or plain HTTP).
+    #[serde(default)]
+    pub insecure_registries: Vec<String>,
+    /// The catalog, locks, `current` links and daemon status live here.
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    /// Imports running at once across all sources (a node runs VMs: default 1).
+    #[serde(default = "default_concurrency")]
+    pub max_concurrent_imports: NonZeroUsize,
+    /// Bytes of a qcow2 image held for clusters ahead of their tables before the
+    /// layer is read again instead (`64M`).
+    #[serde(default = "default_spool_limit", deserialize_with = "size")]
+    pub spool_limit: u64,
+    /// Named storage backends, like storage classes.
+    #[serde(default)]
+    pub storage: BTreeMap<String, BackendConfig>,
+    /// Registry mirrors, tried in order before the origin.
+    #[serde(default, rename = "registry")]
+    pub registries: Vec<RegistryConfig>,
+    /// The boot sources.
+    #[serde(rename = "source")]
+    pub sources: Vec<SourceConfig>,
+}
+
+/// A `[[registry]]` table: mirrors for images under `prefix`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// `host[:port]` whose images the mirrors serve.
+    pub prefix: String,
+    /// Tried in order; the origin comes last (`[[registry.mirror]]`).
+    #[serde(default, rename = "mirror")]
+    pub mirrors: Vec<MirrorConfig>,
+}
+
+/// One mirror.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MirrorConfig {
+    /// `host[:port]` serving the same repositories.
+    pub location: String,
+    /// Reached without TLS verification.
+    #[serde(default)]
+    pub insecure: bool,
+}
+
+/// A `[[source]]` table: one boot source.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// Unique name; also the directory and volume prefix.
+    pub name: String,
+    /// `docker://…` or `oci:…`.
+    #[serde(deserialize_with = "from_str")]
+    pub image: SourceRef,
+    /// Poll and import new digests; off keeps the current version.
+    #[serde(default = "yes")]
+    pub auto_update: bool,
+    /// Versions kept, the current one included.
+    #[serde(default = "default_keep")]
+    pub imports_to_keep: usize,
+    /// The backend (default `local`, or the only one configured).
+    #[serde(default)]
+    pub storage: Option<String>,
+    /// A cron schedule for this source.
+    #[serde(default)]
+    pub schedule: Option<Schedule>,
+    /// Or an interval (`6h`).
+    #[serde(default)]
+    pub interval: Option<Schedule>,
+    /// The platform to import from a multi-arch image (default: this host's).
+    #[serde(default, deserialize_with = "opt_from_str")]
+    pub platform: Option<Platform>,
+}
+
+impl Config {
+    /// Reads and checks `path`.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        Self::parse(&text).with_context(|| format!("in {}", path.display()))
+    }
+
+    /// Parses and checks configuration text.
+    pub fn parse(text: &str) -> anyhow::Result<Self> {
+        let mut config: Self = toml::from_str(text)?;
+        if config.storage.is_empty() {
+            let local = BackendConfig::files(BackendKind::Dir, config.state_dir.clone());
+            config.storage.insert(DEFAULT_STORAGE.into(), local);
+        }
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        let mut names = std::collections::BTreeSet::new();
+        for s in &self.sources {
+            if !names.insert(&s.name) {
+                bail!("source {:?} is defined twice", s.name);
+            }
+            if s.schedule.is_some() && s.interval.is_some() {
+                bail!(
+                    "source {:?} sets both schedule and interval; choose one",
+                    s.name
+                );
+            }
+            if s.schedule
+                .as_ref()
+                .is_some_and(|c| c.as_interval().is_some())
+            {
+                bail!(
+                    "source {:?}: schedule takes a cron expression; use interval = {:?}",
+                    s.name,
+                    c_str(&s.schedule)
+                );
+            }
+            if s.imports_to_keep == 0 {
+                bail!("source {:?}: imports_to_keep must be at least 1", s.name);
+            }
+            let storage = self.storage_of(s);
+            if !self.storage.contains_key(storage) {
+                bail!(
+                    "source {:?} uses storage {storage:?}, which is not configured (have: {})",
+                    s.name,
+                    self.storage.keys().cloned().collect::<Vec<_>>().join(", ")
+                );
+            }
+        }
+        if let Some(path) = &self.auth_file {
+            if !path.is_file() {
+                bail!("auth_file {} does not exist", path.display());
+            }
+        }
+        Ok(())
+    }
+
+    /// The backend name a source uses.
+    pub fn storage_of<'a>(&'a self, s: &'a SourceConfig) -> &'a str {
+        match &s.storage {
+            Some(name) => name,
+            None if self.storage.len() == 1 => self.storage.keys().next().expect("one backend"),
+            None => DEFAULT_STORAGE,
+        }
+    }
+
+    /// The schedule a source polls on.
+    pub fn schedule_of(&self, s: &SourceConfig) -> Schedule {
+        s.schedule
+            .clone()
+            .or_else(|| s.interval.clone())
+            .unwrap_or_else(|| self.default_schedule.clone())
+    }
+
+    /// The credentials file to use, if any.
+    pub fn auth_file(&self) -> Option<PathBuf> {
+        self.auth_file
+            .clone()
+            .or_else(|| Some(PathBuf::from(DEFAULT_AUTH_FILE)).filter(|p| p.is_file()))
+    }
+
+    /// What the storage layer needs.
+    pub fn store_config(&self) -> StoreConfig {
+        StoreConfig {
+            state_dir: self.state_dir.clone(),
+            namespace: self.namespace.clone(),
+            backends: self.storage.clone(),
+        }
+    }
+
+    /// The source named `name`.
+    pub fn source(&self, name: &str) -> Option<&SourceConfig> {
+        self.sources.iter().find(|s| s.name == name)
+    }
+}
+
+fn c_str(s: &Option<Schedule>) -> String {
+    s.as_ref().map(ToString::to_string).unwrap_or_default()
+}
+
+fn default_namespace() -> String {
+    bootsource_storage::DEFAULT_NAMESPACE.into()
+}
+fn default_metrics_address() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9478))
+}
+fn default_schedule() -> Schedule {
+    "0 */12 * * *".parse().expect("a valid cron expression")
+}
+fn default_state_dir() -> PathBuf {
+    bootsource_storage::DEFAULT_STATE_DIR.into()
+}
+fn default_concurrency() -> NonZeroUsize {
+    NonZeroUsize::MIN
+}
+fn default_spool_limit() -> u64 {
+    64 << 20
+}
+fn default_keep() -> usize {
+    3
+}
+fn yes() -> bool {
+    true
+}
+
+fn from_str<'de, D: serde::Deserializer<'de>, T: std::str::FromStr>(d: D) -> Result<T, D::Error>
+where
+    T::Err: std::fmt::Display,
+{
+    let text = String::deserialize(d)?;
+    text.parse().map_err(serde::de::Error::custom)
+}
+
+fn opt_from_str<'de, D: serde::Deserializer<'de>, T: std::str::FromStr>(
+    d: D,
+) -> Result<Option<T>, D::Error>
+where
+    T::Err: std::fmt::Display,
+{
+    from_str(d).map(Some)
+}
+
+fn size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let text = String::deserialize(d)?;
+    crate::human::parse_size(&text).map_err(serde::de::Error::custom)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+        [[source]]
+        name = "fedora"
+        image = "docker://quay.io/containerdisks/fedora:latest"
+    "#;
+
+    #[test]
+    fn every_field_but_sources_has_a_default() {
+        let c = Config::parse(MINIMAL).unwrap();
+        assert_eq!(c.namespace, "os-images");
+        assert_eq!(c.metrics_address.to_string(), "127.0.0.1:9478");
+        assert_eq!(c.storage_of(&c.sources[0]), "local");
+        assert_eq!(c.storage["local"].kind, BackendKind::Dir);
+        assert_eq!(c.schedule_of(&c.sources[0]).to_string(), "0 */12 * * *");
+        let s = &c.sources[0];
+        assert!(s.auto_update);
+        assert_eq!(s.imports_to_keep, 3);
+        assert_eq!(c.spool_limit, 64 << 20);
+        assert!(
+            Config::parse("namespace = \"x\"")
+                .unwrap_err()
+                .to_string()
+                .contains("source")
+        );
+    }
+
+    #[test]
+    fn unknown_keys_name_the_key_and_line() {
+        let text = format!("{MINIMAL}\nimports_to_kepe = 2\n");
+        let err = format!("{:#}", Config::parse(&text).unwrap_err());
+        assert!(err.contains("imports_to_kepe"), "{err}");
+        assert!(err.contains("line 6"), "{err}");
+    }
+
+    #[test]
+    fn per_source_schedule_interval_and_checks() {
+        let text = r#"
+            default_schedule = "6h"
+            [storage.fast]
+            kind = "dir"
+            path = "/srv/images"
+            [[source]]
+            name = "a"
+            image = "oci:/srv/layout:a"
+            interval = "30m"
+            [[source]]
+            name = "b"
+            image = "docker://r/b:1"
+            schedule = "*/5 * * * *"
+            platform = "linux/arm64"
+        "#;
+        let c = Config::parse(text).unwrap();
+        assert_eq!(
+            c.schedule_of(&c.sources[0]).as_interval(),
+            Some(std::time::Duration::from_secs(1800))
+        );
+        assert_eq!(
+            c.storage_of(&c.sources[1]),
+            "fast",
+            "the only backend is the default"
+        );
+        assert_eq!(
+            c.sources[1].platform.as_ref().unwrap().architecture,
+            "arm64"
+        );
+
+        let bad = |extra: &str| {
+            format!(
+                "{:#}",
+                Config::parse(&format!("{MINIMAL}{extra}")).unwrap_err()
+            )
+        };
+        assert!(bad("schedule = \"0 * * * *\"\ninterval = \"1h\"").contains("both"));
+        assert!(bad("storage = \"nope\"").contains("not configured"));
+        assert!(bad("imports_to_keep = 0").contains("at least 1"));
+        assert!(bad("[[source]]\nname = \"fedora\"\nimage = \"oci:x\"").contains("twice"));
+        assert!(bad("image2 = 1").contains("image2"));
+        let bad_image = "[[source]]\nname = \"x\"\nimage = \"fedora:41\"";
+        assert!(format!("{:#}", Config::parse(bad_image).unwrap_err()).contains("transport"));
+    }
+}

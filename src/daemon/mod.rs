@@ -1,0 +1,509 @@
+//! `bootsource daemon`: the control loop.
+//!
+//! One task owns all decisions: the poller (`bootsource-poller`) says what is due,
+//! this loop starts polls and imports as tokio tasks ([`jobs`]), and their results come
+//! back as events. Signals: SIGHUP reloads the configuration (an invalid file is
+//! refused, logged and counted; the old one stays in force) and polls every
+//! auto-update source at once; SIGTERM and SIGINT cancel running imports, wait a
+//! bounded time for their staging volumes to be removed, and exit 0. Under systemd:
+//! READY=1 once the metrics endpoint listens and the catalog is loaded, STATUS= lines,
+//! WATCHDOG=1 pings.
+
+mod http;
+mod jobs;
+mod metrics;
+mod systemd;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bootsource_importer::{Cancel, Progress, ProgressSnapshot};
+use bootsource_poller::{
+    Decision, ImportTicket, PollTicket, Poller, PollerConfig, SourceSpec, SplitMix64, TicketId,
+};
+use bootsource_storage::Store;
+use chrono::Utc;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+
+use crate::config::Config;
+use crate::state::{self, DaemonState, Importing, SourceRuntime};
+use jobs::Imported;
+use metrics::Metrics;
+
+/// The loop wakes at least this often: schedules follow the wall clock, sleeps do not.
+const MAX_NAP: Duration = Duration::from_secs(60);
+/// While importing, progress is published this often.
+const PROGRESS_TICK: Duration = Duration::from_secs(1);
+/// SIGTERM waits this long for cancelled imports to clean up.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+
+enum Event {
+    Polled(
+        PollTicket,
+        Result<bootsource_importer::Digest, bootsource_poller::Failure>,
+    ),
+    Imported(ImportTicket, anyhow::Result<Imported>),
+}
+
+struct Running {
+    source: String,
+    digest: String,
+    progress: Arc<Progress>,
+    cancel: Cancel,
+    started: Instant,
+    counted: ProgressSnapshot,
+}
+
+struct Daemon {
+    config_path: PathBuf,
+    config: Config,
+    store: Arc<Store>,
+    poller: Poller,
+    metrics: Arc<Metrics>,
+    contexts: BTreeMap<String, jobs::SourceJob>,
+    running: HashMap<TicketId, Running>,
+    events: mpsc::Sender<Event>,
+    last_state: DaemonState,
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
+    let config = Config::load(&config_path)?;
+    let store = open_store(&config).await?;
+    std::fs::write(
+        state::pid_file(&config.state_dir),
+        format!("{}\n", std::process::id()),
+    )
+    .with_context(|| format!("writing the pid file in {}", config.state_dir.display()))?;
+    let metrics = Arc::new(Metrics::new());
+    let address = http::serve(config.metrics_address, Arc::clone(&metrics)).await?;
+    let (events, mut inbox) = mpsc::channel(64);
+    let mut daemon = Daemon {
+        config_path,
+        config: config.clone(),
+        store,
+        poller: Poller::new(SplitMix64::new(seed())),
+        metrics,
+        contexts: BTreeMap::new(),
+        running: HashMap::new(),
+        events,
+        last_state: DaemonState::default(),
+    };
+    daemon.apply(config).await?;
+    systemd::ready();
+    tracing::info!(metrics = %address, sources = daemon.config.sources.len(), "bootsource daemon ready");
+    daemon.run_loop(&mut inbox).await?;
+    daemon.shutdown(&mut inbox).await;
+    Ok(())
+}
+
+async fn open_store(config: &Config) -> anyhow::Result<Arc<Store>> {
+    let store_config = config.store_config();
+    let store = tokio::task::spawn_blocking(move || Store::open(store_config))
+        .await
+        .context("storage thread failed")?
+        .context("opening the storage")?;
+    Ok(Arc::new(store))
+}
+
+fn seed() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    u64::from(std::process::id())
+        ^ u64::try_from(nanos & u128::from(u64::MAX)).expect("masked to 64 bits")
+}
+
+impl Daemon {
+    async fn run_loop(&mut self, inbox: &mut mpsc::Receiver<Event>) -> anyhow::Result<()> {
+        let mut hup = signal(SignalKind::hangup())?;
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut watchdog = tokio::time::interval(
+            systemd::watchdog_interval().unwrap_or(Duration::from_secs(3600)),
+        );
+        loop {
+            self.start_due();
+            self.publish_state();
+            let mut nap = self
+                .poller
+                .time_until_wakeup(Utc::now())
+                .unwrap_or(MAX_NAP)
+                .min(MAX_NAP);
+            if !self.running.is_empty() {
+                nap = nap.min(PROGRESS_TICK);
+            }
+            tokio::select! {
+                () = tokio::time::sleep(nap) => {}
+                Some(event) = inbox.recv() => self.handle(event).await,
+                _ = hup.recv() => self.reload().await,
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+                _ = watchdog.tick() => systemd::watchdog(),
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes `config` the one in force: storage, poller, job contexts.
+    async fn apply(&mut self, config: Config) -> anyhow::Result<()> {
+        if config.store_config() != self.config.store_config() {
+            self.store = open_store(&config).await?;
+            for orphan in self.store.orphans().unwrap_or_default() {
+                tracing::warn!(namespace = %orphan.namespace, source = %orphan.source, volume = %orphan.volume,
+                    "version outside the configured namespace or storage; left in place (orphaned)");
+            }
+        }
+        let specs: Vec<SourceSpec> = config
+            .sources
+            .iter()
+            .map(|s| SourceSpec {
+                name: s.name.clone(),
+                image: s.image.to_string(),
+                schedule: config.schedule_of(s),
+                auto_update: s.auto_update,
+            })
+            .collect();
+        let poller_config = PollerConfig {
+            max_concurrent_imports: config.max_concurrent_imports,
+            ..PollerConfig::default()
+        };
+        let now = Utc::now();
+        let report = self.poller.reload(poller_config, specs, now)?;
+        for ticket in &report.cancel_imports {
+            if let Some(r) = self.running.get(&ticket.id) {
+                tracing::info!(source = %r.source, "cancelling an import the new configuration no longer wants");
+                r.cancel.cancel();
+            }
+        }
+        for name in &report.removed {
+            self.metrics.forget(name);
+        }
+        self.contexts = config
+            .sources
+            .iter()
+            .map(|s| (s.name.clone(), jobs::SourceJob::new(&config, s)))
+            .collect();
+        for s in &config.sources {
+            let current = self.store.current(&s.name).ok().flatten();
+            // A version on another backend does not count: the source moves (imports afresh).
+            let digest = current
+                .filter(|v| v.backend == config.storage_of(s))
+                .and_then(|v| bootsource_poller::Digest::new(v.digest.to_string()).ok());
+            self.poller.set_current_digest(&s.name, digest, now)?;
+            self.metrics
+                .auto_update
+                .with_label_values(&[&s.name])
+                .set(i64::from(s.auto_update));
+            self.count_versions(&s.name);
+        }
+        self.config = config;
+        Ok(())
+    }
+
+    async fn reload(&mut self) {
+        tracing::info!(path = %self.config_path.display(), "SIGHUP: reloading the configuration");
+        let result = match Config::load(&self.config_path) {
+            Ok(config) => self.apply(config).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => {
+                self.metrics.reloads.with_label_values(&["success"]).inc();
+                self.poller.poll_all_now(Utc::now());
+            }
+            Err(e) => {
+                self.metrics.reloads.with_label_values(&["failure"]).inc();
+                tracing::error!(error = %format!("{e:#}"), "configuration refused; the previous one stays in force");
+            }
+        }
+    }
+
+    fn start_due(&mut self) {
+        let due = self.poller.start_due(Utc::now());
+        for ticket in due.polls {
+            let Some(ctx) = self.contexts.get(&ticket.source).cloned() else {
+                continue;
+            };
+            let events = self.events.clone();
+            tokio::spawn(async move {
+                let result = jobs::poll(&ctx).await;
+                let _ = events.send(Event::Polled(ticket, result)).await;
+            });
+        }
+        for ticket in due.imports {
+            self.start_import(ticket);
+        }
+    }
+
+    fn start_import(&mut self, ticket: ImportTicket) {
+        let Some(ctx) = self.contexts.get(&ticket.source).cloned() else {
+            return;
+        };
+        let progress = Progress::new();
+        let cancel = Cancel::default();
+        tracing::info!(source = %ticket.source, digest = %ticket.digest, "import starting");
+        self.running.insert(
+            ticket.id,
+            Running {
+                source: ticket.source.clone(),
+                digest: ticket.digest.to_string(),
+                progress: Arc::clone(&progress),
+                cancel: cancel.clone(),
+                started: Instant::now(),
+                counted: ProgressSnapshot::default(),
+            },
+        );
+        let (store, events) = (Arc::clone(&self.store), self.events.clone());
+        tokio::spawn(async move {
+            let result = match ticket.digest.as_str().parse() {
+                Ok(digest) => jobs::import(store, &ctx, digest, progress, cancel).await,
+                Err(e) => Err(anyhow::Error::from(e)
+                    .context("the registry gave a digest bootsource cannot verify")),
+            };
+            let _ = events.send(Event::Imported(ticket, result)).await;
+        });
+    }
+
+    async fn handle(&mut self, event: Event) {
+        let now = Utc::now();
+        match event {
+            Event::Polled(ticket, Ok(digest)) => {
+                let digest = bootsource_poller::Digest::new(digest.to_string())
+                    .expect("a sha256 digest is valid");
+                let result = match self.poller.poll_succeeded(&ticket, now, digest) {
+                    Ok(Decision::UpToDate) => "up_to_date",
+                    Ok(_) => "outdated",
+                    Err(e) => return tracing::debug!(error = %e, "stale poll result"),
+                };
+                self.metrics
+                    .polls
+                    .with_label_values(&[&ticket.source, result])
+                    .inc();
+                self.metrics
+                    .last_successful_poll
+                    .with_label_values(&[&ticket.source])
+                    .set(now.timestamp() as f64);
+            }
+            Event::Polled(ticket, Err(failure)) => {
+                tracing::warn!(source = %ticket.source, error = %failure.message, "poll failed");
+                self.metrics
+                    .polls
+                    .with_label_values(&[&ticket.source, "failed"])
+                    .inc();
+                let _ = self.poller.poll_failed(&ticket, now, &failure);
+            }
+            Event::Imported(ticket, result) => self.finish_import(ticket, result),
+        }
+    }
+
+    fn finish_import(&mut self, ticket: ImportTicket, result: anyhow::Result<Imported>) {
+        let now = Utc::now();
+        let source = ticket.source.clone();
+        if let Some(mut running) = self.running.remove(&ticket.id) {
+            self.count_progress(&mut running);
+            self.metrics
+                .import_duration
+                .with_label_values(&[&source])
+                .observe(running.started.elapsed().as_secs_f64());
+            self.metrics
+                .import_progress
+                .with_label_values(&[&source])
+                .set(0);
+            self.metrics
+                .import_size
+                .with_label_values(&[&source])
+                .set(0);
+        }
+        let outcome = match result {
+            Ok(Imported::New {
+                version,
+                downloaded,
+                written,
+            }) => {
+                tracing::info!(source = %source, volume = %version.volume, downloaded, written, "new version is current");
+                let _ = self.poller.import_succeeded(&ticket, now);
+                "success"
+            }
+            Ok(Imported::AlreadyPresent(version)) => {
+                tracing::info!(source = %source, volume = %version.volume, "version already present; published again");
+                let _ = self.poller.import_succeeded(&ticket, now);
+                "unchanged"
+            }
+            Err(e)
+                if e.chain().any(|c| {
+                    matches!(
+                        c.downcast_ref(),
+                        Some(bootsource_importer::Error::Cancelled)
+                    )
+                }) =>
+            {
+                tracing::info!(source = %source, "import cancelled");
+                let _ = self.poller.import_cancelled(&ticket, now);
+                "cancelled"
+            }
+            Err(e) => {
+                tracing::error!(source = %source, error = %format!("{e:#}"), "import failed");
+                let _ = self.poller.import_failed(&ticket, now, &jobs::failure(&e));
+                "failure"
+            }
+        };
+        self.metrics
+            .imports
+            .with_label_values(&[&source, outcome])
+            .inc();
+        self.count_versions(&source);
+    }
+
+    fn count_versions(&self, source: &str) {
+        if let Ok(versions) = self.store.versions(source) {
+            self.metrics
+                .versions
+                .with_label_values(&[source])
+                .set(gauge(versions.len()));
+        }
+    }
+
+    /// Adds what a running import received and wrote since last counted.
+    fn count_progress(&self, running: &mut Running) {
+        let now = running.progress.snapshot();
+        let m = &self.metrics;
+        m.downloaded
+            .with_label_values(&[&running.source])
+            .inc_by(now.downloaded - running.counted.downloaded);
+        m.written
+            .with_label_values(&[&running.source])
+            .inc_by(now.written.saturating_sub(running.counted.written));
+        m.import_progress
+            .with_label_values(&[&running.source])
+            .set(gauge(now.downloaded));
+        m.import_size
+            .with_label_values(&[&running.source])
+            .set(gauge(now.download_total));
+        running.counted = now;
+    }
+
+    /// Updates gauges, the state file and systemd's status line.
+    fn publish_state(&mut self) {
+        let mut running = std::mem::take(&mut self.running);
+        for r in running.values_mut() {
+            self.count_progress(r);
+        }
+        self.running = running;
+        let mut state = DaemonState {
+            pid: std::process::id(),
+            updated: None,
+            sources: BTreeMap::new(),
+        };
+        for s in self.poller.sources() {
+            self.metrics
+                .outdated
+                .with_label_values(&[s.name()])
+                .set(i64::from(s.outdated()));
+            let importing = self
+                .running
+                .values()
+                .find(|r| r.source == s.name())
+                .map(|r| {
+                    let p = r.progress.snapshot();
+                    let percent = if p.download_total == 0 {
+                        0.0
+                    } else {
+                        100.0 * p.downloaded as f64 / p.download_total as f64
+                    };
+                    Importing {
+                        digest: r.digest.clone(),
+                        bytes_done: p.downloaded,
+                        bytes_total: p.download_total,
+                        percent,
+                    }
+                });
+            let last = s.last_poll();
+            state.sources.insert(
+                s.name().to_owned(),
+                SourceRuntime {
+                    last_poll: last.as_ref().map(|p| p.at),
+                    last_poll_result: last.map(|p| p.outcome.as_str().to_owned()),
+                    next_poll: s.next_poll(),
+                    last_error: s.last_error().map(str::to_owned),
+                    remote_digest: s.remote_digest().map(ToString::to_string),
+                    outdated: s.outdated(),
+                    importing,
+                },
+            );
+        }
+        if state == self.last_state {
+            return;
+        }
+        systemd::status(&status_line(&state));
+        self.last_state = state.clone();
+        state.updated = Some(Utc::now());
+        if let Err(e) = state.save(&self.config.state_dir) {
+            tracing::warn!(error = %e, "cannot write the daemon state for `bootsource status`");
+        }
+    }
+
+    async fn shutdown(&mut self, inbox: &mut mpsc::Receiver<Event>) {
+        systemd::stopping();
+        tracing::info!(
+            imports = self.running.len(),
+            "stopping: cancelling running imports"
+        );
+        for r in self.running.values() {
+            r.cancel.cancel();
+        }
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        while !self.running.is_empty() {
+            match tokio::time::timeout_at(deadline, inbox.recv()).await {
+                Ok(Some(Event::Imported(ticket, result))) => self.finish_import(ticket, result),
+                Ok(Some(Event::Polled(..))) => {}
+                Ok(None) | Err(_) => {
+                    tracing::warn!(
+                        "imports did not stop in time; their staging volumes are removed at the next start"
+                    );
+                    break;
+                }
+            }
+        }
+        self.publish_state();
+        let _ = std::fs::remove_file(state::pid_file(&self.config.state_dir));
+        tracing::info!("stopped");
+    }
+}
+
+/// A count as a gauge value (saturating; no byte count reaches 2^63).
+fn gauge(n: impl TryInto<i64>) -> i64 {
+    n.try_into().unwrap_or(i64::MAX)
+}
+
+/// `systemctl status` line: what is importing, how many are outdated or failing.
+fn status_line(state: &DaemonState) -> String {
+    let importing: Vec<String> = state
+        .sources
+        .iter()
+        .filter_map(|(name, s)| {
+            s.importing
+                .as_ref()
+                .map(|i| format!("{name} {:.0}%", i.percent))
+        })
+        .collect();
+    let outdated = state.sources.values().filter(|s| s.outdated).count();
+    let failing = state
+        .sources
+        .values()
+        .filter(|s| s.last_error.is_some())
+        .count();
+    let mut line = format!(
+        "{} sources, {outdated} outdated, {failing} failing",
+        state.sources.len()
+    );
+    if !importing.is_empty() {
+        line = format!("importing {}; {line}", importing.join(", "));
+    }
+    line
+}

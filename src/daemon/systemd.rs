@@ -1,0 +1,37 @@
+//! Talking to systemd (`Type=notify`): READY, STATUS lines, watchdog pings.
+//! Without `NOTIFY_SOCKET` (not under systemd) every call is a no-op.
+
+use std::time::Duration;
+
+use sd_notify::NotifyState;
+
+/// Tells systemd start-up is done.
+pub fn ready() {
+    notify(&[NotifyState::Ready]);
+}
+
+/// One human-readable line for `systemctl status`.
+pub fn status(line: &str) {
+    notify(&[NotifyState::Status(line)]);
+}
+
+/// Tells systemd the daemon is stopping.
+pub fn stopping() {
+    notify(&[NotifyState::Stopping]);
+}
+
+/// A watchdog ping.
+pub fn watchdog() {
+    notify(&[NotifyState::Watchdog]);
+}
+
+/// How often to ping the watchdog: half its timeout, if systemd set one.
+pub fn watchdog_interval() -> Option<Duration> {
+    sd_notify::watchdog_enabled().map(|timeout| timeout / 2)
+}
+
+fn notify(state: &[NotifyState]) {
+    if let Err(e) = sd_notify::notify(state) {
+        tracing::debug!(error = %e, "sd_notify failed");
+    }
+}
