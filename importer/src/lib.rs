@@ -24,7 +24,6 @@
 #![forbid(unsafe_code)]
 
 mod blob;
-mod digest;
 mod disk;
 mod error;
 mod extent;
@@ -43,7 +42,7 @@ mod target;
 use std::sync::Arc;
 use std::time::Instant;
 
-pub use digest::{Digest, ParseDigestError};
+pub use bootsource_digest::{Digest, ParseDigestError};
 pub use disk::DiskEntry;
 pub use error::{Error, Result};
 pub use extent::{Extent, GuestOffset};

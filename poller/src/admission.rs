@@ -98,7 +98,7 @@ mod tests {
             id: TicketId(id),
             source: source.to_owned(),
             image: format!("docker://example.org/{source}:latest"),
-            digest: Digest::new(format!("sha256:{:064x}", id)).unwrap(),
+            digest: format!("sha256:{id:064x}").parse::<Digest>().unwrap(),
         }
     }
 

@@ -55,13 +55,6 @@ pub enum Error {
         value: String,
     },
 
-    /// A manifest digest that is not `algorithm:encoded` per the OCI spec.
-    #[error("invalid digest {text:?}")]
-    InvalidDigest {
-        /// The digest as given.
-        text: String,
-    },
-
     /// A backoff whose base is zero or larger than its cap.
     #[error(
         "invalid backoff: base {} must be non-zero and at most the cap {}",

@@ -45,14 +45,13 @@
 //! interval), `backoff` (exponential delays), `jitter` (where randomness
 //! comes from), `retry_after` (the HTTP header), `failure` (the retry rule),
 //! `source` (one source's state machine), `admission` (import slots),
-//! `poller` (all sources and the daemon-facing calls), `digest`, `ticket`,
+//! `poller` (all sources and the daemon-facing calls), `ticket`,
 //! `error`.
 
 #![forbid(unsafe_code)]
 
 mod admission;
 mod backoff;
-mod digest;
 mod error;
 mod failure;
 mod jitter;
@@ -66,7 +65,7 @@ mod ticket;
 mod testing;
 
 pub use backoff::{BackoffPolicy, Jitter};
-pub use digest::Digest;
+pub use bootsource_digest::Digest;
 pub use error::Error;
 pub use failure::{Failure, RetryRules};
 pub use jitter::{FixedJitter, JitterSample, JitterSource, SplitMix64};

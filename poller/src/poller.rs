@@ -241,7 +241,7 @@ impl<J: JitterSource> Poller<J> {
                     id,
                     source: name,
                     image: source.spec().image.clone(),
-                    digest: digest.clone(),
+                    digest: *digest,
                 };
                 source.begin_import(id);
                 self.slots.start(ticket.clone());

@@ -286,7 +286,7 @@ impl SourceState {
         };
         self.phase = Phase::Importing {
             ticket,
-            digest: digest.clone(),
+            digest: *digest,
         };
     }
 
@@ -303,14 +303,14 @@ impl SourceState {
         });
         self.last_successful_poll = Some(now);
         self.retry_not_before = None;
-        self.remote = Some(remote.clone());
+        self.remote = Some(remote);
         if !outdated {
             self.recovered();
             self.phase = self.resting_phase(now);
             Decision::UpToDate
         } else if self.spec.auto_update {
             self.phase = Phase::Queued {
-                digest: remote.clone(),
+                digest: remote,
                 since: now,
             };
             Decision::Import { digest: remote }
@@ -339,7 +339,7 @@ impl SourceState {
     /// The running import published its digest as the current version.
     pub(crate) fn import_succeeded(&mut self, now: DateTime<Utc>) {
         if let Phase::Importing { digest, .. } = &self.phase {
-            self.current = Some(digest.clone());
+            self.current = Some(*digest);
         }
         self.recovered();
         self.phase = self.resting_phase(now);
@@ -550,7 +550,7 @@ mod tests {
     fn poll_and_start_import(source: &mut SourceState, now: DateTime<Utc>, remote: Digest) {
         source.begin_poll(TicketId(98));
         assert_eq!(
-            source.poll_succeeded(now, remote.clone()),
+            source.poll_succeeded(now, remote),
             Decision::Import { digest: remote }
         );
         source.begin_import(TicketId(97));

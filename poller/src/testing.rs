@@ -13,7 +13,7 @@ pub(crate) fn t(secs: i64) -> DateTime<Utc> {
 
 /// A distinct valid digest per `n`.
 pub(crate) fn digest(n: u64) -> Digest {
-    Digest::new(format!("sha256:{n:064x}")).unwrap()
+    format!("sha256:{n:064x}").parse::<Digest>().unwrap()
 }
 
 pub(crate) fn spec(name: &str, schedule: &str) -> SourceSpec {

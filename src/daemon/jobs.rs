@@ -206,12 +206,11 @@ async fn present(
         ctx.source.name.clone(),
         ctx.backend.clone(),
     );
-    let wanted = digest.to_string();
     blocking(move || {
         let versions = store.versions(&name).context("reading the catalog")?;
         Ok(versions
             .into_iter()
-            .find(|v| v.backend == backend && v.digest.to_string() == wanted))
+            .find(|v| v.backend == backend && v.digest == digest))
     })
     .await
 }
@@ -232,7 +231,6 @@ fn staging_target(
     digest: Digest,
     slot: &Arc<Mutex<Option<Staging>>>,
 ) -> anyhow::Result<TargetSpec> {
-    let store_digest = bootsource_storage::Digest::parse(&digest.to_string())?;
     let (store, source, backend, slot) = (
         Arc::clone(store),
         source.to_owned(),
@@ -241,7 +239,7 @@ fn staging_target(
     );
     Ok(TargetSpec::Provided(Box::new(
         move |virtual_size| -> Result<PathBuf, String> {
-            match store.begin(&source, &backend, &store_digest, virtual_size) {
+            match store.begin(&source, &backend, &digest, virtual_size) {
                 Ok(Begin::Staging(staging)) => {
                     let path = staging.path().to_owned();
                     *slot.lock().expect("not poisoned") = Some(staging);

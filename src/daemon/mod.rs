@@ -194,7 +194,7 @@ impl Daemon {
             // A version on another backend does not count: the source moves (imports afresh).
             let digest = current
                 .filter(|v| v.backend == config.storage_of(s))
-                .and_then(|v| bootsource_poller::Digest::new(v.digest.to_string()).ok());
+                .map(|v| v.digest);
             self.poller.set_current_digest(&s.name, digest, now)?;
             self.metrics
                 .auto_update
@@ -261,11 +261,7 @@ impl Daemon {
         );
         let (store, events) = (Arc::clone(&self.store), self.events.clone());
         tokio::spawn(async move {
-            let result = match ticket.digest.as_str().parse() {
-                Ok(digest) => jobs::import(store, &ctx, digest, progress, cancel).await,
-                Err(e) => Err(anyhow::Error::from(e)
-                    .context("the registry gave a digest bootsource cannot verify")),
-            };
+            let result = jobs::import(store, &ctx, ticket.digest, progress, cancel).await;
             let _ = events.send(Event::Imported(ticket, result)).await;
         });
     }
@@ -274,8 +270,6 @@ impl Daemon {
         let now = Utc::now();
         match event {
             Event::Polled(ticket, Ok(digest)) => {
-                let digest = bootsource_poller::Digest::new(digest.to_string())
-                    .expect("a sha256 digest is valid");
                 let result = match self.poller.poll_succeeded(&ticket, now, digest) {
                     Ok(Decision::UpToDate) => "up_to_date",
                     Ok(_) => "outdated",

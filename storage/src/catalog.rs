@@ -103,7 +103,7 @@ impl VolumeRecord {
             namespace: key.namespace.clone(),
             source: source.to_owned(),
             volume: key.volume.clone(),
-            digest: digest.clone(),
+            digest: *digest,
             backend: backend.name.clone(),
             kind: backend.kind,
             format: backend.format,
@@ -331,8 +331,9 @@ pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn record(source: &str, seed: u8, backend: &str) -> VolumeRecord {
-        let digest =
-            Digest::parse(&format!("sha256:{}", format!("{seed:02x}").repeat(32))).unwrap();
+        let digest = format!("sha256:{}", format!("{seed:02x}").repeat(32))
+            .parse::<Digest>()
+            .unwrap();
         let volume = VolumeId::new(source, &digest).unwrap();
         VolumeRecord {
             namespace: "os-images".into(),

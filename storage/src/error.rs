@@ -24,8 +24,8 @@ pub enum Error {
         reason: &'static str,
     },
     /// A manifest digest that is not `sha256:` followed by 64 lowercase hex digits.
-    #[error("invalid manifest digest {0:?}: expected sha256:<64 lowercase hex digits>")]
-    InvalidDigest(String),
+    #[error(transparent)]
+    InvalidDigest(#[from] bootsource_digest::ParseDigestError),
     /// The storage configuration is inconsistent.
     #[error("storage backend {backend}: {reason}")]
     Config {

@@ -182,7 +182,7 @@ mod tests {
         keys.iter()
             .map(|k| {
                 let r = c.find(k).unwrap();
-                u8::from_str_radix(&r.digest.as_str()[7..9], 16).unwrap()
+                u8::from_str_radix(&r.digest.hex()[..2], 16).unwrap()
             })
             .collect()
     }

@@ -13,7 +13,7 @@
 //! let config = StoreConfig::new("/var/lib/bootsource")
 //!     .with_backend("local", BackendConfig::files(BackendKind::Dir, "/var/lib/bootsource"));
 //! let store = Store::open(config)?; // recovers from crashes, repairs `current` links
-//! let digest = Digest::parse("sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")?;
+//! let digest: Digest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef".parse()?;
 //! match store.begin("fedora", "local", &digest, 5 << 30)? {
 //!     Begin::AlreadyPresent(version) => {
 //!         store.publish(&version)?;

@@ -167,7 +167,7 @@ impl Store {
         Ok(Begin::Staging(Staging {
             key,
             source: source.to_owned(),
-            digest: digest.clone(),
+            digest: *digest,
             path: record.staging_path.unwrap_or(record.path),
             virtual_size,
             is_block_device: backend.kind == BackendKind::Block,

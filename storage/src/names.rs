@@ -9,60 +9,12 @@
 //! also keeps them from colliding with the store's own files (`catalog.json`, `.locks`).
 
 use std::fmt;
-use std::str::FromStr;
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-/// A manifest digest, `sha256:<64 lowercase hex digits>`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(transparent)]
-pub struct Digest(String);
-
-impl Digest {
-    /// Checks and wraps a digest.
-    pub fn parse(s: &str) -> Result<Self> {
-        let hex = s
-            .strip_prefix("sha256:")
-            .ok_or_else(|| Error::InvalidDigest(s.to_owned()))?;
-        let valid = hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-        if !valid {
-            return Err(Error::InvalidDigest(s.to_owned()));
-        }
-        Ok(Self(s.to_owned()))
-    }
-
-    /// The digest as written, `sha256:…`.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// The 64 hex digits.
-    fn hex(&self) -> &str {
-        &self.0["sha256:".len()..]
-    }
-}
-
-impl FromStr for Digest {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        Self::parse(s)
-    }
-}
-
-impl fmt::Display for Digest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for Digest {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Self::parse(&s).map_err(serde::de::Error::custom)
-    }
-}
+pub use bootsource_digest::Digest;
 
 /// Number of digest hex digits in a volume id.
 const ID_HEX_DIGITS: usize = 12;
@@ -167,7 +119,7 @@ mod tests {
 
     #[test]
     fn volume_id_is_source_and_twelve_hex_digits() {
-        let d = Digest::parse(DIGEST).unwrap();
+        let d = DIGEST.parse::<Digest>().unwrap();
         let id = VolumeId::new("fedora", &d).unwrap();
         assert!(VolumeId::new("../etc", &d).is_err());
         assert_eq!(id.as_str(), "fedora-0123456789ab");
@@ -180,7 +132,7 @@ mod tests {
 
     #[test]
     fn digests_must_be_sha256_lowercase_hex() {
-        assert!(Digest::parse(DIGEST).is_ok());
+        assert!(DIGEST.parse::<Digest>().is_ok());
         for bad in [
             "",
             "sha256:",
@@ -190,7 +142,7 @@ mod tests {
             &format!("{DIGEST}0"),
             "sha256:../../../../etc/passwd0123456789abcdef0123456789abcdef01234567",
         ] {
-            assert!(Digest::parse(bad).is_err(), "{bad:?} accepted");
+            assert!(bad.parse::<Digest>().is_err(), "{bad:?} accepted");
         }
     }
 

@@ -52,7 +52,7 @@ pub struct Version {
 impl From<&VolumeRecord> for Version {
     fn from(r: &VolumeRecord) -> Self {
         Self {
-            digest: r.digest.clone(),
+            digest: r.digest,
             volume: r.volume.clone(),
             path: r.path.clone(),
             created: r.created,
@@ -85,7 +85,7 @@ pub struct Importing {
 impl From<&VolumeRecord> for Importing {
     fn from(r: &VolumeRecord) -> Self {
         Self {
-            digest: r.digest.clone(),
+            digest: r.digest,
             volume: r.volume.clone(),
             backend: r.backend.clone(),
             virtual_size: r.size,

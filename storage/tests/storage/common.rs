@@ -148,12 +148,14 @@ impl Drop for Mount {
 
 /// A distinct digest per seed (first 12 hex digits differ).
 pub fn digest(seed: u8) -> Digest {
-    Digest::parse(&format!("sha256:{}", format!("{seed:02x}").repeat(32))).unwrap()
+    format!("sha256:{}", format!("{seed:02x}").repeat(32))
+        .parse::<Digest>()
+        .unwrap()
 }
 
 /// The seed a digest was made from.
 pub fn seed_of(digest: &Digest) -> u8 {
-    u8::from_str_radix(&digest.as_str()[7..9], 16).unwrap()
+    u8::from_str_radix(&digest.hex()[..2], 16).unwrap()
 }
 
 /// Data extents of the image for `seed`; everything else is zero.

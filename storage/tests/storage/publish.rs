@@ -75,7 +75,7 @@ fn status_json_follows_the_contract_and_read_only_opens_write_nothing() {
     assert_eq!(status.len(), 1);
     let json = serde_json::to_value(&status[0]).unwrap();
     let current = &json["current"];
-    assert_eq!(current["digest"], v2.digest.as_str());
+    assert_eq!(current["digest"], v2.digest.to_string());
     assert_eq!(current["volume"], v2.volume.as_str());
     assert_eq!(current["path"], v2.path.to_str().unwrap());
     assert_eq!(current.as_object().unwrap().len(), 3);

@@ -1,16 +1,20 @@
-//! Content digests (`sha256:<64 hex>`), the names of manifests and blobs.
+//! Content digests (`sha256:<64 hex>`): the names of manifests and blobs, and so of
+//! boot-source versions. One type for the whole workspace: the importer verifies
+//! bytes against it, the poller compares it, the storage names volumes after it.
 //!
 //! Only sha256 is accepted: it is what every registry and OCI layout in use
 //! produces, and a digest we cannot verify is worse than none.
 //!
 //! ```
-//! use bootsource_importer::Digest;
+//! use bootsource_digest::Digest;
 //! let d: Digest = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 //!     .parse()
 //!     .unwrap();
 //! assert_eq!(d, Digest::of(b""));
 //! assert_eq!(d.short(), "e3b0c44298fc");
 //! ```
+
+#![forbid(unsafe_code)]
 
 use std::fmt;
 use std::str::FromStr;
