@@ -233,10 +233,63 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether a registry asked us to slow down (HTTP 429 / `TOOMANYREQUESTS`).
+    pub fn is_rate_limited(&self) -> bool {
+        use oci_client::errors::{OciDistributionError as Oci, OciErrorCode};
+        match self {
+            Self::Registry {
+                source: Oci::ServerError { code, .. },
+                ..
+            } => *code == 429,
+            Self::Registry {
+                source: Oci::RegistryError { envelope, .. },
+                ..
+            } => envelope
+                .errors
+                .iter()
+                .any(|e| e.code == OciErrorCode::Toomanyrequests),
+            _ => false,
+        }
+    }
+
     pub(crate) fn qcow2_invalid(offset: u64, reason: impl Into<String>) -> Self {
         Self::Qcow2Invalid {
             offset,
             reason: reason.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use oci_client::errors::OciDistributionError as Oci;
+
+    use super::*;
+
+    fn registry(source: Oci) -> Error {
+        Error::Registry {
+            reference: "r/x:1".into(),
+            source,
+        }
+    }
+
+    #[test]
+    fn recognises_rate_limiting_by_status_or_error_code() {
+        let server = |code| Oci::ServerError {
+            code,
+            url: "http://r/v2/x/manifests/1".into(),
+            message: "slow down".into(),
+        };
+        assert!(registry(server(429)).is_rate_limited());
+        assert!(!registry(server(503)).is_rate_limited());
+        let envelope: oci_client::errors::OciEnvelope =
+            serde_json::from_str(r#"{"errors":[{"code":"TOOMANYREQUESTS","message":"m"}]}"#)
+                .unwrap();
+        let err = registry(Oci::RegistryError {
+            envelope,
+            url: "u".into(),
+        });
+        assert!(err.is_rate_limited());
+        assert!(!Error::NoDisk.is_rate_limited());
     }
 }

@@ -289,8 +289,10 @@ async fn blocking<T: Send + 'static>(
 /// Describes an error for the poller: its text, and whether the registry asked us to
 /// slow down (HTTP 429). oci-client does not pass `Retry-After` on, so backoff applies.
 pub fn failure(e: &anyhow::Error) -> Failure {
-    let text = format!("{e:#}");
-    let rate_limited = text.contains("429") || text.contains("TOOMANYREQUESTS");
-    let f = Failure::new(text);
+    let rate_limited = e
+        .chain()
+        .filter_map(|c| c.downcast_ref::<bootsource_importer::Error>())
+        .any(bootsource_importer::Error::is_rate_limited);
+    let f = Failure::new(format!("{e:#}"));
     if rate_limited { f.rate_limited() } else { f }
 }
