@@ -1,0 +1,100 @@
+# Shared by build-images.sh and compare.sh: paths, logging, the local registry.
+# Sourced, not run. Expects REPO (the repository root) to be set.
+
+BENCH_DIR="$REPO/benches"
+CACHE="${BOOTSOURCE_BENCH_CACHE:-$BENCH_DIR/cache}"
+REGISTRY_STORAGE="$CACHE/registry/storage"
+
+# The golden image recipe. Changing any of it changes KEY, so a rebuild happens in a
+# new directory and nothing stale is reused.
+SUITE=bookworm
+MIRROR=http://deb.debian.org/debian
+PACKAGES=linux-image-amd64,systemd,python3,gcc
+DISK_SIZE=4G
+MICRO_SIZE_MIB=384
+RECIPE_VERSION=1
+KEY=$(printf '%s\n' "$RECIPE_VERSION" "$SUITE" "$PACKAGES" "$DISK_SIZE" "$MICRO_SIZE_MIB" |
+    sha256sum | cut -c1-12)
+GOLDEN="$CACHE/golden-$KEY"
+
+# The end-to-end images: NAME  DISK-FILE (in $GOLDEN)  LAYER-COMPRESSION
+IMAGES=(
+    "qcow2-deflate.gzip deflate.qcow2 gzip"
+    "qcow2.gzip plain.qcow2 gzip"
+    "qcow2.zstd plain.qcow2 zstd"
+    "raw.gzip disk.raw gzip"
+)
+# Small images for the criterion benches (OCI layouts only, never pushed).
+MICRO_IMAGES=(
+    "micro-qcow2-deflate.gzip micro-deflate.qcow2 gzip"
+    "micro-qcow2-zstd.zstd micro-zstd.qcow2 zstd"
+    "micro-qcow2.gzip micro-plain.qcow2 gzip"
+    "micro-raw.gzip micro.raw gzip"
+)
+TAG=bench
+
+log() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# The OCI layout directory of image NAME.
+layout_dir() { echo "$GOLDEN/oci/$1"; }
+
+# The layer blob of image NAME (its only layer), from its layout.
+layer_blob() {
+    local dir manifest digest
+    dir=$(layout_dir "$1")
+    manifest=$(jq -r '.manifests[0].digest' "$dir/index.json")
+    digest=$(jq -r '.layers[0].digest' "$dir/blobs/sha256/${manifest#sha256:}")
+    echo "$dir/blobs/sha256/${digest#sha256:}"
+}
+
+manifest_digest() { jq -r '.manifests[0].digest' "$(layout_dir "$1")/index.json"; }
+
+REGISTRY_PID=
+REGISTRY_PORT=
+
+# Starts docker-registry on a free 127.0.0.1 port with the cached storage; sets
+# REGISTRY_PORT and stops the registry when the calling shell exits.
+start_registry() {
+    command -v docker-registry >/dev/null || die "docker-registry missing (apt-get install docker-registry)"
+    mkdir -p "$REGISTRY_STORAGE"
+    local dir="$CACHE/registry" attempt
+    for attempt in 1 2 3 4 5; do
+        REGISTRY_PORT=$((20000 + RANDOM % 30000))
+        ss -ltnH "sport = :$REGISTRY_PORT" | grep -q . && continue
+        cat >"$dir/config.yml" <<EOF
+version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $REGISTRY_STORAGE
+http:
+  addr: 127.0.0.1:$REGISTRY_PORT
+  secret: bootsource-bench
+EOF
+        docker-registry serve "$dir/config.yml" >"$dir/registry.log" 2>&1 &
+        REGISTRY_PID=$!
+        trap stop_registry EXIT
+        local i
+        for i in $(seq 100); do
+            curl -fsS "http://127.0.0.1:$REGISTRY_PORT/v2/" >/dev/null 2>&1 && return 0
+            kill -0 "$REGISTRY_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        stop_registry
+    done
+    die "docker-registry did not start: $(tail -5 "$dir/registry.log")"
+}
+
+stop_registry() {
+    if [ -n "$REGISTRY_PID" ]; then
+        kill "$REGISTRY_PID" 2>/dev/null || true
+        wait "$REGISTRY_PID" 2>/dev/null || true
+        REGISTRY_PID=
+    fi
+}
+
+registry_ref() { echo "docker://127.0.0.1:$REGISTRY_PORT/bench/$1:$TAG"; }
