@@ -25,7 +25,8 @@
 //! The programs come from Debian packages; CI installs them with
 //!
 //! ```text
-//! apt-get install -y docker-registry qemu-utils umoci skopeo apache2-utils openssl tar
+//! apt-get install -y docker-registry qemu-utils umoci skopeo apache2-utils openssl tar \
+//!     tinyproxy time util-linux mount e2fsprogs
 //! ```
 //!
 //! | module | owns |
@@ -39,16 +40,28 @@
 //! | [`oci`] | layers, manifests, indexes and OCI layout directories, byte for byte |
 //! | [`push`] | pushing those to a registry with every byte and digest preserved |
 //! | [`vendor`] | container disks made by `umoci` and copied by `skopeo` |
+//! | [`bootsource`] | running the real binary, parsing `--json`, the import oracle checks |
+//! | [`loopdev`] | loop block devices over temporary files, detached on drop |
+//! | [`proxy`] | a `tinyproxy` HTTP proxy on 127.0.0.1 that logs what it forwards |
+//! | [`daemon`] | a test node running `bootsource daemon`: config, signals, `/metrics`, status |
+//! | [`throttle`] | a slow (or stalled) network in front of a registry, for imports caught mid-way |
+//! | [`xfs`] | XFS with reflink on a loop device, mounted; unmounted and detached on drop |
 
 // Each test file uses only some helpers (and some re-exports).
 #![allow(dead_code, unused_imports)]
 
 pub mod auth;
+pub mod bootsource;
 pub mod client;
+pub mod daemon;
 pub mod disk;
+pub mod loopdev;
 pub mod oci;
+pub mod proxy;
 pub mod push;
 pub mod registry;
+pub mod throttle;
 pub mod tls;
 pub mod tools;
 pub mod vendor;
+pub mod xfs;

@@ -1,0 +1,186 @@
+//! A slow network in front of a real registry: a TCP forwarder on 127.0.0.1 that
+//! limits (or holds) the bytes the registry sends back.
+//!
+//! The daemon tests need an import that is still running when they look at it, kill the
+//! daemon or send SIGTERM. On a loopback interface any image small enough to build in a
+//! test imports in a second or two, so the daemon talks to the registry through a
+//! [`Throttle`] instead: it forwards every byte unchanged in both directions (it knows
+//! nothing of HTTP), and paces only the answers, at a rate a test changes at any time.
+//! [`Throttle::hold`] stops the answers altogether — a stalled network, which also lets a
+//! test look at the node before the daemon can start writing. Dropping the throttle
+//! closes every connection.
+//!
+//! ```ignore
+//! let registry = Registry::start();
+//! let throttle = Throttle::start(&registry);
+//! throttle.set_rate(4 << 20); // 4 MiB/s
+//! // image = "docker://{throttle.host_port()}/os/big:1", insecure_registries = [throttle.host_port()]
+//! throttle.unlimited();
+//! ```
+
+use std::io::{ErrorKind, Read as _, Write as _};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle, sleep};
+use std::time::Duration;
+
+use super::registry::Registry;
+
+/// The rate meaning "as fast as the registry sends".
+const UNLIMITED: u64 = u64::MAX;
+/// The most forwarded in one step; small enough to pace smoothly.
+const CHUNK: usize = 16 * 1024;
+/// How often a held connection looks whether it may go on.
+const HOLD_TICK: Duration = Duration::from_millis(5);
+
+/// A running forwarder; stopped on drop.
+#[derive(Debug)]
+pub struct Throttle {
+    port: u16,
+    shared: Arc<Shared>,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    upstream: SocketAddr,
+    /// Bytes per second sent back to clients; 0 holds them, [`UNLIMITED`] does not pace.
+    rate: AtomicU64,
+    /// Bytes sent back to clients so far.
+    forwarded: AtomicU64,
+    stop: AtomicBool,
+    /// Both ends of every connection, to close them on drop.
+    streams: Mutex<Vec<TcpStream>>,
+}
+
+impl Throttle {
+    /// Forwards a free 127.0.0.1 port to `registry`, unlimited at first.
+    pub fn start(registry: &Registry) -> Throttle {
+        let upstream: SocketAddr = registry.host_port().parse().unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let shared = Arc::new(Shared {
+            upstream,
+            rate: AtomicU64::new(UNLIMITED),
+            forwarded: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
+            streams: Mutex::new(Vec::new()),
+        });
+        let acceptor = {
+            let shared = Arc::clone(&shared);
+            thread::spawn(move || accept(&listener, &shared))
+        };
+        Throttle {
+            port,
+            shared,
+            acceptor: Some(acceptor),
+        }
+    }
+
+    /// `127.0.0.1:PORT`: use it in place of the registry's.
+    pub fn host_port(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// `docker://127.0.0.1:PORT/{repo_and_tag}` through the throttle.
+    pub fn reference(&self, repo_and_tag: &str) -> String {
+        format!("docker://{}/{repo_and_tag}", self.host_port())
+    }
+
+    /// Sends answers at about `bytes_per_second`.
+    pub fn set_rate(&self, bytes_per_second: u64) {
+        assert!(bytes_per_second > 0, "use hold() to stop the answers");
+        self.shared.rate.store(bytes_per_second, Ordering::SeqCst);
+    }
+
+    /// Sends answers as fast as they come.
+    pub fn unlimited(&self) {
+        self.shared.rate.store(UNLIMITED, Ordering::SeqCst);
+    }
+
+    /// Sends nothing back until the rate is set again (requests still go through).
+    pub fn hold(&self) {
+        self.shared.rate.store(0, Ordering::SeqCst);
+    }
+
+    /// Bytes sent back to clients so far.
+    pub fn forwarded(&self) -> u64 {
+        self.shared.forwarded.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Throttle {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        for stream in self.shared.streams.lock().unwrap().drain(..) {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+        // Wakes the acceptor blocked in accept().
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(acceptor) = self.acceptor.take() {
+            let _ = acceptor.join();
+        }
+    }
+}
+
+fn accept(listener: &TcpListener, shared: &Arc<Shared>) {
+    for client in listener.incoming() {
+        if shared.stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let Ok(client) = client else { continue };
+        let Ok(server) = TcpStream::connect(shared.upstream) else {
+            // The registry is down: the client sees the connection close.
+            continue;
+        };
+        let _ = client.set_nodelay(true);
+        let _ = server.set_nodelay(true);
+        {
+            let mut streams = shared.streams.lock().unwrap();
+            streams.push(client.try_clone().unwrap());
+            streams.push(server.try_clone().unwrap());
+        }
+        let (client_in, server_out) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+        thread::spawn(move || requests(client_in, server_out));
+        let shared = Arc::clone(shared);
+        thread::spawn(move || answers(server, client, &shared));
+    }
+}
+
+/// Client to registry, unpaced.
+fn requests(mut client: TcpStream, mut server: TcpStream) {
+    let _ = std::io::copy(&mut client, &mut server);
+    let _ = server.shutdown(Shutdown::Write);
+}
+
+/// Registry to client, paced by the current rate.
+fn answers(mut server: TcpStream, mut client: TcpStream, shared: &Shared) {
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let rate = loop {
+            if shared.stop.load(Ordering::SeqCst) {
+                return;
+            }
+            match shared.rate.load(Ordering::SeqCst) {
+                0 => sleep(HOLD_TICK),
+                rate => break rate,
+            }
+        };
+        let n = match server.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        if client.write_all(&buf[..n]).is_err() {
+            break;
+        }
+        shared.forwarded.fetch_add(n as u64, Ordering::SeqCst);
+        if rate != UNLIMITED {
+            let nanos = (n as u64).saturating_mul(1_000_000_000) / rate;
+            sleep(Duration::from_nanos(nanos));
+        }
+    }
+    let _ = client.shutdown(Shutdown::Write);
+}
