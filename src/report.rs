@@ -24,6 +24,9 @@ fn hint(e: &anyhow::Error) -> Option<&'static str> {
         Some(ImportError::NoMatchingPlatform { .. }) => {
             Some("choose one of the offered platforms with --platform")
         }
+        Some(e @ ImportError::Registry { .. }) if e.is_unauthorized() => {
+            Some("log in (podman login / docker login) or pass --auth-file")
+        }
         Some(ImportError::Registry { .. })
             if text.contains("certificate") || text.contains("InvalidCertificate") =>
         {
@@ -38,11 +41,7 @@ fn hint(e: &anyhow::Error) -> Option<&'static str> {
                 "check that the registry is reachable; use --tls-verify=false for a plain-HTTP registry",
             )
         }
-        Some(ImportError::Registry { .. })
-            if text.contains("401") || text.contains("UNAUTHORIZED") =>
-        {
-            Some("log in (podman login / docker login) or pass --auth-file")
-        }
+
         _ => None,
     }
 }

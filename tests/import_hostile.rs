@@ -443,7 +443,6 @@ fn l2_entry_with_low_reserved_bits() {
 }
 
 #[test]
-#[ignore = "bug: L2 entry reserved bits 56-61 are not checked (bits 1-8 are); the entry is imported"]
 fn l2_entry_with_high_reserved_bits() {
     let fixture = Fixture::new();
     let qcow2 = fixture.qcow2(&[]);

@@ -329,7 +329,6 @@ fn is_auth_failure(stderr: &str) -> bool {
 /// The binary means to add "log in … or pass --auth-file" to a 401, but matches the
 /// text "401"/"UNAUTHORIZED" while oci-client says "Not authorized: url …".
 #[test]
-#[ignore = "bug: no --auth-file hint on a 401 (hint() does not match oci-client's \"Not authorized\")"]
 fn anonymous_refusal_hints_at_the_auth_file() {
     let fixture = Fixture::new(14);
     let registry = Registry::with_basic_auth("alice", "s3cret pass");

@@ -252,6 +252,31 @@ impl Error {
         }
     }
 
+    /// Whether the registry refused our credentials (or their absence).
+    pub fn is_unauthorized(&self) -> bool {
+        use oci_client::errors::{OciDistributionError as Oci, OciErrorCode};
+        match self {
+            Self::Registry {
+                source: Oci::UnauthorizedError { .. } | Oci::AuthenticationFailure(_),
+                ..
+            } => true,
+            Self::Registry {
+                source: Oci::ServerError {
+                    code: 401 | 403, ..
+                },
+                ..
+            } => true,
+            Self::Registry {
+                source: Oci::RegistryError { envelope, .. },
+                ..
+            } => envelope
+                .errors
+                .iter()
+                .any(|e| matches!(e.code, OciErrorCode::Unauthorized | OciErrorCode::Denied)),
+            _ => false,
+        }
+    }
+
     pub(crate) fn qcow2_invalid(offset: u64, reason: impl Into<String>) -> Self {
         Self::Qcow2Invalid {
             offset,
@@ -291,5 +316,30 @@ mod tests {
         });
         assert!(err.is_rate_limited());
         assert!(!Error::NoDisk.is_rate_limited());
+    }
+
+    #[test]
+    fn recognises_refused_credentials() {
+        let unauthorized = Oci::UnauthorizedError { url: "u".into() };
+        assert!(registry(unauthorized).is_unauthorized());
+        let envelope: oci_client::errors::OciEnvelope =
+            serde_json::from_str(r#"{"errors":[{"code":"DENIED","message":"m"}]}"#).unwrap();
+        assert!(
+            registry(Oci::RegistryError {
+                envelope,
+                url: "u".into()
+            })
+            .is_unauthorized()
+        );
+        let missing: oci_client::errors::OciEnvelope =
+            serde_json::from_str(r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"m"}]}"#)
+                .unwrap();
+        assert!(
+            !registry(Oci::RegistryError {
+                envelope: missing,
+                url: "u".into()
+            })
+            .is_unauthorized()
+        );
     }
 }

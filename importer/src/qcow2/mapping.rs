@@ -13,8 +13,8 @@ use crate::{Error, Result};
 pub(super) const OFFSET_MASK: u64 = 0x00ff_ffff_ffff_fe00;
 const COMPRESSED: u64 = 1 << 62;
 const ZERO_FLAG: u64 = 1;
-/// Bits 1–8 of a standard L2 entry are reserved.
-const RESERVED: u64 = 0x1fe;
+/// Bits 1–8 and 56–61 of a standard L2 entry are reserved.
+const RESERVED: u64 = 0x3f00_0000_0000_01fe;
 const SECTOR: u64 = 512;
 
 /// A host byte range and what it holds.
@@ -370,6 +370,8 @@ mod tests {
         };
         assert!(err(&[0x58000], LEN).contains("not cluster aligned"));
         assert!(err(&[0x50000 | 0x4], LEN).contains("reserved"));
+        assert!(err(&[0x50000 | 1 << 56], LEN).contains("reserved"));
+        assert!(err(&[0x50000 | 1 << 61], LEN).contains("reserved"));
         assert!(err(&[0x50000], 0x58000).contains("past its end"));
         assert!(err(&[COMPRESSED | 0x60000], 0x58000).contains("past its end"));
         let x = header(16, 1 << 20, true);
