@@ -365,8 +365,6 @@ fn sigint_stops_an_idle_daemon_with_status_0() {
 }
 
 #[test]
-#[ignore = "bug: SIGTERM does not interrupt an import blocked on a stalled registry read; \
-            the daemon waits its whole 20 s grace and leaves a `staging` catalog record"]
 fn sigterm_while_the_registry_stalls_mid_import_still_cleans_up() {
     let t = MidImport::start(451);
     // The registry stops sending in the middle of the layer: the import is blocked in

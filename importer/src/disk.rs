@@ -259,12 +259,21 @@ fn refuse_pax_sparse<R: Read>(
     let Ok(Some(pax)) = entry.pax_extensions() else {
         return Ok(());
     };
-    let sparse = pax
-        .filter_map(std::result::Result::ok)
-        .any(|ext| ext.key_bytes().starts_with(b"GNU.sparse."));
+    let mut sparse = false;
+    let mut real_name = None;
+    for ext in pax.filter_map(std::result::Result::ok) {
+        if ext.key_bytes().starts_with(b"GNU.sparse.") {
+            sparse = true;
+        }
+        if ext.key_bytes() == b"GNU.sparse.name" {
+            real_name = ext.value().ok().map(str::to_owned);
+        }
+    }
     if sparse {
+        // The entry is stored as GNUSparseFile.<pid>/NAME; name the file the user made.
+        let shown = real_name.unwrap_or_else(|| format!("disk/{name}"));
         return Err(format!(
-            "disk/{name} is a PAX sparse tar entry (GNU tar --format=posix --sparse), which is not supported; \
+            "{shown} is a PAX sparse tar entry (GNU tar --format=posix --sparse), which is not supported; \
              build the layer without --sparse"
         ));
     }

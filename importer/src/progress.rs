@@ -53,19 +53,63 @@ impl Progress {
     }
 }
 
-/// A cancellation flag: set it and the import stops at its next chunk, removing a
-/// partial file target.
+/// A cancellation flag: set it and the import stops — at its next chunk, or at once
+/// when it is waiting for the network — removing a partial file target.
 #[derive(Debug, Clone, Default)]
-pub struct Cancel(Arc<AtomicBool>);
+pub struct Cancel(Arc<CancelState>);
+
+#[derive(Debug, Default)]
+struct CancelState {
+    flag: AtomicBool,
+    wake: tokio::sync::Notify,
+}
 
 impl Cancel {
     /// Asks the import to stop.
     pub fn cancel(&self) {
-        self.0.store(true, Ordering::Relaxed);
+        self.0.flag.store(true, Ordering::Relaxed);
+        self.0.wake.notify_waiters();
     }
 
     /// Whether stopping was asked for.
     pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+        self.0.flag.load(Ordering::Relaxed)
+    }
+
+    /// Completes once stopping is asked for.
+    pub async fn cancelled(&self) {
+        loop {
+            let woken = self.0.wake.notified();
+            tokio::pin!(woken);
+            // Registered before the check, so a cancel in between is not missed.
+            woken.as_mut().enable();
+            if self.is_cancelled() {
+                return;
+            }
+            woken.await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn cancelled_wakes_waiters_and_returns_at_once_afterwards() {
+        let cancel = Cancel::default();
+        let waiter = tokio::spawn({
+            let c = cancel.clone();
+            async move { c.cancelled().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        cancel.cancel();
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+            .await
+            .unwrap()
+            .unwrap();
+        cancel.cancelled().await;
+        assert!(cancel.is_cancelled());
     }
 }

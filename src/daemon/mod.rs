@@ -49,6 +49,12 @@ enum Event {
     Imported(ImportTicket, anyhow::Result<Imported>),
 }
 
+struct Signals {
+    hup: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
 struct Running {
     source: String,
     digest: String,
@@ -72,6 +78,12 @@ struct Daemon {
 
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
+    // Before anything can tell the world we are ready: a SIGHUP must never kill us.
+    let mut signals = Signals {
+        hup: signal(SignalKind::hangup())?,
+        term: signal(SignalKind::terminate())?,
+        int: signal(SignalKind::interrupt())?,
+    };
     let config = Config::load(&config_path)?;
     let store = open_store(&config).await?;
     std::fs::write(
@@ -96,7 +108,7 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
     daemon.apply(config).await?;
     systemd::ready();
     tracing::info!(metrics = %address, sources = daemon.config.sources.len(), "bootsource daemon ready");
-    daemon.run_loop(&mut inbox).await?;
+    daemon.run_loop(&mut inbox, &mut signals).await?;
     daemon.shutdown(&mut inbox).await;
     Ok(())
 }
@@ -120,10 +132,12 @@ fn seed() -> u64 {
 }
 
 impl Daemon {
-    async fn run_loop(&mut self, inbox: &mut mpsc::Receiver<Event>) -> anyhow::Result<()> {
-        let mut hup = signal(SignalKind::hangup())?;
-        let mut term = signal(SignalKind::terminate())?;
-        let mut int = signal(SignalKind::interrupt())?;
+    async fn run_loop(
+        &mut self,
+        inbox: &mut mpsc::Receiver<Event>,
+        signals: &mut Signals,
+    ) -> anyhow::Result<()> {
+        let Signals { hup, term, int } = signals;
         let mut watchdog = tokio::time::interval(
             systemd::watchdog_interval().unwrap_or(Duration::from_secs(3600)),
         );

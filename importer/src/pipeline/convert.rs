@@ -19,7 +19,7 @@ use crate::format::{self, DiskFormat};
 use crate::progress::{Cancel, Progress};
 use crate::qcow2::{self, PassEnd};
 use crate::target::{Prepared, Target};
-use crate::{Error, Result};
+use crate::{Digest, Error, Result};
 
 /// Bytes read from the disk file at a time.
 pub(crate) const CHUNK: usize = 1 << 20;
@@ -101,9 +101,10 @@ impl<'scope, 'env> Conversion<'scope, 'env> {
         }
     }
 
-    /// Feeds the whole disk file once. `io_error` names read failures.
+    /// Feeds the whole disk file, found in `layer`, once. `io_error` names read failures.
     pub fn feed_entry(
         &mut self,
+        layer: Digest,
         entry: &DiskEntry,
         reader: &mut dyn Read,
         io_error: &dyn Fn(io::Error) -> Error,
@@ -116,11 +117,13 @@ impl<'scope, 'env> Conversion<'scope, 'env> {
             let chunk = read_chunk(reader).map_err(io_error)?;
             if chunk.is_empty() {
                 if fed != entry.size {
-                    let cut = format!(
-                        "disk/{} ends after {fed} of its {} bytes",
-                        entry.name, entry.size
-                    );
-                    return Err(io_error(io::Error::new(io::ErrorKind::UnexpectedEof, cut)));
+                    return Err(Error::BadDiskEntry {
+                        layer,
+                        reason: format!(
+                            "disk/{} ends after {fed} of its {} bytes (the layer is cut short)",
+                            entry.name, entry.size
+                        ),
+                    });
                 }
                 return Ok(());
             }

@@ -87,7 +87,7 @@ fn first_pass(
             layer.digest,
             &mut whiteouts,
             false,
-            |entry, bytes| conversion.feed_entry(entry, bytes, &io_error),
+            |entry, bytes| conversion.feed_entry(layer.digest, entry, bytes, &io_error),
         )?;
         reader.drain()?;
         tracing::debug!(layer = %layer.digest, ?outcome, "layer read and verified");
@@ -123,7 +123,7 @@ fn read_disk_again(
                     layer.digest
                 )));
             }
-            conversion.feed_entry(entry, bytes, &io_error)
+            conversion.feed_entry(layer.digest, entry, bytes, &io_error)
         },
     )?;
     if outcome == LayerOutcome::NotHere {
@@ -143,7 +143,11 @@ fn open_layer(source: &ImageSource, layer: &Layer, settings: &Settings) -> Resul
         .store(downloaded + layer.size, Ordering::Relaxed);
     LayerReader::new(
         layer,
-        source.open_blob(layer, std::sync::Arc::clone(progress)),
+        source.open_blob(
+            layer,
+            std::sync::Arc::clone(progress),
+            settings.cancel.clone(),
+        ),
     )
 }
 

@@ -15,7 +15,7 @@ use bytes::BytesMut;
 
 use crate::blob::{self, BlobReader};
 use crate::manifest::{self, Layer, Manifest};
-use crate::progress::Progress;
+use crate::progress::{Cancel, Progress};
 use crate::{Digest, Error, Result};
 
 const READ_CHUNK: usize = 1 << 20;
@@ -94,7 +94,7 @@ impl Layout {
         Ok((bytes.into(), Some(digest)))
     }
 
-    pub fn open_blob(&self, layer: &Layer, progress: Arc<Progress>) -> BlobReader {
+    pub fn open_blob(&self, layer: &Layer, progress: Arc<Progress>, cancel: Cancel) -> BlobReader {
         let (mut verifier, reader) = blob::channel(layer, progress);
         let path = self.blob_path(&layer.digest);
         let digest = layer.digest;
@@ -104,6 +104,9 @@ impl Layout {
                 let outcome = (|| {
                     let mut file = File::open(&path).map_err(|e| read_error(digest, 0, e))?;
                     loop {
+                        if cancel.is_cancelled() {
+                            return Err(Error::Cancelled);
+                        }
                         let mut buf = BytesMut::zeroed(READ_CHUNK);
                         let n = file
                             .read(&mut buf)

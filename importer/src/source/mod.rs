@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use crate::blob::BlobReader;
 use crate::manifest::{self, Layer, Manifest};
-use crate::progress::Progress;
+use crate::progress::{Cancel, Progress};
 use crate::{Digest, Error, Platform, Result, SourceRef};
 
 pub use registry::RegistryOptions;
@@ -113,10 +113,11 @@ impl ImageSource {
     }
 
     /// Starts streaming `layer`; bytes received are counted in `progress`.
-    pub fn open_blob(&self, layer: &Layer, progress: Arc<Progress>) -> BlobReader {
+    /// `cancel` ends the stream with [`Error::Cancelled`], even mid-read.
+    pub fn open_blob(&self, layer: &Layer, progress: Arc<Progress>, cancel: Cancel) -> BlobReader {
         match self {
-            Self::Registry(r) => r.open_blob(layer, progress),
-            Self::Layout(l) => l.open_blob(layer, progress),
+            Self::Registry(r) => r.open_blob(layer, progress, cancel),
+            Self::Layout(l) => l.open_blob(layer, progress, cancel),
         }
     }
 }

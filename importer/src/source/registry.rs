@@ -23,7 +23,7 @@ use tokio::runtime::Handle;
 use super::{auth, tls};
 use crate::blob::{self, BlobReader, Verifier};
 use crate::manifest::{ACCEPTED, Layer};
-use crate::progress::Progress;
+use crate::progress::{Cancel, Progress};
 use crate::{Digest, Error, RegistryRef, Result};
 
 /// A dropped blob download is resumed this many times before giving up.
@@ -127,20 +127,35 @@ impl Registry {
         Ok((bytes, digest.or_else(|| self.reference.digest())))
     }
 
-    pub fn open_blob(self: &Arc<Self>, layer: &Layer, progress: Arc<Progress>) -> BlobReader {
+    pub fn open_blob(
+        self: &Arc<Self>,
+        layer: &Layer,
+        progress: Arc<Progress>,
+        cancel: Cancel,
+    ) -> BlobReader {
         let (verifier, reader) = blob::channel(layer, progress);
         let this = Arc::clone(self);
         self.runtime
-            .spawn(async move { this.stream_blob(verifier).await });
+            .spawn(async move { this.stream_blob(verifier, cancel).await });
         reader
     }
 
-    async fn stream_blob(&self, mut verifier: Verifier) {
+    async fn stream_blob(&self, mut verifier: Verifier, cancel: Cancel) {
+        // A stalled connection must not hold a cancelled import for a read timeout.
+        let outcome = tokio::select! {
+            outcome = self.download(&mut verifier) => outcome,
+            () = cancel.cancelled() => Err(Error::Cancelled),
+        };
+        verifier.finish(outcome).await;
+    }
+
+    /// Downloads the whole blob, resuming after dropped connections.
+    async fn download(&self, verifier: &mut Verifier) -> Result<()> {
         let mut resumes = 0;
-        let outcome = loop {
-            match self.fetch_from(&mut verifier).await {
-                Ok(()) => break Ok(()),
-                Err(Failure::Fatal(e)) => break Err(e),
+        loop {
+            match self.fetch_from(verifier).await {
+                Ok(()) => return Ok(()),
+                Err(Failure::Fatal(e)) => return Err(e),
                 Err(Failure::Dropped(e)) if resumes < MAX_RESUMES => {
                     resumes += 1;
                     tracing::warn!(
@@ -152,10 +167,9 @@ impl Registry {
                     );
                     tokio::time::sleep(Duration::from_millis(200 << resumes)).await;
                 }
-                Err(Failure::Dropped(e)) => break Err(e),
+                Err(Failure::Dropped(e)) => return Err(e),
             }
-        };
-        verifier.finish(outcome).await;
+        }
     }
 
     /// Streams the blob from where `verifier` stands to its end.
