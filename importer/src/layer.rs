@@ -7,9 +7,9 @@
 
 use std::io::{self, Read};
 
-use flate2::bufread::MultiGzDecoder;
 
 use crate::blob::BlobReader;
+use crate::gzip::GzipReader;
 use crate::manifest::{Layer, LayerCompression};
 use crate::{Digest, Error, Result};
 
@@ -25,7 +25,7 @@ pub(crate) struct LayerReader {
 
 enum Decoder {
     Plain(BlobReader),
-    Gzip(Box<MultiGzDecoder<BlobReader>>),
+    Gzip(Box<GzipReader<BlobReader>>),
     Zstd(zstd::stream::read::Decoder<'static, BlobReader>),
 }
 
@@ -58,7 +58,7 @@ impl LayerReader {
         }
         let decoder = match sniffed {
             LayerCompression::None => Decoder::Plain(blob),
-            LayerCompression::Gzip => Decoder::Gzip(Box::new(MultiGzDecoder::new(blob))),
+            LayerCompression::Gzip => Decoder::Gzip(Box::new(GzipReader::new(blob))),
             LayerCompression::Zstd => Decoder::Zstd(
                 zstd::stream::read::Decoder::with_buffer(blob)
                     .map_err(|e| Error::Internal(format!("zstd decoder: {e}")))?,

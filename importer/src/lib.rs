@@ -28,6 +28,7 @@ mod disk;
 mod error;
 mod extent;
 mod format;
+mod gzip;
 mod layer;
 pub mod manifest;
 mod pipeline;

@@ -10,8 +10,9 @@ use std::sync::OnceLock;
 use std::sync::atomic::Ordering;
 use std::thread::Scope;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
+use super::chunks::ChunkPool;
 use super::writer::Writer;
 use crate::disk::DiskEntry;
 use crate::extent::{Extent, GuestOffset};
@@ -20,9 +21,6 @@ use crate::progress::{Cancel, Progress};
 use crate::qcow2::{self, PassEnd};
 use crate::target::{Prepared, Target};
 use crate::{Digest, Error, Result};
-
-/// Bytes read from the disk file at a time.
-pub(crate) const CHUNK: usize = 1 << 20;
 
 /// Settings the pipeline passes down.
 #[derive(Debug, Clone)]
@@ -71,6 +69,7 @@ pub(crate) struct Conversion<'scope, 'env> {
     format: Option<DiskFormat>,
     writer: Option<Writer<'scope>>,
     extents: Vec<Extent>,
+    chunks: ChunkPool,
 }
 
 /// What a finished conversion reports.
@@ -98,6 +97,7 @@ impl<'scope, 'env> Conversion<'scope, 'env> {
             format: None,
             writer: None,
             extents: Vec::new(),
+            chunks: ChunkPool::default(),
         }
     }
 
@@ -114,7 +114,7 @@ impl<'scope, 'env> Conversion<'scope, 'env> {
             if self.settings.cancel.is_cancelled() {
                 return Err(Error::Cancelled);
             }
-            let chunk = read_chunk(reader).map_err(io_error)?;
+            let chunk = self.chunks.read_chunk(reader).map_err(io_error)?;
             if chunk.is_empty() {
                 if fed != entry.size {
                     return Err(Error::BadDiskEntry {
@@ -228,20 +228,4 @@ impl<'scope, 'env> Conversion<'scope, 'env> {
             spool_peak,
         })
     }
-}
-
-/// Reads up to [`CHUNK`] bytes, fewer only at the end of the file.
-pub(crate) fn read_chunk(reader: &mut dyn Read) -> io::Result<Bytes> {
-    let mut buf = BytesMut::zeroed(CHUNK);
-    let mut filled = 0;
-    while filled < CHUNK {
-        match reader.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    buf.truncate(filled);
-    Ok(buf.freeze())
 }

@@ -10,6 +10,7 @@
 //! import counts; a second or third pass (see [`crate::qcow2`]) reads and checks the
 //! same blob again.
 
+mod chunks;
 mod convert;
 mod writer;
 
@@ -174,7 +175,7 @@ pub(crate) fn inspect(
             &mut whiteouts,
             true,
             |entry, bytes| {
-                let head = convert::read_chunk(bytes).map_err(&io_error)?;
+                let head = chunks::ChunkPool::default().read_chunk(bytes).map_err(&io_error)?;
                 info = Some(describe(layer, entry, &head)?);
                 Ok(())
             },
