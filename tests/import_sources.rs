@@ -303,6 +303,42 @@ fn basic_auth_with_auth_file_and_refused_anonymously() {
     );
 }
 
+#[test]
+fn bearer_token_auth_through_a_token_server() {
+    let fixture = Fixture::new(10);
+    let mut registry = Registry::start();
+    let source = serve(
+        &registry,
+        "os/private:1",
+        &fixture.image(Schema::Oci, Platform::linux_amd64()),
+    );
+    // From now on the registry wants Bearer tokens, which only the token server gives,
+    // and only to alice.
+    let alice = common::auth::Credentials::new("alice", "t0ken pass");
+    let tokens =
+        common::token::TokenServer::start(&fixture.dir.path().join("token"), alice.clone());
+    registry.require_token_auth(&tokens);
+
+    let stderr = import_anonymously(&fixture, &source);
+    assert!(
+        is_auth_failure(&stderr),
+        "no authentication failure named: {stderr}"
+    );
+    assert!(
+        tokens.refused() > 0,
+        "the client never asked the token server"
+    );
+
+    let auth = fixture.dir.path().join("auth.json");
+    common::auth::write_auth_json(&auth, &registry.host_port(), &alice);
+    let _ = fs::remove_file(fixture.target());
+    fixture.import_ok(
+        &source,
+        &[PLAIN_HTTP, "--auth-file", &auth.display().to_string()],
+    );
+    assert!(tokens.issued() > 0, "imported without a token");
+}
+
 /// Imports `source` without credentials: HOME and the XDG directories are emptied so
 /// that no credentials from the machine's usual locations apply. Must fail; stderr.
 fn import_anonymously(fixture: &Fixture, source: &str) -> String {

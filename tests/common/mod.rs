@@ -62,6 +62,7 @@ pub mod push;
 pub mod registry;
 pub mod throttle;
 pub mod tls;
+pub mod token;
 pub mod tools;
 pub mod vendor;
 pub mod xfs;

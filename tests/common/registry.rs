@@ -77,6 +77,7 @@ impl RegistryBuilder {
             ca,
             credentials: self.credentials,
             htpasswd,
+            token: None,
         };
         registry.start_on_free_port();
         registry
@@ -93,6 +94,8 @@ pub struct Registry {
     ca: Option<TestCa>,
     credentials: Option<Credentials>,
     htpasswd: Option<PathBuf>,
+    /// Realm and certificate of a token server, once token auth is required.
+    token: Option<(String, PathBuf)>,
 }
 
 impl Registry {
@@ -206,6 +209,13 @@ impl Registry {
                 self.port
             );
         }
+    }
+
+    /// Restarts the registry (same port, same storage) requiring Bearer tokens from
+    /// `server`. Push what you need first: the pusher speaks Basic only.
+    pub fn require_token_auth(&mut self, server: &super::token::TokenServer) {
+        self.token = Some((server.realm(), server.cert.clone()));
+        self.restart();
     }
 
     /// The storage root (`rootdirectory`).
@@ -338,7 +348,14 @@ http:
                 ca.server_key.display()
             ));
         }
-        if let Some(htpasswd) = &self.htpasswd {
+        if let Some((realm, cert)) = &self.token {
+            yaml.push_str(&format!(
+                "auth:\n  token:\n    realm: {realm}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
+                super::token::SERVICE,
+                super::token::ISSUER,
+                cert.display()
+            ));
+        } else if let Some(htpasswd) = &self.htpasswd {
             yaml.push_str(&format!(
                 "auth:\n  htpasswd:\n    realm: bootsource-test\n    path: {}\n",
                 htpasswd.display()
