@@ -30,7 +30,9 @@ pub(crate) struct GzipReader<R: BufRead> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     /// At the start of the stream or after a member: a header (or the end) comes next.
-    Header { first: bool },
+    Header {
+        first: bool,
+    },
     Body,
     Done,
 }
@@ -67,9 +69,12 @@ impl<R: BufRead> GzipReader<R> {
         if fixed[..2] != MAGIC {
             return Err(not_gzip());
         }
-        r.read_exact(&mut fixed[2..]).map_err(|e| truncated(e, "gzip header"))?;
+        r.read_exact(&mut fixed[2..])
+            .map_err(|e| truncated(e, "gzip header"))?;
         if fixed[2] != DEFLATE {
-            return Err(invalid("gzip member with a compression method other than deflate"));
+            return Err(invalid(
+                "gzip member with a compression method other than deflate",
+            ));
         }
         let flags = fixed[3];
         if flags & RESERVED_FLAGS != 0 {
@@ -77,7 +82,8 @@ impl<R: BufRead> GzipReader<R> {
         }
         if flags & FEXTRA != 0 {
             let mut len = [0u8; 2];
-            r.read_exact(&mut len).map_err(|e| truncated(e, "gzip header"))?;
+            r.read_exact(&mut len)
+                .map_err(|e| truncated(e, "gzip header"))?;
             skip(r, u64::from(u16::from_le_bytes(len)))?;
         }
         for flag in [FNAME, FCOMMENT] {
@@ -94,7 +100,10 @@ impl<R: BufRead> GzipReader<R> {
     /// Checks the trailer: CRC-32 (not recomputed, see the module docs) and ISIZE.
     fn trailer(&mut self) -> io::Result<()> {
         let mut t = [0u8; 8];
-        self.body.get_mut().read_exact(&mut t).map_err(|e| truncated(e, "gzip trailer"))?;
+        self.body
+            .get_mut()
+            .read_exact(&mut t)
+            .map_err(|e| truncated(e, "gzip trailer"))?;
         let isize = u32::from_le_bytes(t[4..].try_into().expect("4 bytes"));
         if u64::from(isize) != self.member_out & 0xffff_ffff {
             return Err(invalid("gzip member length does not match its trailer"));
@@ -139,7 +148,10 @@ impl<R: BufRead> Read for GzipReader<R> {
 fn skip(r: &mut impl BufRead, n: u64) -> io::Result<()> {
     let copied = io::copy(&mut r.take(n), &mut io::sink())?;
     if copied < n {
-        return Err(truncated(io::ErrorKind::UnexpectedEof.into(), "gzip header"));
+        return Err(truncated(
+            io::ErrorKind::UnexpectedEof.into(),
+            "gzip header",
+        ));
     }
     Ok(())
 }
@@ -148,7 +160,10 @@ fn skip_zero_terminated(r: &mut impl BufRead) -> io::Result<()> {
     let mut field = Vec::new();
     r.read_until(0, &mut field)?;
     if field.last() != Some(&0) {
-        return Err(truncated(io::ErrorKind::UnexpectedEof.into(), "gzip header"));
+        return Err(truncated(
+            io::ErrorKind::UnexpectedEof.into(),
+            "gzip header",
+        ));
     }
     Ok(())
 }
@@ -174,7 +189,9 @@ mod tests {
     use super::*;
 
     fn data(n: usize) -> Vec<u8> {
-        (0..n).map(|i| u8::try_from((i * 7 + i / 1000) % 253).unwrap()).collect()
+        (0..n)
+            .map(|i| u8::try_from((i * 7 + i / 1000) % 253).unwrap())
+            .collect()
     }
 
     fn gzip(bytes: &[u8]) -> Vec<u8> {
@@ -224,14 +241,24 @@ mod tests {
         let good = gzip(&data(10_000));
         let mut appended = good.clone();
         appended.extend_from_slice(b"appended");
-        assert!(decode(&appended).unwrap_err().to_string().contains("after the last gzip member"));
+        assert!(
+            decode(&appended)
+                .unwrap_err()
+                .to_string()
+                .contains("after the last gzip member")
+        );
         for cut in [5, 12, good.len() / 2, good.len() - 3] {
             assert!(decode(&good[..cut]).is_err(), "cut at {cut}");
         }
         let mut wrong_size = good.clone();
         let n = wrong_size.len();
         wrong_size[n - 1] ^= 1;
-        assert!(decode(&wrong_size).unwrap_err().to_string().contains("length"));
+        assert!(
+            decode(&wrong_size)
+                .unwrap_err()
+                .to_string()
+                .contains("length")
+        );
         assert!(decode(b"plain text, not gzip").is_err());
         let mut bad_method = good;
         bad_method[2] = 7;

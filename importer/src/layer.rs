@@ -7,7 +7,6 @@
 
 use std::io::{self, Read};
 
-
 use crate::blob::BlobReader;
 use crate::gzip::GzipReader;
 use crate::manifest::{Layer, LayerCompression};

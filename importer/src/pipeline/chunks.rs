@@ -45,7 +45,12 @@ impl Drop for Pooled {
 impl ChunkPool {
     /// Reads up to [`CHUNK`] bytes, fewer only at the end of the file.
     pub fn read_chunk(&self, reader: &mut dyn Read) -> io::Result<Bytes> {
-        let mut buf = self.0.lock().expect("not poisoned").pop().unwrap_or_else(|| vec![0; CHUNK]);
+        let mut buf = self
+            .0
+            .lock()
+            .expect("not poisoned")
+            .pop()
+            .unwrap_or_else(|| vec![0; CHUNK]);
         let mut filled = 0;
         while filled < CHUNK {
             match reader.read(&mut buf[filled..]) {
@@ -75,7 +80,9 @@ mod tests {
     #[test]
     fn buffers_come_back_when_the_last_slice_is_dropped() {
         let pool = ChunkPool::default();
-        let data: Vec<u8> = (0..CHUNK + 10).map(|i| u8::try_from(i % 251).unwrap()).collect();
+        let data: Vec<u8> = (0..CHUNK + 10)
+            .map(|i| u8::try_from(i % 251).unwrap())
+            .collect();
         let mut reader = &data[..];
         let first = pool.read_chunk(&mut reader).unwrap();
         let second = pool.read_chunk(&mut reader).unwrap();

@@ -175,7 +175,9 @@ pub(crate) fn inspect(
             &mut whiteouts,
             true,
             |entry, bytes| {
-                let head = chunks::ChunkPool::default().read_chunk(bytes).map_err(&io_error)?;
+                let head = chunks::ChunkPool::default()
+                    .read_chunk(bytes)
+                    .map_err(&io_error)?;
                 info = Some(describe(layer, entry, &head)?);
                 Ok(())
             },
