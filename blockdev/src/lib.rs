@@ -70,15 +70,7 @@ impl BlockDevice {
         if !is_block_device(path) {
             return Err(Error::NotBlockDevice(path.to_owned()));
         }
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(libc::O_EXCL | libc::O_CLOEXEC)
-            .open(path)
-            .map_err(|e| match e.raw_os_error() {
-                Some(libc::EBUSY) => Error::Busy(path.to_owned()),
-                _ => io_error("open", path, e),
-            })?;
+        let file = open_excl(path)?;
         let fd = file.as_raw_fd();
         let mut size = 0u64;
         // SAFETY: `fd` is an open block device and `size` is a valid u64 to write to.
@@ -148,6 +140,34 @@ impl BlockDevice {
         let range = [offset, len];
         call(self.file.as_raw_fd(), &range).map_err(|e| io_error(op, &self.path, e.into()))?;
         Ok(())
+    }
+}
+
+/// Transient exclusive holders exist — udev rereading partitions after a writer
+/// closed the device, a filesystem finishing its unmount — so a busy device is tried
+/// again for a moment before it counts as in use.
+const BUSY_RETRIES: u32 = 10;
+const BUSY_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+
+fn open_excl(path: &Path) -> Result<File, Error> {
+    let mut attempt = 0;
+    loop {
+        let opened = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_EXCL | libc::O_CLOEXEC)
+            .open(path);
+        match opened {
+            Ok(file) => return Ok(file),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && attempt < BUSY_RETRIES => {
+                attempt += 1;
+                std::thread::sleep(BUSY_PAUSE);
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                return Err(Error::Busy(path.to_owned()));
+            }
+            Err(e) => return Err(io_error("open", path, e)),
+        }
     }
 }
 
