@@ -58,6 +58,20 @@ pub use target::{ProvideTarget, TargetSpec};
 use pipeline::Settings;
 use source::ImageSource;
 
+/// Entry points for the micro-benchmarks in `benches/`; not a stable API.
+#[doc(hidden)]
+pub mod bench {
+    use std::path::PathBuf;
+
+    pub use crate::target::Target;
+    pub use crate::target::zero::is_zero;
+
+    /// A sparse file target of `size` bytes at `path`, as `import` opens one.
+    pub fn file_target(path: PathBuf, size: u64) -> crate::Result<Target> {
+        crate::TargetSpec::Path(path).prepare()?.open(size)
+    }
+}
+
 /// How to import.
 #[derive(Debug, Clone)]
 pub struct ImportOptions {

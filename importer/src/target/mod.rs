@@ -13,7 +13,7 @@
 //! that looks complete, and never damages an existing one.
 
 mod ranges;
-mod zero;
+pub(crate) mod zero;
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;

@@ -5,7 +5,7 @@ pub(crate) const BLOCK: usize = 4096;
 
 /// Whether `bytes` are all zero. Written as an OR-fold over fixed-size chunks so the
 /// compiler vectorises it; bails out at the first non-zero chunk.
-pub(crate) fn is_zero(bytes: &[u8]) -> bool {
+pub fn is_zero(bytes: &[u8]) -> bool {
     let mut chunks = bytes.chunks_exact(256);
     let whole = chunks
         .by_ref()
