@@ -5,7 +5,8 @@
 //! versions as orphaned, moving nothing; `bootsource clone` makes a sparse copy from a
 //! `dir` backend and a reflink that shares extents from a `reflink` backend (XFS,
 //! reflink=1, on a loop device), and refuses targets inside the state directory, the
-//! storage roots or the namespace.
+//! storage roots or the namespace. A block pool holds one version per device, zeroes
+//! what the disk leaves empty, and makes room for a new version when it is full.
 
 mod common;
 
@@ -16,6 +17,7 @@ use std::process::Command;
 
 use common::bootsource::{expect_error, expect_success};
 use common::daemon::{Node, TestDisk, current_digest, source_of, version_digests};
+use common::loopdev::LoopDevice;
 use common::registry::Registry;
 use common::throttle::Throttle;
 use common::xfs::{Xfs, shared_extents};
@@ -297,4 +299,76 @@ fn a_backend_dropped_from_the_config_still_has_its_old_versions_removed() {
     assert!(v1.same_as(&node.current_link("fedora")));
     assert!(!old_path.exists(), "{} is still there", old_path.display());
     assert_eq!(daemon.status()["orphaned"], serde_json::json!([]));
+}
+
+#[test]
+fn a_block_pool_takes_each_version_on_its_own_device_and_frees_the_oldest() {
+    let registry = Registry::start();
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = TestDisk::new(dir.path(), "v1", 4 * MIB, 31);
+    let v2 = TestDisk::new(dir.path(), "v2", 4 * MIB, 32);
+    let v3 = TestDisk::new(dir.path(), "v3", 4 * MIB, 33);
+    // Two 8 MiB devices full of 0xff: what the disk leaves zero must read as zero.
+    let devices: Vec<LoopDevice> = (0..2).map(|_| LoopDevice::attach(8 * MIB)).collect();
+    for d in &devices {
+        d.fill(0xff);
+    }
+    v1.push(&registry, "os/fedora:latest");
+
+    let mut node = Node::new();
+    node.config.insecure(&registry.host_port());
+    node.config
+        .source("fedora", &registry.reference("os/fedora:latest"))
+        .storage = Some("pool".into());
+    node.config.source_mut("fedora").imports_to_keep = Some(2);
+    let list: Vec<String> = devices
+        .iter()
+        .map(|d| format!("\"{}\"", d.path().display()))
+        .collect();
+    node.config.extra = format!(
+        "\n[storage.pool]\nkind = \"block\"\ndevices = [{}]\n",
+        list.join(", ")
+    );
+    let daemon = node.start();
+
+    let on_device = |disk: &TestDisk, status: &Value| {
+        let path = current_path(status);
+        let device = devices
+            .iter()
+            .find(|d| d.path() == path)
+            .unwrap_or_else(|| panic!("{} is not a pool device", path.display()));
+        let raw = std::fs::read(&disk.raw).unwrap();
+        assert!(
+            device.read_at(0, raw.len()) == raw,
+            "{} does not hold the disk",
+            path.display()
+        );
+        path
+    };
+    let first = on_device(&v1, &daemon.wait_for_current("fedora", &v1.digest));
+
+    v2.push(&registry, "os/fedora:latest");
+    node.poll();
+    let second = on_device(&v2, &daemon.wait_for_current("fedora", &v2.digest));
+    assert_ne!(first, second, "two versions on one device");
+
+    // The pool is full with two versions kept: to import v3, the version collection
+    // would remove afterwards (v1, never the current v2) goes first, and v3 takes its
+    // device.
+    v3.push(&registry, "os/fedora:latest");
+    node.poll();
+    let fedora = daemon.wait_for_current("fedora", &v3.digest);
+    assert_eq!(
+        on_device(&v3, &fedora),
+        first,
+        "v3 did not take v1's freed device"
+    );
+    assert_eq!(
+        version_digests(&fedora),
+        [v2.digest.clone(), v3.digest.clone()]
+    );
+    assert!(devices.iter().any(|d| d.path() == second));
+    let raw2 = std::fs::read(&v2.raw).unwrap();
+    let keeper = devices.iter().find(|d| d.path() == second).unwrap();
+    assert!(keeper.read_at(0, raw2.len()) == raw2, "v2 was damaged");
 }

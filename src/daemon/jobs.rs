@@ -151,7 +151,7 @@ pub async fn import(
     for (candidate, registry) in ctx.candidates(&pinned(&ctx.source.image, digest)) {
         let options = ctx.import_options(registry, Arc::clone(&progress), cancel.clone());
         let staging: Arc<Mutex<Option<Staging>>> = Arc::default();
-        let target = staging_target(&store, &name, &ctx.backend, digest, &staging)?;
+        let target = staging_target(&store, ctx, digest, &staging);
         let result = bootsource_importer::import(&candidate, target, &options).await;
         let staged = staging.lock().expect("not poisoned").take();
         match (result, staged) {
@@ -224,32 +224,45 @@ fn pinned(image: &SourceRef, digest: Digest) -> SourceRef {
 }
 
 /// A target that asks the store for a staging volume once the disk's size is known.
+///
+/// A block pool has room for a fixed number of versions. When it is full, the version
+/// that garbage collection would remove after this import is removed first (the
+/// current one never is), so a pool sized for `imports_to_keep` devices keeps working.
 fn staging_target(
     store: &Arc<Store>,
-    source: &str,
-    backend: &str,
+    ctx: &SourceJob,
     digest: Digest,
     slot: &Arc<Mutex<Option<Staging>>>,
-) -> anyhow::Result<TargetSpec> {
-    let (store, source, backend, slot) = (
-        Arc::clone(store),
-        source.to_owned(),
-        backend.to_owned(),
-        Arc::clone(slot),
+) -> TargetSpec {
+    let (store, slot) = (Arc::clone(store), Arc::clone(slot));
+    let (source, backend, keep) = (
+        ctx.source.name.clone(),
+        ctx.backend.clone(),
+        ctx.imports_to_keep,
     );
-    Ok(TargetSpec::Provided(Box::new(
-        move |virtual_size| -> Result<PathBuf, String> {
-            match store.begin(&source, &backend, &digest, virtual_size) {
-                Ok(Begin::Staging(staging)) => {
-                    let path = staging.path().to_owned();
-                    *slot.lock().expect("not poisoned") = Some(staging);
-                    Ok(path)
-                }
-                Ok(Begin::AlreadyPresent(_)) => Err("this version was imported meanwhile".into()),
-                Err(e) => Err(format!("{:#}", anyhow::Error::from(e))),
+    TargetSpec::Provided(Box::new(move |virtual_size| -> Result<PathBuf, String> {
+        let begin = || store.begin(&source, &backend, &digest, virtual_size);
+        let begun = match begin() {
+            Err(bootsource_storage::Error::PoolExhausted { .. }) if keep > 1 => {
+                let freed = store
+                    .gc(&source, keep - 1)
+                    .map_err(|e| format!("{:#}", anyhow::Error::from(e)))?;
+                tracing::info!(source = %source, removed = freed.removed.len(),
+                    "block pool full: removed the oldest kept version to make room");
+                begin()
             }
-        },
-    )))
+            other => other,
+        };
+        match begun {
+            Ok(Begin::Staging(staging)) => {
+                let path = staging.path().to_owned();
+                *slot.lock().expect("not poisoned") = Some(staging);
+                Ok(path)
+            }
+            Ok(Begin::AlreadyPresent(_)) => Err("this version was imported meanwhile".into()),
+            Err(e) => Err(format!("{:#}", anyhow::Error::from(e))),
+        }
+    }))
 }
 
 async fn abort(store: &Arc<Store>, staging: Staging) {
