@@ -2,6 +2,9 @@
 //! disks. This binary is the edge: argument parsing, logging, and the commands that
 //! wire the library crates together.
 
+// Doc comments on the CLI are clap's --help text (`docker://HOST[:PORT]/…`), not rustdoc.
+#![allow(rustdoc::broken_intra_doc_links)]
+
 mod cli;
 mod commands;
 mod config;
