@@ -2,6 +2,7 @@
 //! disks. This binary is the edge: argument parsing, logging, and the commands that
 //! wire the library crates together.
 
+#![forbid(unsafe_code)]
 // Doc comments on the CLI are clap's --help text (`docker://HOST[:PORT]/…`), not rustdoc.
 #![allow(rustdoc::broken_intra_doc_links)]
 
