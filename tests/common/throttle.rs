@@ -104,6 +104,13 @@ impl Throttle {
         self.shared.rate.store(0, Ordering::SeqCst);
     }
 
+    /// Drops every open connection, as a flaky network does; new ones are accepted.
+    pub fn cut(&self) {
+        for stream in self.shared.streams.lock().unwrap().drain(..) {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    }
+
     /// Bytes sent back to clients so far.
     pub fn forwarded(&self) -> u64 {
         self.shared.forwarded.load(Ordering::SeqCst)
