@@ -141,17 +141,22 @@ impl Verifier {
 
     /// Ends the stream: verified, or with `error`.
     pub async fn finish(self, outcome: Result<()>) {
-        let outcome = outcome.and_then(|()| self.verify());
-        let message = outcome.map_or_else(Message::Failed, |()| Message::Verified);
+        let verdict = self.verdict(outcome);
         // The consumer may be gone already; then nobody needs the verdict.
-        let _ = self.sender.send(message).await;
+        let _ = self.sender.send(verdict).await;
     }
 
     /// [`finish`](Self::finish) for producers on plain threads.
     pub fn finish_blocking(self, outcome: Result<()>) {
-        let outcome = outcome.and_then(|()| self.verify());
-        let message = outcome.map_or_else(Message::Failed, |()| Message::Verified);
-        let _ = self.sender.blocking_send(message);
+        let verdict = self.verdict(outcome);
+        let _ = self.sender.blocking_send(verdict);
+    }
+
+    /// The last message: the producer's outcome, then the size and digest check.
+    fn verdict(&self, outcome: Result<()>) -> Message {
+        outcome
+            .and_then(|()| self.verify())
+            .map_or_else(Message::Failed, |()| Message::Verified)
     }
 }
 

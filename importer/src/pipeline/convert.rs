@@ -16,7 +16,7 @@ use super::chunks::ChunkPool;
 use super::writer::Writer;
 use crate::disk::DiskEntry;
 use crate::extent::{Extent, GuestOffset};
-use crate::format::{self, DiskFormat};
+use crate::format::DiskFormat;
 use crate::progress::{Cancel, Progress};
 use crate::qcow2::{self, PassEnd};
 use crate::target::{Prepared, Target};
@@ -150,10 +150,7 @@ impl<'scope, 'env> Conversion<'scope, 'env> {
     }
 
     fn start(&mut self, entry: &DiskEntry, head: &[u8]) -> Result<()> {
-        let format = format::sniff(head).map_err(|what| Error::UnsupportedDiskFormat {
-            name: entry.name.clone(),
-            format: what,
-        })?;
+        let format = super::sniff(entry, head)?;
         tracing::info!(disk = %entry.name, %format, size = entry.size, "found the disk image");
         self.format = Some(format);
         self.decoder = Some(match format {

@@ -189,11 +189,16 @@ pub(crate) fn inspect(
     Err(Error::NoDisk)
 }
 
-fn describe(layer: &Layer, entry: &DiskEntry, head: &[u8]) -> Result<DiskInfo> {
-    let format = format::sniff(head).map_err(|what| Error::UnsupportedDiskFormat {
+/// The format of the disk file whose first bytes are `head`; a refused one is an error.
+fn sniff(entry: &DiskEntry, head: &[u8]) -> Result<DiskFormat> {
+    format::sniff(head).map_err(|what| Error::UnsupportedDiskFormat {
         name: entry.name.clone(),
         format: what,
-    })?;
+    })
+}
+
+fn describe(layer: &Layer, entry: &DiskEntry, head: &[u8]) -> Result<DiskInfo> {
+    let format = sniff(entry, head)?;
     let header = match format {
         DiskFormat::Qcow2 => Some(Header::parse(head, entry.size)?.ok_or(Error::Qcow2PastEnd {
             what: "header",
