@@ -7,20 +7,19 @@
 //! the peak memory of the run (GNU `time`) under [`RSS_LIMIT`], within [`TIME_LIMIT`],
 //! and with no file left at the target.
 
-mod common;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::bootsource::{
+use crate::common;
+use crate::common::bootsource::{
     self as bs, PLAIN_HTTP, assert_same_disk, disk_tar, expect_error, expect_success, image,
     import, import_command, layout, max_rss, serve,
 };
-use common::disk;
-use common::loopdev::LoopDevice;
-use common::oci::{Blob, LayerType, Layout, Tar};
-use common::registry::Registry;
+use crate::common::disk;
+use crate::common::loopdev::LoopDevice;
+use crate::common::oci::{Blob, LayerType, Layout, Tar};
+use crate::common::registry::Registry;
 use tempfile::TempDir;
 
 const MIB: u64 = 1 << 20;

@@ -10,14 +10,13 @@
 //! Imports are caught mid-way by serving the image through a [`Throttle`]: on loopback a
 //! 32 MiB layer would be imported before a test could look; at 2 MiB/s it takes 16 s.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::daemon::{Daemon, Node, TestDisk, current_digest, version_digests};
-use common::registry::Registry;
-use common::throttle::Throttle;
+use crate::common;
+use crate::common::daemon::{Daemon, Node, TestDisk, current_digest, version_digests};
+use crate::common::registry::Registry;
+use crate::common::throttle::Throttle;
 use nix::sys::signal::Signal;
 use serde_json::Value;
 use tempfile::TempDir;

@@ -145,11 +145,6 @@ impl Registry {
         &self.test_ca().cert_dir
     }
 
-    /// The CA certificate, PEM. Panics without TLS.
-    pub fn ca_pem(&self) -> Vec<u8> {
-        self.test_ca().ca_pem()
-    }
-
     /// The credentials the registry requires, if any.
     pub fn credentials(&self) -> Option<&Credentials> {
         self.credentials.as_ref()
@@ -216,11 +211,6 @@ impl Registry {
     pub fn require_token_auth(&mut self, server: &super::token::TokenServer) {
         self.token = Some((server.realm(), server.cert.clone()));
         self.restart();
-    }
-
-    /// The storage root (`rootdirectory`).
-    pub fn storage_dir(&self) -> &Path {
-        &self.storage
     }
 
     /// Where the registry keeps the bytes of blob `digest` (`sha256:…`).

@@ -8,20 +8,19 @@
 //! storage roots or the namespace. A block pool holds one version per device, zeroes
 //! what the disk leaves empty, and makes room for a new version when it is full.
 
-mod common;
-
 use std::fs::{self, OpenOptions};
 use std::os::unix::fs::{FileExt as _, MetadataExt as _};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::bootsource::{expect_error, expect_success};
-use common::daemon::{Node, TestDisk, current_digest, source_of, version_digests};
-use common::loopdev::LoopDevice;
-use common::registry::Registry;
-use common::throttle::Throttle;
-use common::xfs::{Xfs, shared_extents};
-use common::{disk, tools};
+use crate::common;
+use crate::common::bootsource::{expect_error, expect_success};
+use crate::common::daemon::{Node, TestDisk, current_digest, source_of, version_digests};
+use crate::common::loopdev::LoopDevice;
+use crate::common::registry::Registry;
+use crate::common::throttle::Throttle;
+use crate::common::xfs::{Xfs, shared_extents};
+use crate::common::{disk, tools};
 use serde_json::Value;
 
 const MIB: u64 = 1 << 20;

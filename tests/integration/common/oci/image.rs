@@ -72,7 +72,6 @@ pub trait Artifact {
 /// An image: manifest, config and layers.
 #[derive(Debug, Clone)]
 pub struct Image {
-    pub schema: Schema,
     pub platform: Platform,
     pub config: Blob,
     pub layers: Vec<Blob>,
@@ -85,19 +84,11 @@ impl Image {
         let config = config_blob(schema, &platform, &layers);
         let manifest = manifest_blob(schema, &config, &layers, |_| {});
         Image {
-            schema,
             platform,
             config,
             layers,
             manifest,
         }
-    }
-
-    /// Rewrites the manifest JSON (annotations, a lying size, `urls`, …) before it is
-    /// serialized: the manifest gets the digest of the edited bytes.
-    pub fn edit_manifest(mut self, edit: impl FnOnce(&mut Value)) -> Image {
-        self.manifest = manifest_blob(self.schema, &self.config, &self.layers, edit);
-        self
     }
 
     /// Replaces layer `index`'s bytes keeping the digest the manifest names.
@@ -120,7 +111,6 @@ impl Artifact for Image {
 /// A multi-arch index of images, each entry carrying its image's platform.
 #[derive(Debug, Clone)]
 pub struct Index {
-    pub schema: Schema,
     pub images: Vec<Image>,
     pub manifest: Blob,
 }
@@ -141,11 +131,7 @@ impl Index {
         };
         let json = json!({ "schemaVersion": 2, "mediaType": media_type, "manifests": entries });
         let manifest = Blob::new(media_type, serde_json::to_vec(&json).unwrap());
-        Index {
-            schema,
-            images,
-            manifest,
-        }
+        Index { images, manifest }
     }
 
     /// The image for `platform`.

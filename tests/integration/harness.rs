@@ -1,20 +1,19 @@
-//! Tests of the test harness itself (`tests/common/`): the registry process, pushing with
+//! Tests of the test harness itself (`common/`): the registry process, pushing with
 //! every byte preserved, the real-tools path, the disks, tars and layouts. No bootsource
 //! binary is involved; when these fail, fix the harness before reading other failures.
-
-mod common;
 
 use std::fs;
 use std::io::Read as _;
 use std::process::Command;
 
-use common::client::RegistryClient;
-use common::oci::{
+use crate::common;
+use crate::common::client::RegistryClient;
+use crate::common::oci::{
     self, Artifact, Blob, GnuTarFormat, Image, Index, LayerType, Layout, LongNames, Platform,
     Schema, Tar,
 };
-use common::registry::Registry;
-use common::{disk, push, tools, vendor};
+use crate::common::registry::Registry;
+use crate::common::{disk, push, tools, vendor};
 use flate2::read::GzDecoder;
 
 /// One tar entry as read back: name, type flag, uid, size, link target.

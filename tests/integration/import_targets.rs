@@ -3,20 +3,19 @@
 //!
 //! Loop devices come from `losetup` over temporary files and are detached on drop.
 
-mod common;
-
 use std::fs;
 use std::os::unix::fs::FileTypeExt as _;
 use std::path::PathBuf;
 
-use common::bootsource::{
+use crate::common;
+use crate::common::bootsource::{
     self as bs, PLAIN_HTTP, assert_same_disk, disk_tar, expect_error, hint, image, import,
     import_json, layout, serve,
 };
-use common::disk;
-use common::loopdev::LoopDevice;
-use common::oci::LayerType;
-use common::registry::Registry;
+use crate::common::disk;
+use crate::common::loopdev::LoopDevice;
+use crate::common::oci::LayerType;
+use crate::common::registry::Registry;
 use tempfile::TempDir;
 
 const MIB: u64 = 1 << 20;

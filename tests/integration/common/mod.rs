@@ -8,8 +8,8 @@
 //! run in parallel.
 //!
 //! ```ignore
-//! mod common;
-//! use common::{disk, oci, push, registry::Registry};
+//! use crate::common;
+//! use crate::common::{disk, oci, push, registry::Registry};
 //!
 //! let registry = Registry::start();
 //! let dir = tempfile::tempdir().unwrap();
@@ -46,9 +46,6 @@
 //! | [`daemon`] | a test node running `bootsource daemon`: config, signals, `/metrics`, status |
 //! | [`throttle`] | a slow (or stalled) network in front of a registry, for imports caught mid-way |
 //! | [`xfs`] | XFS with reflink on a loop device, mounted; unmounted and detached on drop |
-
-// Each test file uses only some helpers (and some re-exports).
-#![allow(dead_code, unused_imports)]
 
 pub mod auth;
 pub mod bootsource;

@@ -113,16 +113,6 @@ impl Tar {
         self.file(&format!("{}/.wh..wh..opq", dir.trim_end_matches('/')), b"")
     }
 
-    /// A PAX extended header (`x`) with these records, applying to the next entry.
-    pub fn pax(mut self, records: &[(&str, &[u8])]) -> Self {
-        let body = pax_records(records);
-        self.append(
-            ustar_header("PaxHeaders/entry", EntryType::XHeader, 0o644, body.len()),
-            &body,
-        );
-        self
-    }
-
     /// Any entry; names and link targets are written as given.
     pub fn entry(
         mut self,
@@ -133,13 +123,6 @@ impl Tar {
         link: Option<&str>,
     ) -> Self {
         self.push_entry(name, kind, mode, data, link, None);
-        self
-    }
-
-    /// Raw bytes appended as they are (a hand-made header, garbage, …).
-    pub fn raw(mut self, bytes: &[u8]) -> Self {
-        self.out.extend_from_slice(bytes);
-        self.data_end = self.out.len();
         self
     }
 

@@ -31,10 +31,6 @@ impl Layout {
         layout
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// `oci:DIR:TAG`.
     pub fn reference(&self, tag: &str) -> String {
         format!("oci:{}:{tag}", self.dir.display())

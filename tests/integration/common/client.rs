@@ -91,11 +91,6 @@ impl RegistryClient {
         }
     }
 
-    /// The base URL, e.g. `http://127.0.0.1:5000`.
-    pub fn base(&self) -> &str {
-        &self.base
-    }
-
     /// `GET /v2/`; `Err` when nothing answers (connection refused, TLS failure).
     pub fn ping(&self) -> Result<Reply, ureq::Error> {
         self.send("GET", &format!("{}/v2/", self.base), &[], None)

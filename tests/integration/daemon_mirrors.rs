@@ -4,10 +4,8 @@
 //! working while the origin is unreachable, and falls back to the origin when the
 //! mirror is.
 
-mod common;
-
-use common::daemon::{Node, TestDisk};
-use common::registry::Registry;
+use crate::common::daemon::{Node, TestDisk};
+use crate::common::registry::Registry;
 
 const MIB: u64 = 1 << 20;
 

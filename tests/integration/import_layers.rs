@@ -2,21 +2,19 @@
 //! stacking (whiteouts, opaque markers), tar dialects, and container disks that break the
 //! rules (each a clear error naming what is wrong).
 
-mod common;
-
 use std::fs;
 use std::path::PathBuf;
 
-use common::bootsource::{
+use crate::common::bootsource::{
     self as bs, ImportReport, PLAIN_HTTP, assert_same_disk, disk_tar, expect_error, image, import,
     import_json, serve,
 };
-use common::oci::{
+use crate::common::oci::{
     self, Artifact as _, Blob, GnuTarFormat, Image, LayerType, LongNames, Platform, Schema, Tar,
     media_type,
 };
-use common::registry::Registry;
-use common::{disk, vendor};
+use crate::common::registry::Registry;
+use crate::common::{disk, vendor};
 use tempfile::TempDir;
 
 const MIB: u64 = 1 << 20;

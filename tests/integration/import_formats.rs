@@ -6,20 +6,18 @@
 //! against the virtual size, and that it stayed sparse: the disks are mostly zeros, so
 //! the imported file must occupy a small part of its length.
 
-mod common;
-
 use std::fs;
 use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::bootsource::{
+use crate::common::bootsource::{
     self as bs, ImportReport, PLAIN_HTTP, assert_same_disk, assert_sparse, disk_tar, image,
     import_json, serve,
 };
-use common::oci::LayerType;
-use common::registry::Registry;
-use common::{disk, tools};
+use crate::common::oci::LayerType;
+use crate::common::registry::Registry;
+use crate::common::{disk, tools};
 use tempfile::TempDir;
 
 const MIB: u64 = 1 << 20;

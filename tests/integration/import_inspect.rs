@@ -2,18 +2,17 @@
 //! digests, platform, layers, the disk's name, format, virtual size and qcow2 header —
 //! checked against what the test built and what `qemu-img info` says.
 
-mod common;
-
 use std::fs;
 use std::path::PathBuf;
 
-use common::bootsource::{
+use crate::common;
+use crate::common::bootsource::{
     PLAIN_HTTP, disk_tar, expect_error, expect_success, image, inspect, inspect_json,
     platform_string, serve,
 };
-use common::disk;
-use common::oci::{Artifact as _, Blob, Image, Index, LayerType, Platform, Schema, Tar};
-use common::registry::Registry;
+use crate::common::disk;
+use crate::common::oci::{Artifact as _, Blob, Image, Index, LayerType, Platform, Schema, Tar};
+use crate::common::registry::Registry;
 use serde_json::Value;
 use tempfile::TempDir;
 

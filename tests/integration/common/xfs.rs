@@ -21,7 +21,7 @@ const SIZE: u64 = 512 << 20;
 pub struct Xfs {
     mountpoint: PathBuf,
     // Dropped after `drop` below has unmounted: detaches the device.
-    device: LoopDevice,
+    _device: LoopDevice,
     _dir: tempfile::TempDir,
 }
 
@@ -41,7 +41,7 @@ impl Xfs {
         tools::run_command(Command::new("mount").arg(device.path()).arg(&mountpoint));
         Xfs {
             mountpoint,
-            device,
+            _device: device,
             _dir: dir,
         }
     }

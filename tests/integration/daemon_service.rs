@@ -10,8 +10,6 @@
 //! Needs `systemd` (systemd-analyze) and `prometheus` (promtool): a missing tool fails
 //! with the package to install.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::net::UnixDatagram;
@@ -19,9 +17,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::bootsource::{self as bs, BIN, expect_success};
-use common::daemon::{Node, WAIT};
-use common::tools;
+use crate::common::bootsource::{self as bs, BIN, expect_success};
+use crate::common::daemon::{Node, WAIT};
+use crate::common::tools;
 use nix::sys::signal::Signal;
 
 const SYSTEMD_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/systemd");

@@ -7,13 +7,11 @@
 //!
 //! The long import is made long by a [`Throttle`] between the daemon and the registry.
 
-mod common;
-
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use common::daemon::{Daemon, Metrics, Node, TestDisk, current_digest, version_digests};
-use common::registry::Registry;
-use common::throttle::Throttle;
+use crate::common::daemon::{Daemon, Metrics, Node, TestDisk, current_digest, version_digests};
+use crate::common::registry::Registry;
+use crate::common::throttle::Throttle;
 
 const MIB: u64 = 1 << 20;
 /// The disk of the long import: 16 s at the throttled 2 MiB/s.

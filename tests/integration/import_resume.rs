@@ -2,15 +2,13 @@
 //! rest with a `Range` request and hashes across the break, so the disk is complete and
 //! verified without downloading the layer again.
 
-mod common;
-
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::bootsource::import_command;
-use common::daemon::TestDisk;
-use common::registry::Registry;
-use common::throttle::Throttle;
+use crate::common::bootsource::import_command;
+use crate::common::daemon::TestDisk;
+use crate::common::registry::Registry;
+use crate::common::throttle::Throttle;
 
 const MIB: u64 = 1 << 20;
 

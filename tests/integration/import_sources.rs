@@ -4,19 +4,18 @@
 //! Every registry and proxy is a real process on 127.0.0.1; the oracle for the imported
 //! disk is `qemu-img compare`.
 
-mod common;
-
 use std::fs;
 use std::path::PathBuf;
 
-use common::bootsource::{
+use crate::common;
+use crate::common::bootsource::{
     self as bs, PLAIN_HTTP, assert_same_disk, disk_tar, expect_error, expect_success, hint, import,
     import_command, import_json, layout, serve,
 };
-use common::oci::{Artifact as _, Blob, Image, Index, LayerType, Layout, Platform, Schema};
-use common::proxy::Proxy;
-use common::registry::Registry;
-use common::{disk, tools};
+use crate::common::oci::{Artifact as _, Blob, Image, Index, LayerType, Layout, Platform, Schema};
+use crate::common::proxy::Proxy;
+use crate::common::registry::Registry;
+use crate::common::{disk, tools};
 use tempfile::TempDir;
 
 const MIB: u64 = 1 << 20;

@@ -332,16 +332,6 @@ impl Node {
             .map(|v| v["volume"].as_str().unwrap_or_default().to_owned())
             .collect()
     }
-
-    /// Every log the node's daemons wrote, oldest first.
-    pub fn logs(&self) -> String {
-        (1..=self.starts)
-            .map(|n| fs::read_to_string(self.dir.path().join(format!("daemon-{n}.log"))))
-            .filter_map(Result::ok)
-            .map(|log| strip_ansi(&log))
-            .collect::<Vec<_>>()
-            .join("\n--- next daemon ---\n")
-    }
 }
 
 fn collect_staging(dir: &Path, inside: bool, found: &mut Vec<PathBuf>) {

@@ -6,14 +6,13 @@
 //! `auto_update = false` keeps the current version until it is switched back on;
 //! `bootsource status` reads the catalog and the last state with the daemon stopped.
 
-mod common;
-
 use std::fs;
 use std::path::Path;
 use std::time::Instant;
 
-use common::daemon::{Node, TestDisk, current_digest, source_of, version_digests};
-use common::registry::Registry;
+use crate::common;
+use crate::common::daemon::{Node, TestDisk, current_digest, source_of, version_digests};
+use crate::common::registry::Registry;
 use serde_json::Value;
 
 const MIB: u64 = 1 << 20;

@@ -1,0 +1,21 @@
+//! bootsource's integration tests: the real binary against a real registry, real
+//! filesystems and real tools, in one test binary (the harness in [`common`] is
+//! compiled once). Each module is one area; `cargo test --test integration daemon_`
+//! runs the daemon's.
+
+mod common;
+
+mod daemon_metrics;
+mod daemon_mirrors;
+mod daemon_service;
+mod daemon_signals;
+mod daemon_storage;
+mod daemon_updates;
+mod harness;
+mod import_formats;
+mod import_hostile;
+mod import_inspect;
+mod import_layers;
+mod import_resume;
+mod import_sources;
+mod import_targets;
