@@ -80,7 +80,10 @@ impl LoopDevice {
         bytes
     }
 
-    /// Makes an ext4 filesystem on the device and mounts it in the temporary directory.
+    /// Makes an ext4 filesystem on the device and mounts it, read-only, in the temporary
+    /// directory. Read-only so that the filesystem itself writes nothing (its journal
+    /// commits and superblock updates would race a test's "nothing was written" check);
+    /// it claims the device exclusively all the same.
     pub fn mount(&mut self) {
         tools::require("mkfs.ext4", "e2fsprogs");
         tools::run_command(
@@ -90,7 +93,12 @@ impl LoopDevice {
         );
         let mountpoint = self.dir.path().join("mnt");
         std::fs::create_dir(&mountpoint).unwrap();
-        tools::run_command(Command::new("mount").arg(&self.device).arg(&mountpoint));
+        tools::run_command(
+            Command::new("mount")
+                .args(["-o", "ro"])
+                .arg(&self.device)
+                .arg(&mountpoint),
+        );
         self.mountpoint = Some(mountpoint);
     }
 }
