@@ -101,6 +101,13 @@ pub struct ImportArgs {
     /// reading the layer again instead (e.g. 64M).
     #[arg(long, value_name = "SIZE", default_value = "64M", value_parser = crate::human::parse_size)]
     pub spool_limit: u64,
+    /// Refuse disks larger than this, before writing anything (e.g. 1T).
+    #[arg(long, value_name = "SIZE", default_value = "1T", value_parser = crate::human::parse_size)]
+    pub max_virtual_size: u64,
+    /// Free space to leave on a file target's filesystem; the import fails cleanly
+    /// rather than eat into it (e.g. 256M, or 0 for none).
+    #[arg(long, value_name = "SIZE", default_value = "256M", value_parser = crate::human::parse_size)]
+    pub min_free: u64,
 }
 
 #[derive(Debug, Args)]

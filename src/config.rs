@@ -41,6 +41,9 @@ use serde::Deserialize;
 pub const DEFAULT_PATH: &str = "/etc/bootsource/config.toml";
 /// Credentials used when present and `auth_file` is not set.
 const DEFAULT_AUTH_FILE: &str = "/etc/bootsource/auth.json";
+/// Free space kept on file storage unless `min_free` says otherwise: 256 MiB, four
+/// times what writers may write between two checks of the free space.
+pub const DEFAULT_MIN_FREE: u64 = 256 << 20;
 /// The backend sources use when they name none.
 pub const DEFAULT_STORAGE: &str = "local";
 
@@ -73,6 +76,13 @@ pub struct Config {
     /// layer is read again instead (`64M`).
     #[serde(default = "default_spool_limit", deserialize_with = "size")]
     pub spool_limit: u64,
+    /// Disks with a larger virtual size are refused before a byte is written (`1T`).
+    #[serde(default = "default_max_virtual_size", deserialize_with = "size")]
+    pub max_virtual_size: u64,
+    /// Free space kept on the filesystem of file-based storage: an import that would
+    /// eat into it fails cleanly (`256M`; `0` for none).
+    #[serde(default = "default_min_free", deserialize_with = "size")]
+    pub min_free: u64,
     /// Named storage backends, like storage classes.
     #[serde(default)]
     pub storage: BTreeMap<String, BackendConfig>,
@@ -226,6 +236,7 @@ impl Config {
             state_dir: self.state_dir.clone(),
             namespace: self.namespace.clone(),
             backends: self.storage.clone(),
+            min_free: (self.min_free > 0).then_some(self.min_free),
         }
     }
 
@@ -256,6 +267,12 @@ fn default_concurrency() -> NonZeroUsize {
 }
 fn default_spool_limit() -> u64 {
     64 << 20
+}
+fn default_max_virtual_size() -> u64 {
+    bootsource_importer::DEFAULT_MAX_VIRTUAL_SIZE
+}
+fn default_min_free() -> u64 {
+    DEFAULT_MIN_FREE
 }
 fn default_keep() -> usize {
     3

@@ -1,8 +1,7 @@
-//! A whole `bootsource_importer::import` of a cached OCI layout onto a file in tmpfs.
+//! A whole import of a cached OCI layout onto a file in tmpfs, as `bootsource import`
+//! does it: `Import::start`, a `Target` opened at the disk's size, `write_into`, commit.
 //!
-//! The zero detector and the sparse writer are private to the importer
-//! (`importer/src/target/`), so they are measured here through the public entry point:
-//! layer decompression, tar walk, qcow2 decoding, parallel inflate, zero skipping and
+//! Measured through the public entry points: layer decompression, tar walk, qcow2 decoding, parallel inflate, zero skipping and
 //! `pwrite`, without a disk or a network in the way. The layout's blob is read from the
 //! page cache after the first iteration. Throughput is in bytes of disk (virtual size).
 //!
@@ -13,7 +12,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use bootsource_importer::{ImportOptions, SourceRef, TargetSpec, import};
+use bootsource_importer::{Import, ImportOptions, ImportReport, SourceRef};
+use bootsource_place::Target;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 const LAYOUTS: [&str; 4] = [
@@ -65,9 +65,8 @@ fn imports(c: &mut Criterion) {
             .parse()
             .expect("an oci: reference");
         let run = || {
-            let options = ImportOptions::default();
             let report = runtime
-                .block_on(import(&source, TargetSpec::Path(target.clone()), &options))
+                .block_on(import_to(&source, &target))
                 .expect("import");
             std::fs::remove_file(&target).expect("removing the target");
             report
@@ -76,6 +75,18 @@ fn imports(c: &mut Criterion) {
         group.bench_function(name, |b| b.iter(run));
     }
     group.finish();
+}
+
+async fn import_to(
+    source: &SourceRef,
+    target: &std::path::Path,
+) -> Result<ImportReport, Box<dyn std::error::Error>> {
+    let checked = Target::check(target)?;
+    let import = Import::start(source, &ImportOptions::default()).await?;
+    let open = checked.open(import.disk().virtual_size, None)?;
+    let report = import.write_into(open.place()).await?;
+    open.commit()?;
+    Ok(report)
 }
 
 criterion_group!(benches, imports);

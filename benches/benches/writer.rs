@@ -12,7 +12,8 @@
 use std::hint::black_box;
 use std::path::PathBuf;
 
-use bootsource_importer::bench::{file_target, is_zero};
+use bootsource_place::Target;
+use bootsource_place::zero::is_zero;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 const MIB: usize = 1 << 20;
@@ -56,10 +57,14 @@ fn sparse_writer(c: &mut Criterion) {
     group.sample_size(10);
     group.bench_function("half_holes_64MiB_to_tmpfs", |b| {
         b.iter(|| {
-            let target = file_target(path.clone(), size as u64).expect("opening the target");
+            let target = Target::check(&path)
+                .and_then(|t| t.open(size as u64, None))
+                .expect("opening the target");
+            let place = target.place();
             for at in (0..size).step_by(MIB) {
-                target.write(at as u64, &chunk).expect("writing");
+                place.write_at(at as u64, &chunk).expect("writing");
             }
+            drop(place);
             target.commit().expect("committing");
         });
     });

@@ -17,7 +17,7 @@ pub mod pagecache;
 
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 mod ioctl {
@@ -116,6 +116,35 @@ impl BlockDevice {
             // SAFETY: `fd` is an open block device; `r` points to two valid u64s.
             unsafe { ioctl::blkzeroout(fd, r) }
         })
+    }
+
+    /// Makes `start..end` read as zeros, at any byte offsets: the block-aligned middle
+    /// with [`zero_range`](Self::zero_range), the sub-block edges (which the ioctl
+    /// cannot express) by writing zero bytes. The one place bootsource zeroes a device.
+    pub fn zero_bytes(&self, start: u64, end: u64) -> Result<(), Error> {
+        if start >= end {
+            return Ok(());
+        }
+        let block = u64::from(self.logical_block_size);
+        let (mid_start, mid_end) = (start.next_multiple_of(block), end / block * block);
+        if mid_start >= mid_end {
+            return self.write_zeros(start, end);
+        }
+        self.write_zeros(start, mid_start)?;
+        self.zero_range(mid_start, mid_end - mid_start)?;
+        self.write_zeros(mid_end, end)
+    }
+
+    /// Writes zero bytes over `start..end`, which is shorter than a block.
+    fn write_zeros(&self, start: u64, end: u64) -> Result<(), Error> {
+        if start >= end {
+            return Ok(());
+        }
+        let len = usize::try_from(end - start)
+            .map_err(|_| io_error("write", &self.path, std::io::ErrorKind::InvalidInput.into()))?;
+        self.file
+            .write_all_at(&vec![0; len], start)
+            .map_err(|e| io_error("write", &self.path, e))
     }
 
     /// Tells the device `offset..offset+len` is unused. Contents afterwards are

@@ -96,3 +96,22 @@ fn a_mounted_device_is_busy() {
             .contains("mounted or in use")
     );
 }
+
+#[test]
+fn zero_bytes_clears_unaligned_edges_and_nothing_else() {
+    let lo = Loop::new(1 << 20);
+    let dev = BlockDevice::open_exclusive(&lo.dev).unwrap();
+    dev.file().write_all_at(&[0xaa; 1 << 16], 0).unwrap();
+    // Starts and ends mid-block, spans whole blocks between.
+    let (start, end) = (100, 3 * 4096 + 7);
+    dev.zero_bytes(start, end).unwrap();
+    // Within one block only.
+    dev.zero_bytes(20_000, 20_010).unwrap();
+    let mut back = vec![0u8; 1 << 16];
+    dev.file().read_exact_at(&mut back, 0).unwrap();
+    for (i, &b) in back.iter().enumerate() {
+        let i = i as u64;
+        let zeroed = (start..end).contains(&i) || (20_000..20_010).contains(&i);
+        assert_eq!(b, if zeroed { 0 } else { 0xaa }, "byte {i}");
+    }
+}

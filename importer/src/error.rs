@@ -183,36 +183,21 @@ pub enum Error {
     #[error("qcow2 image exceeds the streaming limit: {0}")]
     LimitExceeded(String),
 
-    // ---- target ----
-    /// The target cannot be used.
-    #[error("target {path}: {reason}")]
-    Target {
-        /// The target path.
-        path: PathBuf,
-        /// Why not.
-        reason: String,
+    /// The disk is larger than the configured limit (`max_virtual_size`).
+    #[error(
+        "the disk's virtual size of {virtual_size} bytes exceeds the limit of {limit} bytes (max_virtual_size)"
+    )]
+    DiskTooLarge {
+        /// What the image says.
+        virtual_size: u64,
+        /// The limit in force.
+        limit: u64,
     },
-    /// The block device is smaller than the disk.
-    #[error("target {path} holds {size} bytes but the disk needs {needed}")]
-    TargetTooSmall {
-        /// The device.
-        path: PathBuf,
-        /// Its size.
-        size: u64,
-        /// The virtual size of the disk.
-        needed: u64,
-    },
-    /// Writing or syncing the target failed.
-    #[error("writing {path} at byte {offset} failed")]
-    Write {
-        /// The target.
-        path: PathBuf,
-        /// The guest offset being written.
-        offset: u64,
-        /// The cause (ENOSPC, EIO, …).
-        #[source]
-        source: std::io::Error,
-    },
+
+    // ---- the place written ----
+    /// Writing the disk into its place failed.
+    #[error("cannot write the disk")]
+    Place(#[from] bootsource_place::Error),
     /// An I/O operation on a local path failed.
     #[error("{action} {path}")]
     Io {
@@ -275,6 +260,63 @@ impl Error {
                 .any(|e| matches!(e.code, OciErrorCode::Unauthorized | OciErrorCode::Denied)),
             _ => false,
         }
+    }
+
+    /// Whether the registry's TLS certificate was not trusted (unknown CA, wrong name,
+    /// expired), found by the TLS library's error type in the cause chain.
+    pub fn is_untrusted_certificate(&self) -> bool {
+        self.causes().any(|cause| {
+            cause.downcast_ref::<rustls::Error>().is_some_and(|e| {
+                matches!(
+                    e,
+                    rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
+                )
+            })
+        })
+    }
+
+    /// Whether the registry answered a TLS handshake with something that is not TLS
+    /// (a plain-HTTP registry reached over HTTPS).
+    pub fn is_not_tls(&self) -> bool {
+        self.causes().any(|cause| {
+            cause
+                .downcast_ref::<rustls::Error>()
+                .is_some_and(|e| matches!(e, rustls::Error::InvalidMessage(_)))
+        })
+    }
+
+    /// Whether the registry could not be reached at all (refused, unreachable, timed
+    /// out), found by the I/O error kind in the cause chain.
+    pub fn is_unreachable(&self) -> bool {
+        use std::io::ErrorKind as Kind;
+        self.causes().any(|cause| {
+            cause.downcast_ref::<std::io::Error>().is_some_and(|e| {
+                matches!(
+                    e.kind(),
+                    Kind::ConnectionRefused
+                        | Kind::HostUnreachable
+                        | Kind::NetworkUnreachable
+                        | Kind::TimedOut
+                )
+            })
+        })
+    }
+
+    /// This error's causes, innermost last, looking inside `io::Error`s too (TLS and
+    /// connection errors travel wrapped in them).
+    fn causes(&self) -> impl Iterator<Item = &(dyn std::error::Error + 'static)> {
+        let mut next = std::error::Error::source(self);
+        std::iter::from_fn(move || {
+            let current = next?;
+            next = current
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| {
+                    io.get_ref()
+                        .map(|inner| inner as &(dyn std::error::Error + 'static))
+                })
+                .or_else(|| current.source());
+            Some(current)
+        })
     }
 
     pub(crate) fn qcow2_invalid(offset: u64, reason: impl Into<String>) -> Self {

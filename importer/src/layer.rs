@@ -19,10 +19,10 @@ const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 pub(crate) struct LayerReader {
     digest: Digest,
     compression: LayerCompression,
-    decoder: Decoder,
+    decompressor: Decompressor,
 }
 
-enum Decoder {
+enum Decompressor {
     Plain(BlobReader),
     Gzip(Box<GzipReader<BlobReader>>),
     Zstd(zstd::stream::read::Decoder<'static, BlobReader>),
@@ -55,10 +55,10 @@ impl LayerReader {
         if sniffed != declared {
             tracing::warn!(layer = %layer.digest, ?declared, ?sniffed, "layer media type does not match its bytes; trusting the bytes");
         }
-        let decoder = match sniffed {
-            LayerCompression::None => Decoder::Plain(blob),
-            LayerCompression::Gzip => Decoder::Gzip(Box::new(GzipReader::new(blob))),
-            LayerCompression::Zstd => Decoder::Zstd(
+        let decompressor = match sniffed {
+            LayerCompression::None => Decompressor::Plain(blob),
+            LayerCompression::Gzip => Decompressor::Gzip(Box::new(GzipReader::new(blob))),
+            LayerCompression::Zstd => Decompressor::Zstd(
                 zstd::stream::read::Decoder::with_buffer(blob)
                     .map_err(|e| Error::Internal(format!("zstd decoder: {e}")))?,
             ),
@@ -66,7 +66,7 @@ impl LayerReader {
         Ok(Self {
             digest: layer.digest,
             compression: sniffed,
-            decoder,
+            decompressor,
         })
     }
 
@@ -79,12 +79,23 @@ impl LayerReader {
     /// compressed stream — so that the blob's size and digest are checked.
     pub fn drain(mut self) -> Result<()> {
         io::copy(&mut self, &mut io::sink()).map_err(|e| self.error(e))?;
-        let blob = match &mut self.decoder {
-            Decoder::Plain(b) => b,
-            Decoder::Gzip(d) => d.get_mut(),
-            Decoder::Zstd(d) => d.get_mut(),
-        };
-        blob.drain()
+        self.blob().drain()
+    }
+
+    /// Reads the rest of the blob without decompressing it: its size and digest
+    /// verdict, even when the decompressed stream is broken. A second pass that went
+    /// wrong asks this first, since bytes that changed are a mismatch whatever they
+    /// broke on the way.
+    pub fn blob_verdict(mut self) -> Result<()> {
+        self.blob().drain()
+    }
+
+    fn blob(&mut self) -> &mut BlobReader {
+        match &mut self.decompressor {
+            Decompressor::Plain(b) => b,
+            Decompressor::Gzip(d) => d.get_mut(),
+            Decompressor::Zstd(d) => d.get_mut(),
+        }
     }
 
     /// Names an I/O error from this stack: a blob error it carries, or the layer's
@@ -118,10 +129,10 @@ pub(crate) fn layer_error(digest: Digest, what: &'static str, e: io::Error) -> E
 
 impl Read for LayerReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match &mut self.decoder {
-            Decoder::Plain(b) => b.read(buf),
-            Decoder::Gzip(d) => d.read(buf),
-            Decoder::Zstd(d) => d.read(buf),
+        match &mut self.decompressor {
+            Decompressor::Plain(b) => b.read(buf),
+            Decompressor::Gzip(d) => d.read(buf),
+            Decompressor::Zstd(d) => d.read(buf),
         }
     }
 }

@@ -12,11 +12,20 @@
 //! Nothing goes through a scratch copy: a qcow2 whose clusters arrive before their
 //! tables is read a second time from the immutable blob instead (see [`qcow2`]).
 //!
+//! The importer writes into a [`Place`](bootsource_place::Place) it is handed and
+//! never opens a storage path: [`Import::start`] pauses once the disk's virtual size is
+//! known, the caller opens a place of that size, [`Import::write_into`] fills it.
+//!
 //! ```no_run
-//! # async fn f() -> bootsource_importer::Result<()> {
-//! use bootsource_importer::{ImportOptions, TargetSpec, import};
-//! let source = "docker://127.0.0.1:5000/os/fedora:41".parse().unwrap();
-//! let report = import(&source, TargetSpec::Path("/var/lib/vms/fedora.img".into()), &ImportOptions::default()).await?;
+//! # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+//! use bootsource_importer::{Import, ImportOptions};
+//! use bootsource_place::Target;
+//! let source = "docker://127.0.0.1:5000/os/fedora:41".parse()?;
+//! let target = Target::check("/var/lib/vms/fedora.img".as_ref())?; // fails fast
+//! let import = Import::start(&source, &ImportOptions::default()).await?;
+//! let open = target.open(import.disk().virtual_size, None)?;
+//! let report = import.write_into(open.place()).await?;
+//! open.commit()?;
 //! println!("{} bytes written", report.written);
 //! # Ok(()) }
 //! ```
@@ -24,11 +33,13 @@
 #![forbid(unsafe_code)]
 
 mod blob;
+mod decode;
 mod disk;
 mod error;
 mod extent;
 mod format;
 mod gzip;
+mod import;
 mod layer;
 pub mod manifest;
 mod pipeline;
@@ -38,39 +49,26 @@ pub mod qcow2;
 mod reference;
 mod report;
 mod source;
-mod target;
 
 use std::sync::Arc;
-use std::time::Instant;
 
 pub use bootsource_digest::{Digest, ParseDigestError};
 pub use disk::DiskEntry;
 pub use error::{Error, Result};
 pub use extent::{Extent, GuestOffset};
 pub use format::DiskFormat;
+pub use import::Import;
 pub use platform::{ParsePlatformError, Platform};
 pub use progress::{Cancel, Progress, ProgressSnapshot};
 pub use reference::{ParseSourceError, RegistryRef, SourceRef};
 pub use report::{DiskInfo, ImageInfo, ImportReport, Qcow2Info};
 pub use source::{RegistryOptions, ResolvedImage};
-pub use target::{ProvideTarget, TargetSpec};
 
 use pipeline::Settings;
 use source::ImageSource;
 
-/// Entry points for the micro-benchmarks in `benches/`; not a stable API.
-#[doc(hidden)]
-pub mod bench {
-    use std::path::PathBuf;
-
-    pub use crate::target::Target;
-    pub use crate::target::zero::is_zero;
-
-    /// A sparse file target of `size` bytes at `path`, as `import` opens one.
-    pub fn file_target(path: PathBuf, size: u64) -> crate::Result<Target> {
-        crate::TargetSpec::Path(path).prepare()?.open(size)
-    }
-}
+/// The largest virtual size imported unless configured otherwise: 1 TiB.
+pub const DEFAULT_MAX_VIRTUAL_SIZE: u64 = 1 << 40;
 
 /// How to import.
 #[derive(Debug, Clone)]
@@ -81,6 +79,8 @@ pub struct ImportOptions {
     pub platform: Option<Platform>,
     /// Memory bounds of the qcow2 decoder.
     pub limits: qcow2::Limits,
+    /// Disks larger than this are refused before anything is written.
+    pub max_virtual_size: u64,
     /// Writer threads (inflate + write); default: the number of CPUs.
     pub workers: usize,
     /// Live counters, for a progress display or metrics.
@@ -95,6 +95,7 @@ impl Default for ImportOptions {
             registry: RegistryOptions::default(),
             platform: None,
             limits: qcow2::Limits::default(),
+            max_virtual_size: DEFAULT_MAX_VIRTUAL_SIZE,
             workers: std::thread::available_parallelism().map_or(2, usize::from),
             progress: Progress::new(),
             cancel: Cancel::default(),
@@ -106,6 +107,7 @@ impl ImportOptions {
     fn settings(&self) -> Settings {
         Settings {
             limits: self.limits,
+            max_virtual_size: self.max_virtual_size,
             workers: self.workers,
             progress: Arc::clone(&self.progress),
             cancel: self.cancel.clone(),
@@ -126,72 +128,16 @@ pub async fn resolve_digest(source: &SourceRef, options: &ImportOptions) -> Resu
         .await
 }
 
-/// Describes `source` and its disk, reading only the start of the disk's layer.
+/// Describes `source` and its disk, reading the disk's layer only up to its size.
 pub async fn inspect(source: &SourceRef, options: &ImportOptions) -> Result<ImageInfo> {
-    let src = ImageSource::connect(source, &options.registry).await?;
-    let image = src.resolve(&options.platform()).await?;
-    check_layers(&image)?;
-    let settings = options.settings();
-    let (src2, image2) = (src.clone(), image.clone());
-    let disk = blocking(move || pipeline::inspect(&src2, &image2, &settings)).await?;
+    let import = Import::start(source, options).await?;
+    let image = import.image().clone();
     Ok(ImageInfo {
         source: source.to_string(),
         digest: image.digest,
         manifest_digest: image.manifest_digest,
         platform: image.platform,
         layers: image.layers,
-        disk,
+        disk: import.disk().clone(),
     })
-}
-
-/// Imports the disk of `source` into `target`.
-pub async fn import(
-    source: &SourceRef,
-    target: TargetSpec,
-    options: &ImportOptions,
-) -> Result<ImportReport> {
-    let started = Instant::now();
-    let prepared = target.prepare()?;
-    let src = ImageSource::connect(source, &options.registry).await?;
-    let image = src.resolve(&options.platform()).await?;
-    check_layers(&image)?;
-    tracing::info!(source = %source, digest = %image.digest, layers = image.layers.len(), "importing");
-    let settings = options.settings();
-    let image2 = image.clone();
-    let outcome = blocking(move || pipeline::run(&src, &image2, prepared, &settings)).await?;
-    Ok(ImportReport {
-        source: source.to_string(),
-        digest: image.digest,
-        manifest_digest: image.manifest_digest,
-        platform: image.platform,
-        layer: outcome.layer.digest,
-        disk: outcome.disk.name,
-        format: outcome.converted.format,
-        virtual_size: outcome.converted.virtual_size,
-        downloaded: options.progress.snapshot().downloaded,
-        written: outcome.written,
-        passes: outcome.converted.passes,
-        spool_peak: outcome.converted.spool_peak,
-        seconds: started.elapsed().as_secs_f64(),
-        target: outcome.target,
-    })
-}
-
-/// Refuses unknown layer types before anything is downloaded.
-fn check_layers(image: &ResolvedImage) -> Result<()> {
-    if image.layers.is_empty() {
-        return Err(Error::NoDisk);
-    }
-    image
-        .layers
-        .iter()
-        .try_for_each(|l| l.compression().map(drop))
-}
-
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T> + Send + 'static,
-) -> Result<T> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| Error::Internal(format!("pipeline thread failed: {e}")))?
 }

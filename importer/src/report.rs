@@ -1,7 +1,5 @@
 //! What `inspect` and `import` tell their callers, serialisable as the CLI's JSON.
 
-use std::path::PathBuf;
-
 use serde::Serialize;
 
 use crate::format::DiskFormat;
@@ -96,6 +94,4 @@ pub struct ImportReport {
     pub spool_peak: u64,
     /// Wall-clock seconds.
     pub seconds: f64,
-    /// The file or device written.
-    pub target: PathBuf,
 }

@@ -1,7 +1,7 @@
 //! Zero detection: the writer skips all-zero blocks so that they stay holes.
 
 /// Granularity of hole detection: the page and filesystem block size.
-pub(crate) const BLOCK: usize = 4096;
+pub const BLOCK: usize = 4096;
 
 /// Whether `bytes` are all zero. Written as an OR-fold over fixed-size chunks so the
 /// compiler vectorises it; bails out at the first non-zero chunk.

@@ -2,21 +2,23 @@
 //!
 //! Both run as tokio tasks and report back to the control loop. A poll is one cheap
 //! `HEAD` (the index digest for a multi-arch tag). An import pins the reference to the
-//! polled digest — the tag may move again meanwhile — streams it into a staging volume
-//! the store hands out once the virtual size is known, then commits (seal + atomic
+//! polled digest — the tag may move again meanwhile — and starts it: the importer
+//! pauses once it knows the disk's virtual size. Then the store stages a volume of
+//! that size (on a blocking thread, making room in a full block pool) and hands over
+//! its opened place; the importer fills it; the store commits (finish, seal, atomic
 //! publish) or aborts, and collects garbage. Mirrors (`[[registry]]`) are tried in
-//! order before the origin, each with a fresh registry client.
+//! order before the origin, each with a fresh registry client; a storage failure ends
+//! the import at once, since another registry would not make room on this node.
 
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, anyhow};
 use bootsource_importer::{
-    Cancel, Digest, ImportOptions, Progress, RegistryOptions, SourceRef, TargetSpec,
+    Cancel, Digest, Import, ImportOptions, Progress, RegistryOptions, SourceRef,
 };
 use bootsource_poller::Failure;
-use bootsource_storage::{Begin, Staging, Store, Version};
+use bootsource_storage::{Stage, Staging, Store, Version};
 
 use crate::config::{Config, SourceConfig};
 
@@ -30,6 +32,7 @@ pub struct SourceJob {
     mirrors: Vec<(String, bool)>,
     registry: RegistryOptions,
     spool_limit: u64,
+    max_virtual_size: u64,
 }
 
 impl SourceJob {
@@ -55,6 +58,7 @@ impl SourceJob {
                 insecure_registries: config.insecure_registries.clone(),
             },
             spool_limit: config.spool_limit,
+            max_virtual_size: config.max_virtual_size,
         }
     }
 
@@ -92,6 +96,7 @@ impl SourceJob {
             ..ImportOptions::default()
         };
         options.limits.spool_bytes = self.spool_limit;
+        options.max_virtual_size = self.max_virtual_size;
         options
     }
 }
@@ -135,57 +140,50 @@ pub async fn import(
     progress: Arc<Progress>,
     cancel: Cancel,
 ) -> anyhow::Result<Imported> {
-    let name = ctx.source.name.clone();
     if let Some(version) = present(&store, ctx, digest).await? {
-        let store = Arc::clone(&store);
-        let version = blocking(move || {
-            store
-                .publish(&version)
-                .context("publishing the existing version")
-        })
-        .await?;
-        return Ok(Imported::AlreadyPresent(version));
+        return publish_again(&store, version).await;
     }
     let started = Instant::now();
     let mut last = None;
     for (candidate, registry) in ctx.candidates(&pinned(&ctx.source.image, digest)) {
         let options = ctx.import_options(registry, Arc::clone(&progress), cancel.clone());
-        let staging: Arc<Mutex<Option<Staging>>> = Arc::default();
-        let target = staging_target(&store, ctx, digest, &staging);
-        let result = bootsource_importer::import(&candidate, target, &options).await;
-        let staged = staging.lock().expect("not poisoned").take();
-        match (result, staged) {
-            (Ok(report), Some(staged)) => {
-                if report.digest != digest {
-                    abort(&store, staged).await;
-                    return Err(anyhow!(
-                        "{} now points at {}, not {digest}; will poll again",
-                        ctx.source.image,
-                        report.digest
-                    ));
-                }
+        let attempt = match Import::start(&candidate, &options).await {
+            Ok(attempt) => attempt,
+            Err(e) => {
+                last = Some(next_candidate(e, &cancel, ctx, &candidate)?);
+                continue;
+            }
+        };
+        if attempt.image().digest != digest {
+            return Err(anyhow!(
+                "{} now points at {}, not {digest}; will poll again",
+                ctx.source.image,
+                attempt.image().digest
+            ));
+        }
+        let size = attempt.disk().virtual_size;
+        let staging = match stage(&store, ctx, digest, size).await? {
+            Stage::AlreadyPresent(version) => return publish_again(&store, version).await,
+            Stage::Staging(staging) => staging,
+        };
+        match attempt.write_into(staging.place()).await {
+            Ok(report) => {
                 let store2 = Arc::clone(&store);
                 let version =
-                    blocking(move || store2.commit(staged).context("sealing and publishing"))
+                    blocking(move || store2.commit(staging).context("sealing and publishing"))
                         .await?;
                 gc(&store, ctx).await;
-                tracing::info!(source = %name, %digest, seconds = started.elapsed().as_secs_f64(), "imported and published");
+                tracing::info!(source = %ctx.source.name, %digest,
+                    seconds = started.elapsed().as_secs_f64(), "imported and published");
                 return Ok(Imported::New {
                     version,
                     downloaded: report.downloaded,
                     written: report.written,
                 });
             }
-            (Ok(_), None) => return Err(anyhow!("import finished without a staging volume")),
-            (Err(e), staged) => {
-                if let Some(staged) = staged {
-                    abort(&store, staged).await;
-                }
-                if cancel.is_cancelled() {
-                    return Err(anyhow::Error::from(e).context("import cancelled"));
-                }
-                tracing::warn!(source = %name, candidate = %candidate, error = %format!("{e:#}"), "import attempt failed");
-                last = Some(e);
+            Err(e) => {
+                abort(&store, staging).await;
+                last = Some(next_candidate(e, &cancel, ctx, &candidate)?);
             }
         }
     }
@@ -193,6 +191,59 @@ pub async fn import(
         anyhow::Error::from(last.expect("the origin is always a candidate"))
             .context(format!("importing {digest}")),
     )
+}
+
+/// Decides after a failed attempt: an error worth trying the next registry for is
+/// returned to be kept; a cancel, or a failure of the place written on this node, ends
+/// the import.
+fn next_candidate(
+    e: bootsource_importer::Error,
+    cancel: &Cancel,
+    ctx: &SourceJob,
+    candidate: &SourceRef,
+) -> anyhow::Result<bootsource_importer::Error> {
+    if cancel.is_cancelled() {
+        return Err(anyhow::Error::from(e).context("import cancelled"));
+    }
+    if matches!(e, bootsource_importer::Error::Place(_)) {
+        return Err(anyhow::Error::from(e).context("writing the staging volume"));
+    }
+    tracing::warn!(source = %ctx.source.name, candidate = %candidate,
+        error = %format!("{e:#}"), "import attempt failed");
+    Ok(e)
+}
+
+/// Asks the store for a staging volume of `size` bytes, on a blocking thread.
+async fn stage(
+    store: &Arc<Store>,
+    ctx: &SourceJob,
+    digest: Digest,
+    size: u64,
+) -> anyhow::Result<Stage> {
+    let store = Arc::clone(store);
+    let (source, backend, keep) = (
+        ctx.source.name.clone(),
+        ctx.backend.clone(),
+        ctx.imports_to_keep,
+    );
+    blocking(move || {
+        store
+            .stage(&source, &backend, &digest, size, keep)
+            .context("staging a volume")
+    })
+    .await
+}
+
+/// Makes a version already on this backend current again: nothing to download.
+async fn publish_again(store: &Arc<Store>, version: Version) -> anyhow::Result<Imported> {
+    let store = Arc::clone(store);
+    let version = blocking(move || {
+        store
+            .publish(&version)
+            .context("publishing the existing version")
+    })
+    .await?;
+    Ok(Imported::AlreadyPresent(version))
 }
 
 /// The version with `digest` already on the source's backend, if any.
@@ -221,48 +272,6 @@ fn pinned(image: &SourceRef, digest: Digest) -> SourceRef {
         SourceRef::Registry(r) => SourceRef::Registry(r.with_digest(digest)),
         layout @ SourceRef::Layout { .. } => layout.clone(),
     }
-}
-
-/// A target that asks the store for a staging volume once the disk's size is known.
-///
-/// A block pool has room for a fixed number of versions. When it is full, the version
-/// that garbage collection would remove after this import is removed first (the
-/// current one never is), so a pool sized for `imports_to_keep` devices keeps working.
-fn staging_target(
-    store: &Arc<Store>,
-    ctx: &SourceJob,
-    digest: Digest,
-    slot: &Arc<Mutex<Option<Staging>>>,
-) -> TargetSpec {
-    let (store, slot) = (Arc::clone(store), Arc::clone(slot));
-    let (source, backend, keep) = (
-        ctx.source.name.clone(),
-        ctx.backend.clone(),
-        ctx.imports_to_keep,
-    );
-    TargetSpec::Provided(Box::new(move |virtual_size| -> Result<PathBuf, String> {
-        let begin = || store.begin(&source, &backend, &digest, virtual_size);
-        let begun = match begin() {
-            Err(bootsource_storage::Error::PoolExhausted { .. }) if keep > 1 => {
-                let freed = store
-                    .gc(&source, keep - 1)
-                    .map_err(|e| format!("{:#}", anyhow::Error::from(e)))?;
-                tracing::info!(source = %source, removed = freed.removed.len(),
-                    "block pool full: removed the oldest kept version to make room");
-                begin()
-            }
-            other => other,
-        };
-        match begun {
-            Ok(Begin::Staging(staging)) => {
-                let path = staging.path().to_owned();
-                *slot.lock().expect("not poisoned") = Some(staging);
-                Ok(path)
-            }
-            Ok(Begin::AlreadyPresent(_)) => Err("this version was imported meanwhile".into()),
-            Err(e) => Err(format!("{:#}", anyhow::Error::from(e))),
-        }
-    }))
 }
 
 async fn abort(store: &Arc<Store>, staging: Staging) {

@@ -24,11 +24,13 @@ use std::path::{Component, Path, PathBuf};
 use bootsource_blockdev::BlockDevice;
 
 use crate::config::BackendKind;
+use bootsource_place::Disk;
+
 use crate::error::{Error, Result, clone_target_err, io_err};
 use crate::ioctl;
 use crate::lifecycle::Hold;
 use crate::names;
-use crate::sparse::{self, DeviceSink, FileSink};
+use crate::sparse;
 use crate::status::Version;
 use crate::store::Store;
 
@@ -185,14 +187,15 @@ fn fill_new_file(
             Err(e) => return Err(io_err("FICLONE to", path)(e)),
         }
     }
-    dst.set_len(version.size).map_err(io_err("size", path))?;
-    let stats = sparse::copy(
-        src,
-        &version.path,
-        version.size,
-        &mut FileSink { file: dst, path },
-    )?;
-    Ok((CloneMethod::SparseCopy, stats.data_bytes))
+    let file = dst.try_clone().map_err(io_err("reopen", path))?;
+    let disk = Disk::in_file(file, path.to_owned(), version.size, None).map_err(|source| {
+        Error::Place {
+            path: path.to_owned(),
+            source,
+        }
+    })?;
+    let written = sparse::copy(src, &version.path, &disk)?;
+    Ok((CloneMethod::SparseCopy, written))
 }
 
 /// Errors that mean "no reflink here" rather than "something broke".
@@ -213,13 +216,11 @@ fn clone_to_device(version: &Version, path: &Path) -> Result<u64> {
         });
     }
     let src = File::open(&version.path).map_err(io_err("open", &version.path))?;
-    let stats = sparse::copy(
-        &src,
-        &version.path,
-        version.size,
-        &mut DeviceSink::new(&dev),
-    )?;
-    Ok(stats.data_bytes)
+    let disk = Disk::on_device(dev, version.size).map_err(|source| Error::Place {
+        path: path.to_owned(),
+        source,
+    })?;
+    sparse::copy(&src, &version.path, &disk)
 }
 
 #[cfg(test)]

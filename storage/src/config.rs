@@ -42,6 +42,9 @@ pub struct StoreConfig {
     pub namespace: String,
     /// The backends, by name.
     pub backends: BTreeMap<String, BackendConfig>,
+    /// Bytes to keep free on the filesystem of a file-based staging volume
+    /// (`min_free`): an import that would eat into them fails cleanly.
+    pub min_free: Option<u64>,
 }
 
 /// The kind of a backend.
@@ -138,28 +141,28 @@ impl BackendConfig {
 
 /// Where a validated backend keeps its versions.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Place {
+pub(crate) enum Site {
     /// Under this root directory.
     Root(PathBuf),
     /// On these devices.
     Pool(Vec<PathBuf>),
 }
 
-/// A backend after validation: format resolved, place known.
+/// A backend after validation: format resolved, site known.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Backend {
     pub name: String,
     pub kind: BackendKind,
     pub format: Format,
-    pub place: Place,
+    pub site: Site,
 }
 
 impl Backend {
     /// The root directory of a file-based backend.
     pub fn root(&self) -> Option<&Path> {
-        match &self.place {
-            Place::Root(root) => Some(root),
-            Place::Pool(_) => None,
+        match &self.site {
+            Site::Root(root) => Some(root),
+            Site::Pool(_) => None,
         }
     }
 }
@@ -171,7 +174,14 @@ impl StoreConfig {
             state_dir: state_dir.into(),
             namespace: DEFAULT_NAMESPACE.to_owned(),
             backends: BTreeMap::new(),
+            min_free: None,
         }
+    }
+
+    /// The same config keeping `bytes` free on file-based backends' filesystems.
+    pub fn with_min_free(mut self, bytes: u64) -> Self {
+        self.min_free = Some(bytes);
+        self
     }
 
     /// The same config with one more backend.
@@ -224,7 +234,7 @@ fn validate_backend(name: &str, cfg: &BackendConfig) -> Result<Backend> {
             ));
         }
     };
-    let place = match (kind, &cfg.path, cfg.devices.is_empty()) {
+    let site = match (kind, &cfg.path, cfg.devices.is_empty()) {
         (BackendKind::Block, None, false) => {
             for dev in &cfg.devices {
                 if !dev.is_absolute() {
@@ -234,7 +244,7 @@ fn validate_backend(name: &str, cfg: &BackendConfig) -> Result<Backend> {
                     ));
                 }
             }
-            Place::Pool(cfg.devices.clone())
+            Site::Pool(cfg.devices.clone())
         }
         (BackendKind::Block, _, _) => {
             return Err(config_err(
@@ -242,7 +252,7 @@ fn validate_backend(name: &str, cfg: &BackendConfig) -> Result<Backend> {
                 "a block backend takes `devices = [...]` (at least one) and no `path`".into(),
             ));
         }
-        (_, Some(path), true) if path.is_absolute() => Place::Root(path.clone()),
+        (_, Some(path), true) if path.is_absolute() => Site::Root(path.clone()),
         (_, _, _) => {
             return Err(config_err(
                 name,
@@ -254,7 +264,7 @@ fn validate_backend(name: &str, cfg: &BackendConfig) -> Result<Backend> {
         name: name.to_owned(),
         kind,
         format,
-        place,
+        site,
     })
 }
 
@@ -283,7 +293,7 @@ fn check_roots_disjoint(backends: &[Backend]) -> Result<()> {
 fn check_devices_unique(backends: &[Backend]) -> Result<()> {
     let mut seen: BTreeMap<PathBuf, &str> = BTreeMap::new();
     for backend in backends {
-        let Place::Pool(devices) = &backend.place else {
+        let Site::Pool(devices) = &backend.site else {
             continue;
         };
         for dev in devices {

@@ -60,6 +60,16 @@ pub enum Error {
         #[source]
         source: bootsource_blockdev::Error,
     },
+    /// A disk being written (a staging volume, a clone) could not be opened,
+    /// written, zeroed or synced.
+    #[error("cannot complete the disk at {path}")]
+    Place {
+        /// The staging file or device.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: bootsource_place::Error,
+    },
     /// The catalog is not valid JSON of the expected shape.
     #[error("catalog {path} is corrupt")]
     CatalogCorrupt {
@@ -180,6 +190,14 @@ pub(crate) fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Er
 pub(crate) fn block_err(volume: &str) -> impl FnOnce(bootsource_blockdev::Error) -> Error + '_ {
     move |source| Error::BlockDevice {
         purpose: format!("volume {volume}"),
+        source,
+    }
+}
+
+/// Builds [`Error::Place`] for a staging path.
+pub(crate) fn place_err(path: &Path) -> impl FnOnce(bootsource_place::Error) -> Error + '_ {
+    move |source| Error::Place {
+        path: path.to_owned(),
         source,
     }
 }

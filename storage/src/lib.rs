@@ -1,26 +1,27 @@
 //! Boot-source versions on local storage: staging, sealing, publishing, cloning and
 //! garbage collection, over four kinds of backend (`dir`, `reflink`, `btrfs`, `block`).
 //!
-//! The importer writes raw bytes to a path this crate hands out; this crate knows
-//! nothing about images, registries or formats, and reads no config file (the binary
-//! builds a [`StoreConfig`]). Everything durable is in the catalog (`<state>/catalog.json`), so
-//! `bootsource status` and `bootsource clone` can open the same store while the daemon
-//! imports.
+//! The importer writes raw bytes into a place this crate opens and hands out
+//! ([`Staging::place`]); this crate knows nothing about images, registries or formats,
+//! and reads no config file (the binary builds a [`StoreConfig`]). Everything durable
+//! is in the catalog (`<state>/catalog.json`), so `bootsource status` and `bootsource
+//! clone` can open the same store while the daemon imports.
 //!
 //! ```no_run
-//! use bootsource_storage::{Begin, BackendConfig, BackendKind, Digest, Store, StoreConfig};
-//! # fn import(_: &std::path::Path) -> std::io::Result<()> { Ok(()) }
+//! use bootsource_storage::{BackendConfig, BackendKind, Digest, Stage, Store, StoreConfig};
+//! # fn import(_: &dyn bootsource_place::Place) -> std::io::Result<()> { Ok(()) }
 //! let config = StoreConfig::new("/var/lib/bootsource")
 //!     .with_backend("local", BackendConfig::files(BackendKind::Dir, "/var/lib/bootsource"));
 //! let store = Store::open(config)?; // recovers from crashes, repairs `current` links
 //! let digest: Digest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef".parse()?;
-//! match store.begin("fedora", "local", &digest, 5 << 30)? {
-//!     Begin::AlreadyPresent(version) => {
+//! // Keeping 3 versions: a full block pool drops the oldest to make room.
+//! match store.stage("fedora", "local", &digest, 5 << 30, 3)? {
+//!     Stage::AlreadyPresent(version) => {
 //!         store.publish(&version)?;
 //!     }
-//!     Begin::Staging(staging) => match import(staging.path()) {
+//!     Stage::Staging(staging) => match import(&*staging.place()) {
 //!         Ok(()) => {
-//!             store.commit(staging)?; // sealed and published atomically
+//!             store.commit(staging)?; // finished, sealed and published atomically
 //!         }
 //!         Err(_) => store.abort(staging)?,
 //!     },
@@ -33,7 +34,7 @@
 //! Modules, one idea each: `config` (backends and formats), `names` (digests and
 //! volume ids), `catalog` (the on-disk record), `lock` (who may touch what),
 //! `durable` (atomic replacement), `lifecycle` (staging → sealed → published),
-//! `gc`, `recovery`, `clone`, `sparse` (sparse copy), `backend::{files, reflink,
+//! `gc`, `recovery`, `clone`, `sparse` (sparse copy into a place), `backend::{files, reflink,
 //! btrfs, block}`, `ioctl` (every `unsafe`), `status` (what `bootsource status` shows).
 
 mod backend;
@@ -60,7 +61,7 @@ pub use config::{
 };
 pub use error::{Error, Result};
 pub use gc::GcReport;
-pub use lifecycle::{Begin, Hold, Staging};
+pub use lifecycle::{Hold, Stage, Staging};
 pub use names::{Digest, VolumeId, check_namespace, check_source_name};
 pub use status::{Importing, SourceStatus, Version};
 #[doc(hidden)]

@@ -1,11 +1,14 @@
 //! A version's life: staging → sealed → published, and holding a version.
 //!
 //! ```text
-//! begin   catalog lock: digest already on this backend? → AlreadyPresent
+//! stage   catalog lock: digest already on this backend? → AlreadyPresent
 //!         volume lock (exclusive, kept by the Staging) · choose location / device
+//!         (a full block pool: the version GC would drop next is removed first)
 //!         record {state: staging} saved · staging file dir / subvolume created
-//! (importer writes staging.path())
-//! commit  seal: size check, fsync, chmod 0444, snapshot or rename into place
+//!         the place opened: a new file (O_EXCL | O_NOFOLLOW) or the device (O_EXCL)
+//! (importer writes into staging.place())
+//! commit  the place finished (device gaps zeroed, fsync) and closed
+//!         seal: size check, fsync, chmod 0444, snapshot or rename into place
 //!         catalog lock: record ready + current, old current demoted — ONE catalog
 //!         write, the atomic publish · `current` symlink replaced (tmp + rename)
 //!         volume lock released
@@ -18,10 +21,12 @@
 //! is repaired from it at start-up, so a crash between the two is harmless.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bootsource_place::{Disk, Place};
 
 use crate::backend;
 use crate::catalog::{State, VolumeKey, VolumeRecord};
-use crate::config::BackendKind;
 use crate::error::{Error, Result};
 use crate::gc::Current;
 use crate::lock::{FileLock, Mode};
@@ -31,9 +36,9 @@ use crate::step;
 use crate::store::Store;
 use crate::time::Timestamp;
 
-/// What [`Store::begin`] found.
+/// What [`Store::stage`] found.
 #[derive(Debug)]
-pub enum Begin {
+pub enum Stage {
     /// This digest is already a sealed version on this backend: nothing to import.
     /// [`Store::publish`] makes it current again if it is not.
     AlreadyPresent(Version),
@@ -51,21 +56,27 @@ pub struct Staging {
     digest: Digest,
     path: PathBuf,
     virtual_size: u64,
-    is_block_device: bool,
+    /// The opened place; taken by `commit` and `abort`, which close it first.
+    disk: Option<Arc<Disk>>,
     lock: Option<FileLock>,
 }
 
 impl Staging {
-    /// Where the importer writes the raw disk: a file path that does not exist yet (its
-    /// directory does; create it, sparse, sized to the virtual size) or, for a block
-    /// backend, an existing block device (open it `O_EXCL`, write, fsync, close).
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Where the importer writes the raw disk: the staging file, created and sized
+    /// (all holes), or the pool device, opened exclusively. Writes to it are the
+    /// import; [`Store::commit`] finishes and seals it.
+    pub fn place(&self) -> Arc<dyn Place> {
+        let disk = self
+            .disk
+            .as_ref()
+            .expect("a staging volume has a place until consumed");
+        Arc::clone(disk) as Arc<dyn Place>
     }
 
-    /// Whether [`path`](Self::path) is a block device.
-    pub fn is_block_device(&self) -> bool {
-        self.is_block_device
+    /// The staging file or device, for messages (it is already open: see
+    /// [`place`](Self::place)).
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// The volume id.
@@ -115,14 +126,42 @@ impl Hold {
 
 impl Store {
     /// Starts importing `digest` for `source` onto `backend`, once the image's virtual
-    /// size is known (a block pool needs it to choose a device).
-    pub fn begin(
+    /// size is known (a block pool needs it to choose a device), and opens the place
+    /// the importer writes into.
+    ///
+    /// A block pool has room for a fixed number of versions. When it is full and the
+    /// source keeps more than one (`keep`), the version garbage collection would remove
+    /// after this import is removed first (never the current one), so a pool sized for
+    /// `imports_to_keep` devices keeps working.
+    pub fn stage(
         &self,
         source: &str,
         backend: &str,
         digest: &Digest,
         virtual_size: u64,
-    ) -> Result<Begin> {
+        keep: usize,
+    ) -> Result<Stage> {
+        match self.begin(source, backend, digest, virtual_size) {
+            Err(Error::PoolExhausted { .. }) if keep > 1 => {
+                let freed = self.gc(source, keep - 1)?;
+                tracing::info!(
+                    source,
+                    removed = freed.removed.len(),
+                    "block pool full: removed the oldest kept version to make room"
+                );
+                self.begin(source, backend, digest, virtual_size)
+            }
+            other => other,
+        }
+    }
+
+    fn begin(
+        &self,
+        source: &str,
+        backend: &str,
+        digest: &Digest,
+        virtual_size: u64,
+    ) -> Result<Stage> {
         self.writable()?;
         let volume = VolumeId::new(source, digest)?;
         let backend = self.backend(backend)?;
@@ -135,7 +174,7 @@ impl Store {
         let mut locked = self.catalog.lock()?;
         if let Some(r) = locked.catalog.find(&key) {
             return match r.state {
-                State::Ready => Ok(Begin::AlreadyPresent(r.into())),
+                State::Ready => Ok(Stage::AlreadyPresent(r.into())),
                 State::Staging => Err(busy(&key, "another import is staging it")),
                 State::Removing => Err(busy(&key, "it is being removed")),
             };
@@ -155,22 +194,26 @@ impl Store {
         locked.catalog.volumes.push(record.clone());
         locked.save()?;
         step::reached("begin.recorded");
-        let prepared = backend::prepare_staging(&record);
+        let opened = backend::prepare_staging(&record)
+            .and_then(|()| backend::open_staging(&record, self.config.min_free));
         drop(locked);
-        if let Err(e) = prepared {
-            self.discard_staging(key, lock);
-            return Err(e);
-        }
+        let disk = match opened {
+            Ok(disk) => disk,
+            Err(e) => {
+                self.discard_staging(key, lock);
+                return Err(e);
+            }
+        };
         step::reached("begin.prepared");
         tracing::info!(source, digest = %digest, volume = %record.volume, backend = %backend.name,
             size = virtual_size, "staging");
-        Ok(Begin::Staging(Staging {
+        Ok(Stage::Staging(Staging {
             key,
             source: source.to_owned(),
             digest: *digest,
             path: record.staging_path.unwrap_or(record.path),
             virtual_size,
-            is_block_device: backend.kind == BackendKind::Block,
+            disk: Some(Arc::new(disk)),
             lock: Some(lock),
         }))
     }
@@ -191,6 +234,12 @@ impl Store {
     pub fn commit(&self, mut staging: Staging) -> Result<Version> {
         self.writable()?;
         let lock = staging.lock.take();
+        if let Err(e) = finish(staging.disk.take()) {
+            if let Some(lock) = lock {
+                self.discard_staging(staging.key.clone(), lock);
+            }
+            return Err(e);
+        }
         let record = self
             .catalog
             .load()?
@@ -239,6 +288,8 @@ impl Store {
     /// discarded) is removed; the current version is untouched.
     pub fn abort(&self, mut staging: Staging) -> Result<()> {
         self.writable()?;
+        // Closed first: a pool device is opened exclusively again to be discarded.
+        drop(staging.disk.take());
         let Some(lock) = staging.lock.take() else {
             return Ok(());
         };
@@ -302,6 +353,17 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// Zeroes what the importer skipped on a device, fsyncs and closes the place.
+fn finish(disk: Option<Arc<Disk>>) -> Result<()> {
+    let Some(disk) = disk else {
+        return Ok(());
+    };
+    let path = disk.path().to_owned();
+    disk.finish()
+        .map(drop)
+        .map_err(|source| Error::Place { path, source })
 }
 
 pub(crate) fn key_of(v: &Version) -> VolumeKey {

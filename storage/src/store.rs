@@ -186,9 +186,9 @@ impl Store {
     pub(crate) fn managed_paths(&self) -> Vec<PathBuf> {
         let mut managed = vec![self.config.state_dir.clone()];
         for b in &self.backends {
-            match &b.place {
-                crate::config::Place::Root(root) => managed.push(root.clone()),
-                crate::config::Place::Pool(devices) => managed.extend(devices.iter().cloned()),
+            match &b.site {
+                crate::config::Site::Root(root) => managed.push(root.clone()),
+                crate::config::Site::Pool(devices) => managed.extend(devices.iter().cloned()),
             }
         }
         managed

@@ -11,62 +11,51 @@
 //! same blob again.
 
 mod chunks;
-mod convert;
+mod conversion;
+mod handshake;
 mod writer;
 
-use std::sync::OnceLock;
 use std::sync::atomic::Ordering;
 
 use crate::disk::{self, DiskEntry, LayerOutcome, Whiteouts};
 use crate::format::{self, DiskFormat};
 use crate::layer::{self, LayerReader};
 use crate::manifest::Layer;
-use crate::qcow2::{Header, PassEnd};
+use crate::qcow2::PassEnd;
 use crate::source::{ImageSource, ResolvedImage};
-use crate::target::{Prepared, Target};
-use crate::{DiskInfo, Error, Result};
+use crate::{Error, Result};
 
-pub(crate) use convert::Settings;
-use convert::{Conversion, Converted};
+use conversion::Conversion;
+pub(crate) use conversion::{Converted, Settings};
+pub(crate) use handshake::{Caller, Handshake, pair as handshake};
 
 /// What the pipeline did.
 #[derive(Debug, Clone)]
 pub(crate) struct Outcome {
     pub layer: Layer,
-    pub disk: DiskEntry,
     pub converted: Converted,
-    pub written: u64,
-    pub target: std::path::PathBuf,
 }
 
-/// Imports the disk of `image` into `target`. Blocking: run it on its own thread.
+/// Imports the disk of `image` into the place `handshake` receives once the disk's
+/// size is known. Blocking: run it on its own thread.
 pub(crate) fn run(
     source: &ImageSource,
     image: &ResolvedImage,
-    target: Prepared,
     settings: &Settings,
+    handshake: Handshake,
 ) -> Result<Outcome> {
-    let slot = OnceLock::new();
-    let (layer, disk, converted) = std::thread::scope(|scope| {
-        let mut conversion = Conversion::new(scope, &slot, target, settings);
+    std::thread::scope(|scope| {
+        let mut conversion = Conversion::new(scope, settings, handshake);
         let (layer, disk, above) = first_pass(source, image, settings, &mut conversion)?;
         while conversion.end_pass()? == PassEnd::Again {
             read_disk_again(source, &layer, &disk, &above, settings, &mut conversion)?;
         }
-        conversion.finish().map(|c| (layer, disk, c))
-    })?;
-    let target: Target = slot
-        .into_inner()
-        .ok_or_else(|| Error::Internal("target never opened".into()))?;
-    let path = target.path().to_owned();
-    let written = target.commit()?;
-    settings.progress.written.store(written, Ordering::Relaxed);
-    Ok(Outcome {
-        layer,
-        disk,
-        converted,
-        written,
-        target: path,
+        let converted = conversion.finish()?;
+        settings
+            .progress
+            .written
+            .store(converted.written, Ordering::Relaxed);
+        Ok(Outcome { layer, converted })
     })
 }
 
@@ -100,7 +89,9 @@ fn first_pass(
 }
 
 /// Feeds the same disk file again (pass 2 or 3) and checks the blob again: it is
-/// named by its digest, but bytes are trusted only once verified.
+/// named by its digest, but bytes are trusted only once verified. Bytes that differ
+/// from the first pass are reported as the digest mismatch they are, whatever they
+/// broke first (the tar, the decompressor, or which file is the disk).
 fn read_disk_again(
     source: &ImageSource,
     layer: &Layer,
@@ -112,28 +103,29 @@ fn read_disk_again(
     let mut reader = open_layer(source, layer, settings)?;
     let io_error = io_error_for(layer, &reader);
     let mut whiteouts = above.clone();
-    let outcome = disk::walk_layer(
+    let mut changed = false;
+    let walked = disk::walk_layer(
         &mut reader,
         layer.digest,
         &mut whiteouts,
         true,
         |entry, bytes| {
             if entry != disk {
-                return Err(Error::Internal(format!(
-                    "layer {} changed between passes",
-                    layer.digest
-                )));
+                changed = true;
+                return Ok(());
             }
             conversion.feed_entry(layer.digest, entry, bytes, &io_error)
         },
-    )?;
-    if outcome == LayerOutcome::NotHere {
-        return Err(Error::Internal(format!(
-            "disk/{} vanished from layer {}",
+    );
+    match walked {
+        Ok(LayerOutcome::Found(_)) if !changed => reader.drain(),
+        Err(e @ (Error::Cancelled | Error::Place(_))) => Err(e),
+        Err(e) => reader.blob_verdict().and(Err(e)),
+        Ok(_) => reader.blob_verdict().and(Err(Error::Internal(format!(
+            "disk/{} differs between passes over layer {}, yet the layer verified",
             disk.name, layer.digest
-        )));
+        )))),
     }
-    reader.drain()
 }
 
 fn open_layer(source: &ImageSource, layer: &Layer, settings: &Settings) -> Result<LayerReader> {
@@ -157,63 +149,10 @@ fn io_error_for(layer: &Layer, reader: &LayerReader) -> impl Fn(std::io::Error) 
     move |e| layer::layer_error(digest, what, e)
 }
 
-/// Finds the disk and reads just enough of it to describe it. The layer is not
-/// verified to its end: nothing is written, and only facts are reported.
-pub(crate) fn inspect(
-    source: &ImageSource,
-    image: &ResolvedImage,
-    settings: &Settings,
-) -> Result<DiskInfo> {
-    let mut whiteouts = Whiteouts::default();
-    for layer in image.layers.iter().rev() {
-        let mut reader = open_layer(source, layer, settings)?;
-        let io_error = io_error_for(layer, &reader);
-        let mut info = None;
-        disk::walk_layer(
-            &mut reader,
-            layer.digest,
-            &mut whiteouts,
-            true,
-            |entry, bytes| {
-                let head = chunks::ChunkPool::default()
-                    .read_chunk(bytes)
-                    .map_err(&io_error)?;
-                info = Some(describe(layer, entry, &head)?);
-                Ok(())
-            },
-        )?;
-        if let Some(info) = info {
-            return Ok(info);
-        }
-    }
-    Err(Error::NoDisk)
-}
-
 /// The format of the disk file whose first bytes are `head`; a refused one is an error.
 fn sniff(entry: &DiskEntry, head: &[u8]) -> Result<DiskFormat> {
     format::sniff(head).map_err(|what| Error::UnsupportedDiskFormat {
         name: entry.name.clone(),
         format: what,
-    })
-}
-
-fn describe(layer: &Layer, entry: &DiskEntry, head: &[u8]) -> Result<DiskInfo> {
-    let format = sniff(entry, head)?;
-    let header = match format {
-        DiskFormat::Qcow2 => Some(Header::parse(head, entry.size)?.ok_or(Error::Qcow2PastEnd {
-            what: "header",
-            offset: 0,
-            len: 112,
-            stream_len: entry.size,
-        })?),
-        DiskFormat::Raw => None,
-    };
-    Ok(DiskInfo {
-        layer: layer.digest,
-        name: entry.name.clone(),
-        file_size: entry.size,
-        format,
-        virtual_size: header.as_ref().map_or(entry.size, |h| h.virtual_size),
-        qcow2: header.map(Into::into),
     })
 }

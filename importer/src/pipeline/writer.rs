@@ -4,101 +4,144 @@
 //! everything that can leave it does: compressed qcow2 clusters are inflated here, in
 //! parallel, and every `pwrite` happens here. Extents arrive through a bounded
 //! channel, which also bounds memory: each extent pins at most the chunk it slices.
+//!
+//! The first error stops the whole pool at once: the failing worker records it and
+//! raises a flag the others and the decoding thread check, so a corrupt cluster or a
+//! full disk ends the import without downloading and writing the rest of the layer.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{Scope, ScopedJoinHandle};
 
+use bootsource_place::Place;
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::extent::Extent;
 use crate::progress::Progress;
 use crate::qcow2::Inflater;
-use crate::target::Target;
 use crate::{Error, Result};
 
 /// Extents queued between the decoder and the workers.
 const QUEUE: usize = 64;
 
-/// A running pool bound to one target.
+/// What the workers share: the first error, and the flag that stops them all.
+#[derive(Default)]
+struct Stop {
+    raised: AtomicBool,
+    error: Mutex<Option<Error>>,
+}
+
+impl Stop {
+    fn raise(&self, error: Error) {
+        self.error
+            .lock()
+            .expect("not poisoned")
+            .get_or_insert(error);
+        self.raised.store(true, Ordering::Release);
+    }
+
+    fn is_raised(&self) -> bool {
+        self.raised.load(Ordering::Acquire)
+    }
+
+    fn take(&self) -> Option<Error> {
+        self.error.lock().expect("not poisoned").take()
+    }
+}
+
+/// A running pool bound to one place.
 pub(crate) struct Writer<'scope> {
-    sender: Option<Sender<Extent>>,
+    sender: Sender<Extent>,
     workers: Vec<ScopedJoinHandle<'scope, ()>>,
-    failure: Arc<Mutex<Option<Error>>>,
+    stop: Arc<Stop>,
 }
 
 impl<'scope> Writer<'scope> {
-    /// Starts `workers` threads writing to `target`.
+    /// Starts `workers` threads writing to `place`.
     pub fn start<'env>(
         scope: &'scope Scope<'scope, 'env>,
-        target: &'scope Target,
+        place: &Arc<dyn Place>,
         workers: usize,
         progress: &'scope Progress,
     ) -> Self {
         let (sender, receiver) = crossbeam_channel::bounded(QUEUE);
-        let failure = Arc::new(Mutex::new(None));
+        let stop = Arc::new(Stop::default());
         let workers = (0..workers.max(1))
             .map(|i| {
                 let receiver: Receiver<Extent> = receiver.clone();
-                let failure = Arc::clone(&failure);
+                let (stop, place) = (Arc::clone(&stop), Arc::clone(place));
                 std::thread::Builder::new()
                     .name(format!("bootsource-writer-{i}"))
                     .spawn_scoped(scope, move || {
-                        if let Err(e) = work(&receiver, target, progress) {
-                            failure.lock().expect("not poisoned").get_or_insert(e);
+                        if let Err(e) = work(&receiver, &*place, progress, &stop) {
+                            stop.raise(e);
                         }
                     })
                     .expect("spawning a writer thread")
             })
             .collect();
         Self {
-            sender: Some(sender),
+            sender,
             workers,
-            failure,
+            stop,
         }
+    }
+
+    /// Fails with the workers' error once one has failed.
+    pub fn check(&self) -> Result<()> {
+        if self.stop.is_raised() {
+            return Err(self.failure());
+        }
+        Ok(())
     }
 
     /// Queues extents; fails with the workers' error if they have stopped.
     pub fn send(&self, extents: impl IntoIterator<Item = Extent>) -> Result<()> {
-        let sender = self.sender.as_ref().expect("writer not finished");
         for extent in extents {
-            if sender.send(extent).is_err() {
-                return Err(self.take_failure());
+            self.check()?;
+            if self.sender.send(extent).is_err() {
+                return Err(self.failure());
             }
         }
         Ok(())
     }
 
-    fn take_failure(&self) -> Error {
-        self.failure
-            .lock()
-            .expect("not poisoned")
+    fn failure(&self) -> Error {
+        self.stop
             .take()
             .unwrap_or_else(|| Error::Internal("writer threads stopped".into()))
     }
 
     /// Waits for everything queued to be written.
-    pub fn finish(mut self) -> Result<()> {
-        drop(self.sender.take());
-        for w in self.workers.drain(..) {
+    pub fn finish(self) -> Result<()> {
+        drop(self.sender);
+        for w in self.workers {
             if w.join().is_err() {
                 return Err(Error::Internal("a writer thread panicked".into()));
             }
         }
-        match self.failure.lock().expect("not poisoned").take() {
+        match self.stop.take() {
             Some(e) => Err(e),
             None => Ok(()),
         }
     }
 }
 
-fn work(receiver: &Receiver<Extent>, target: &Target, progress: &Progress) -> Result<()> {
+fn work(
+    receiver: &Receiver<Extent>,
+    place: &dyn Place,
+    progress: &Progress,
+    stop: &Stop,
+) -> Result<()> {
     let mut inflater =
         Inflater::new().map_err(|e| Error::Internal(format!("decompressor: {e}")))?;
     let mut cluster = Vec::new();
     for extent in receiver {
+        if stop.is_raised() {
+            break;
+        }
         match extent {
-            Extent::Data { offset, bytes } => target.write(offset.0, &bytes)?,
+            Extent::Data { offset, bytes } => place.write_at(offset.0, &bytes)?,
             Extent::Compressed {
                 offset,
                 len,
@@ -114,12 +157,12 @@ fn work(receiver: &Receiver<Extent>, target: &Target, progress: &Progress) -> Re
                         guest: offset.0,
                         reason,
                     })?;
-                target.write(offset.0, &cluster)?;
+                place.write_at(offset.0, &cluster)?;
             }
         }
         progress
             .written
-            .store(target.bytes_written(), Ordering::Relaxed);
+            .store(place.bytes_written(), Ordering::Relaxed);
     }
     Ok(())
 }

@@ -23,7 +23,7 @@ use bootsource_blockdev::{self as blockdev, BlockDevice};
 
 use super::Location;
 use crate::catalog::{Catalog, VolumeRecord};
-use crate::config::{Backend, Place};
+use crate::config::{Backend, Site};
 use crate::error::{Error, Result, block_err};
 
 /// Picks a free device of at least `size` bytes.
@@ -124,10 +124,10 @@ pub(crate) fn release(record: &VolumeRecord, backends: &[Backend]) -> Result<()>
 
 fn in_a_pool(device: &Path, backends: &[Backend]) -> bool {
     let canonical = std::fs::canonicalize(device).ok();
-    backends.iter().any(|b| match &b.place {
-        Place::Pool(devices) => devices.iter().any(|d| {
+    backends.iter().any(|b| match &b.site {
+        Site::Pool(devices) => devices.iter().any(|d| {
             d == device || canonical.is_some() && std::fs::canonicalize(d).ok() == canonical
         }),
-        Place::Root(_) => false,
+        Site::Root(_) => false,
     })
 }

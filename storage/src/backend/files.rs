@@ -1,14 +1,15 @@
 //! The `dir` backend, and the file handling the other file-based kinds share.
 //!
-//! The importer creates the staging file itself (sparse, sized to the virtual size), so
-//! staging only makes sure its directory exists and nothing stale sits at its name.
+//! Staging makes sure the staging file's directory exists and nothing stale sits at its
+//! name, then creates the file exclusively (`O_EXCL | O_NOFOLLOW`: nothing planted at
+//! its name is ever followed) for the importer to write into.
 //! Sealing checks the size, fsyncs the data, makes the file read-only (mode 0444) and
 //! renames it to its final name; the rename and both directories are fsynced. Only the
 //! catalog write that follows makes it a version: a sealed file the catalog does not
 //! list is a leftover, and its record (still `staging`) says to remove it.
 
-use std::fs::{self, File, Permissions};
-use std::os::unix::fs::PermissionsExt;
+use std::fs::{self, File, OpenOptions, Permissions};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use super::Location;
@@ -51,6 +52,18 @@ pub(crate) fn prepare(staging: &Path) -> Result<()> {
     }
     durable::remove_if_exists(staging)?;
     Ok(())
+}
+
+/// Creates the staging file, which must not exist (`prepare` removed any leftover).
+pub(crate) fn create_staging_file(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(io_err("create staging file", path))
 }
 
 /// Opens the staged file, checks it is a regular file of the announced size, and

@@ -23,9 +23,12 @@ pub(crate) mod reflink;
 
 use std::path::{Path, PathBuf};
 
+use bootsource_blockdev::BlockDevice;
+use bootsource_place::Disk;
+
 use crate::catalog::{Catalog, VolumeRecord};
-use crate::config::{Backend, BackendKind, Format, Place};
-use crate::error::Result;
+use crate::config::{Backend, BackendKind, Format, Site};
+use crate::error::{Result, block_err, place_err};
 
 /// Where a new volume will live.
 #[derive(Debug, Clone)]
@@ -45,9 +48,9 @@ pub(crate) fn locate(
     volume: &str,
     size: u64,
 ) -> Result<Location> {
-    match &backend.place {
-        Place::Root(root) => Ok(files::locate(root, backend.kind, namespace, source, volume)),
-        Place::Pool(devices) => block::choose(&backend.name, devices, catalog, size),
+    match &backend.site {
+        Site::Root(root) => Ok(files::locate(root, backend.kind, namespace, source, volume)),
+        Site::Pool(devices) => block::choose(&backend.name, devices, catalog, size),
     }
 }
 
@@ -61,6 +64,26 @@ pub(crate) fn prepare_staging(record: &VolumeRecord) -> Result<()> {
         BackendKind::Btrfs => btrfs::prepare(staging),
         BackendKind::Block => Ok(()),
     }
+}
+
+/// Opens what the importer writes into, once prepared: a new staging file (created
+/// exclusively, never through a symlink; `reserve` bytes kept free on its filesystem)
+/// or the pool device, exclusively.
+pub(crate) fn open_staging(record: &VolumeRecord, reserve: Option<u64>) -> Result<Disk> {
+    let volume = record.volume.as_str();
+    let opened = match record.kind {
+        BackendKind::Block => BlockDevice::open_exclusive(&record.path)
+            .map_err(block_err(volume))
+            .and_then(|device| {
+                Disk::on_device(device, record.size).map_err(place_err(&record.path))
+            })?,
+        BackendKind::Dir | BackendKind::Reflink | BackendKind::Btrfs => {
+            let path = record.staging_path.as_ref().unwrap_or(&record.path);
+            let file = files::create_staging_file(path)?;
+            Disk::in_file(file, path.clone(), record.size, reserve).map_err(place_err(path))?
+        }
+    };
+    Ok(opened)
 }
 
 /// Seals a staged volume at its final path: fsync, read-only, and a snapshot where the

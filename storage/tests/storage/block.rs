@@ -1,7 +1,7 @@
 //! The block pool: which device is chosen, exhaustion, discard on release, clones of
 //! and onto pool devices.
 
-use bootsource_storage::{BackendConfig, Begin, CloneMethod, Error, Store, StoreConfig};
+use bootsource_storage::{BackendConfig, CloneMethod, Error, Stage, Store, StoreConfig};
 
 use crate::common::{Loop, Mount, SIZE, assert_image, data_ranges, digest, import, write_image};
 
@@ -33,7 +33,9 @@ fn pool_skips_busy_and_small_devices_discards_freed_ones_and_reports_exhaustion(
     let v2 = import(&store, "fedora", "pool", 2);
     assert_eq!(v2.path, b.dev);
 
-    let err = store.begin("fedora", "pool", &digest(3), SIZE).unwrap_err();
+    let err = store
+        .stage("fedora", "pool", &digest(3), SIZE, 1)
+        .unwrap_err();
     assert!(matches!(err, Error::PoolExhausted { .. }), "{err}");
     let msg = err.to_string();
     for expected in [
@@ -55,12 +57,12 @@ fn pool_skips_busy_and_small_devices_discards_freed_ones_and_reports_exhaustion(
     );
 
     // A failed import gives the device back, discarded too.
-    let Begin::Staging(staging) = store.begin("fedora", "pool", &digest(3), SIZE).unwrap() else {
+    let Stage::Staging(staging) = store.stage("fedora", "pool", &digest(3), SIZE, 1).unwrap()
+    else {
         panic!("digest 3 is new");
     };
-    assert!(staging.is_block_device());
     assert_eq!(staging.path(), a.dev);
-    write_image(staging.path(), 3);
+    write_image(&*staging.place(), 3);
     store.abort(staging).unwrap();
     assert_eq!(data_ranges(&a.backing), Vec::<(u64, u64)>::new());
 
@@ -91,7 +93,7 @@ fn pool_skips_busy_and_small_devices_discards_freed_ones_and_reports_exhaustion(
     let lab_store = Store::open(lab).unwrap();
     assert_eq!(lab_store.orphans().unwrap().len(), 2);
     assert!(matches!(
-        lab_store.begin("fedora", "pool", &digest(1), SIZE),
+        lab_store.stage("fedora", "pool", &digest(1), SIZE, 1),
         Err(Error::PoolExhausted { .. })
     ));
 }

@@ -4,14 +4,14 @@
 //! file systems made and mounted by the test, removed on drop (also on panic). A
 //! missing tool fails the test with the Debian package to install; nothing is skipped.
 
-use std::fs::{self, File, OpenOptions};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::fs::{self, File};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 
-use bootsource_blockdev::BlockDevice;
-use bootsource_storage::{Begin, Digest, Store, Version};
+use bootsource_place::Place;
+use bootsource_storage::{Digest, Stage, Store, Version};
 
 /// Virtual size of the test images.
 pub const SIZE: u64 = 8 << 20;
@@ -177,27 +177,10 @@ pub fn image(seed: u8) -> Vec<u8> {
     bytes
 }
 
-/// What the importer does: a sparse file, or a block device written exclusively.
-pub fn write_image(path: &Path, seed: u8) {
-    if bootsource_blockdev::is_block_device(path) {
-        let dev = BlockDevice::open_exclusive(path).unwrap();
-        dev.zero_range(0, SIZE).unwrap();
-        for (off, data) in extents(seed) {
-            dev.file().write_all_at(&data, off).unwrap();
-        }
-        dev.file().sync_all().unwrap();
-    } else {
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .open(path)
-            .unwrap();
-        file.set_len(SIZE).unwrap();
-        for (off, data) in extents(seed) {
-            file.write_all_at(&data, off).unwrap();
-        }
-        file.sync_all().unwrap();
+/// What the importer does: writes the image's extents into the place it is given.
+pub fn write_image(place: &dyn Place, seed: u8) {
+    for (off, data) in extents(seed) {
+        place.write_at(off, &data).unwrap();
     }
 }
 
@@ -217,12 +200,15 @@ pub fn assert_image(path: &Path, seed: u8) {
 
 /// Imports and publishes the image for `seed`.
 pub fn import(store: &Store, source: &str, backend: &str, seed: u8) -> Version {
-    match store.begin(source, backend, &digest(seed), SIZE).unwrap() {
-        Begin::Staging(staging) => {
-            write_image(staging.path(), seed);
+    match store
+        .stage(source, backend, &digest(seed), SIZE, 1)
+        .unwrap()
+    {
+        Stage::Staging(staging) => {
+            write_image(&*staging.place(), seed);
             store.commit(staging).unwrap()
         }
-        Begin::AlreadyPresent(v) => panic!("{} already present", v.volume),
+        Stage::AlreadyPresent(v) => panic!("{} already present", v.volume),
     }
 }
 

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use bootsource_storage::{BackendConfig, BackendKind, Begin, Store, StoreConfig};
+use bootsource_storage::{BackendConfig, BackendKind, Stage, Store, StoreConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::common::{
@@ -56,13 +56,13 @@ fn crash_child() {
     KILL_AT.store(spec.kill_at.unwrap_or(usize::MAX), Ordering::SeqCst);
     bootsource_storage::set_step_hook(report_step);
     let store = Store::open(spec.config).unwrap();
-    let Begin::Staging(staging) = store
-        .begin(SOURCE, &spec.backend, &digest(spec.seed), SIZE)
+    let Stage::Staging(staging) = store
+        .stage(SOURCE, &spec.backend, &digest(spec.seed), SIZE, 1)
         .unwrap()
     else {
         panic!("digest {} already present", spec.seed);
     };
-    write_image(staging.path(), spec.seed);
+    write_image(&*staging.place(), spec.seed);
     report_step("test.image-written");
     store.commit(staging).unwrap();
     store.gc(SOURCE, 1).unwrap();

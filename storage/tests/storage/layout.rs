@@ -3,7 +3,7 @@
 
 use std::fs;
 
-use bootsource_storage::{BackendConfig, BackendKind, Begin, Error, Format, Store, StoreConfig};
+use bootsource_storage::{BackendConfig, BackendKind, Error, Format, Stage, Store, StoreConfig};
 
 use crate::common::{Mount, SIZE, assert_image, digest, import, write_image};
 
@@ -26,20 +26,20 @@ fn backend_change_imports_afresh_and_only_then_removes_the_old_versions() {
     let v2 = import(&store, "fedora", "old", 2);
 
     // The config now says `storage = "new"`: the same digest is imported afresh there.
-    let Begin::Staging(staging) = store.begin("fedora", "new", &digest(2), SIZE).unwrap() else {
+    let Stage::Staging(staging) = store.stage("fedora", "new", &digest(2), SIZE, 1).unwrap() else {
         panic!("digest 2 is not on the new backend yet");
     };
-    write_image(staging.path(), 2);
+    write_image(&*staging.place(), 2);
     // Not published yet: nothing on the old backend may go.
     assert!(store.gc("fedora", 3).unwrap().removed.is_empty());
     assert!(v1.path.exists() && v2.path.exists());
     store.abort(staging).unwrap();
     assert_eq!(store.current("fedora").unwrap().unwrap().path, v2.path);
 
-    let Begin::Staging(staging) = store.begin("fedora", "new", &digest(2), SIZE).unwrap() else {
+    let Stage::Staging(staging) = store.stage("fedora", "new", &digest(2), SIZE, 1).unwrap() else {
         panic!("digest 2 is not on the new backend yet");
     };
-    write_image(staging.path(), 2);
+    write_image(&*staging.place(), 2);
     let moved = store.commit(staging).unwrap();
     assert_eq!(moved.backend, "new");
     assert!(moved.path.starts_with(&new_root));

@@ -1,9 +1,9 @@
 //! Staging, sealing and publishing on a `dir` backend; what `status` sees.
 
-use std::fs;
+use std::fs::{self, OpenOptions};
 use std::os::unix::fs::PermissionsExt;
 
-use bootsource_storage::{BackendConfig, BackendKind, Begin, Error, Store, StoreConfig};
+use bootsource_storage::{BackendConfig, BackendKind, Error, Stage, Store, StoreConfig};
 
 use crate::common::{
     SIZE, assert_image, catalog_json, digest, import, names_in, seed_of, write_image,
@@ -38,9 +38,9 @@ fn publishes_atomically_and_a_known_digest_is_a_no_op() {
     assert_eq!(fs::read_link(&link).unwrap(), v1.path);
 
     // Same digest again: nothing to import.
-    match store.begin("fedora", "local", &digest(1), SIZE).unwrap() {
-        Begin::AlreadyPresent(v) => assert_eq!(v.volume, v1.volume),
-        Begin::Staging(s) => panic!("staged {} again", s.volume()),
+    match store.stage("fedora", "local", &digest(1), SIZE, 1).unwrap() {
+        Stage::AlreadyPresent(v) => assert_eq!(v.volume, v1.volume),
+        Stage::Staging(s) => panic!("staged {} again", s.volume()),
     }
 
     let v2 = import(&store, "fedora", "local", 2);
@@ -49,7 +49,7 @@ fn publishes_atomically_and_a_known_digest_is_a_no_op() {
     assert_image(&v1.path, 1);
 
     // The tag moved back to digest 1: publish the kept version again.
-    let Begin::AlreadyPresent(old) = store.begin("fedora", "local", &digest(1), SIZE).unwrap()
+    let Stage::AlreadyPresent(old) = store.stage("fedora", "local", &digest(1), SIZE, 1).unwrap()
     else {
         panic!("digest 1 should be present");
     };
@@ -90,7 +90,7 @@ fn status_json_follows_the_contract_and_read_only_opens_write_nothing() {
 
     let before = fs::read(tmp.path().join("state/catalog.json")).unwrap();
     assert!(matches!(
-        ro.begin("fedora", "local", &digest(3), SIZE),
+        ro.stage("fedora", "local", &digest(3), SIZE, 1),
         Err(Error::ReadOnly(_))
     ));
     assert!(matches!(ro.gc("fedora", 1), Err(Error::ReadOnly(_))));
@@ -106,10 +106,13 @@ fn a_second_open_leaves_a_live_import_alone_and_abort_cleans_up() {
     let config = dir_store(&tmp);
     let daemon = Store::open(config.clone()).unwrap();
     let v1 = import(&daemon, "fedora", "local", 1);
-    let Begin::Staging(staging) = daemon.begin("fedora", "local", &digest(2), SIZE).unwrap() else {
+    let Stage::Staging(staging) = daemon
+        .stage("fedora", "local", &digest(2), SIZE, 1)
+        .unwrap()
+    else {
         panic!("digest 2 is new");
     };
-    write_image(staging.path(), 2);
+    write_image(&*staging.place(), 2);
 
     // `bootsource clone` / `status` opening the store meanwhile must not touch it.
     let other = Store::open(config.clone()).unwrap();
@@ -117,7 +120,7 @@ fn a_second_open_leaves_a_live_import_alone_and_abort_cleans_up() {
     let importing = other.source_status("fedora").unwrap().importing.unwrap();
     assert_eq!(importing.digest, digest(2));
     assert!(matches!(
-        other.begin("fedora", "local", &digest(2), SIZE),
+        other.stage("fedora", "local", &digest(2), SIZE, 1),
         Err(Error::VolumeBusy { .. })
     ));
 
@@ -135,10 +138,13 @@ fn a_second_open_leaves_a_live_import_alone_and_abort_cleans_up() {
 
     // A staging volume dropped without commit or abort (a cancelled task) is removed
     // by the next recovery.
-    let Begin::Staging(staging) = daemon.begin("fedora", "local", &digest(3), SIZE).unwrap() else {
+    let Stage::Staging(staging) = daemon
+        .stage("fedora", "local", &digest(3), SIZE, 1)
+        .unwrap()
+    else {
         panic!("digest 3 is new");
     };
-    write_image(staging.path(), 3);
+    write_image(&*staging.place(), 3);
     drop(staging);
     other.recover().unwrap();
     assert_eq!(names_in(&staging_dir), Vec::<String>::new());
@@ -150,13 +156,18 @@ fn a_wrongly_sized_image_is_not_published() {
     let tmp = tempfile::tempdir().unwrap();
     let store = Store::open(dir_store(&tmp)).unwrap();
     let v1 = import(&store, "fedora", "local", 1);
-    let Begin::Staging(staging) = store
-        .begin("fedora", "local", &digest(2), SIZE + 512)
-        .unwrap()
+    let Stage::Staging(staging) = store.stage("fedora", "local", &digest(2), SIZE, 1).unwrap()
     else {
         panic!("digest 2 is new");
     };
-    write_image(staging.path(), 2);
+    write_image(&*staging.place(), 2);
+    // Someone cut the staging file short behind the importer's back.
+    OpenOptions::new()
+        .write(true)
+        .open(staging.path())
+        .unwrap()
+        .set_len(SIZE - 512)
+        .unwrap();
     let err = store.commit(staging).unwrap_err();
     assert!(matches!(err, Error::StagingSize { .. }), "{err}");
     assert_eq!(store.current("fedora").unwrap().unwrap().volume, v1.volume);

@@ -1,0 +1,262 @@
+//! One disk file's conversion, across passes: sniffing, decoding, writing.
+//!
+//! Its phases are a type: nothing is written before the decoder knows the disk's
+//! virtual size, and nothing is decoded before the first bytes chose the format. When
+//! the size is known the pipeline asks its caller for a place ([`Handshake`]) and
+//! starts the writer pool. A qcow2 that needs another pass is fed again into the same
+//! conversion: decoder state, place and writers carry over.
+
+use std::io::{self, Read};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::thread::Scope;
+
+use bootsource_place::Place;
+
+use super::chunks::ChunkPool;
+use super::handshake::Handshake;
+use super::writer::Writer;
+use crate::decode::{self, DiskDecoder};
+use crate::disk::DiskEntry;
+use crate::extent::Extent;
+use crate::progress::{Cancel, Progress};
+use crate::qcow2::{self, PassEnd};
+use crate::{Digest, DiskInfo, Error, Result};
+
+/// Settings the pipeline passes down.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub limits: qcow2::Limits,
+    pub max_virtual_size: u64,
+    pub workers: usize,
+    pub progress: Arc<Progress>,
+    pub cancel: Cancel,
+}
+
+/// Where a conversion is.
+enum Phase<'scope> {
+    /// No byte of the disk file yet: the format is unknown.
+    Unstarted(Handshake),
+    /// Decoding, but the virtual size is not known yet: nowhere to write.
+    Sizing {
+        disk: DiskInfo,
+        decoder: Box<dyn DiskDecoder>,
+        handshake: Handshake,
+    },
+    /// Writing into the place the caller handed over.
+    Writing {
+        disk: DiskInfo,
+        decoder: Box<dyn DiskDecoder>,
+        place: Arc<dyn Place>,
+        writer: Writer<'scope>,
+    },
+    /// Left behind by a transition that failed; the conversion is abandoned.
+    Failed,
+}
+
+/// The state of converting one disk file.
+pub(crate) struct Conversion<'scope, 'env> {
+    scope: &'scope Scope<'scope, 'env>,
+    settings: &'env Settings,
+    phase: Phase<'scope>,
+    extents: Vec<Extent>,
+    chunks: ChunkPool,
+}
+
+/// What a finished conversion reports.
+#[derive(Debug, Clone)]
+pub(crate) struct Converted {
+    pub disk: DiskInfo,
+    pub passes: u32,
+    pub spool_peak: u64,
+    pub written: u64,
+}
+
+impl<'scope, 'env> Conversion<'scope, 'env> {
+    pub fn new(
+        scope: &'scope Scope<'scope, 'env>,
+        settings: &'env Settings,
+        handshake: Handshake,
+    ) -> Self {
+        Self {
+            scope,
+            settings,
+            phase: Phase::Unstarted(handshake),
+            extents: Vec::new(),
+            chunks: ChunkPool::default(),
+        }
+    }
+
+    /// Feeds the whole disk file, found in `layer`, once. `io_error` names read failures.
+    pub fn feed_entry(
+        &mut self,
+        layer: Digest,
+        entry: &DiskEntry,
+        reader: &mut dyn Read,
+        io_error: &dyn Fn(io::Error) -> Error,
+    ) -> Result<()> {
+        if entry.size == 0 {
+            self.start(layer, entry, &[])?;
+        }
+        let mut fed = 0;
+        loop {
+            self.check_running()?;
+            let chunk = self.chunks.read_chunk(reader).map_err(io_error)?;
+            if chunk.is_empty() {
+                if fed != entry.size {
+                    return Err(Error::BadDiskEntry {
+                        layer,
+                        reason: format!(
+                            "disk/{} ends after {fed} of its {} bytes (the layer is cut short)",
+                            entry.name, entry.size
+                        ),
+                    });
+                }
+                return Ok(());
+            }
+            fed += chunk.len() as u64;
+            self.start(layer, entry, &chunk)?;
+            self.decode(&chunk)?;
+        }
+    }
+
+    /// Stops at once on cancel, or when a writer has failed.
+    fn check_running(&self) -> Result<()> {
+        if self.settings.cancel.is_cancelled() {
+            return Err(Error::Cancelled);
+        }
+        match &self.phase {
+            Phase::Writing { writer, .. } => writer.check(),
+            _ => Ok(()),
+        }
+    }
+
+    /// Chooses the format from the file's first bytes (once).
+    fn start(&mut self, layer: Digest, entry: &DiskEntry, head: &[u8]) -> Result<()> {
+        if !matches!(self.phase, Phase::Unstarted(_)) {
+            return Ok(());
+        }
+        let format = super::sniff(entry, head)?;
+        tracing::info!(disk = %entry.name, %format, size = entry.size, "found the disk image");
+        let Phase::Unstarted(handshake) = std::mem::replace(&mut self.phase, Phase::Failed) else {
+            unreachable!("checked above");
+        };
+        let disk = DiskInfo {
+            layer,
+            name: entry.name.clone(),
+            file_size: entry.size,
+            format,
+            virtual_size: 0,
+            qcow2: None,
+        };
+        let decoder = decode::decoder_for(format, entry.size, self.settings.limits);
+        self.phase = Phase::Sizing {
+            disk,
+            decoder,
+            handshake,
+        };
+        self.open_place_once_sized()
+    }
+
+    /// Decodes a chunk and hands its extents to the writers (once there are some).
+    fn decode(&mut self, chunk: &bytes::Bytes) -> Result<()> {
+        match &mut self.phase {
+            Phase::Sizing { decoder, .. } | Phase::Writing { decoder, .. } => {
+                decoder.feed(chunk, &mut self.extents)?;
+            }
+            Phase::Unstarted(_) | Phase::Failed => {
+                return Err(Error::Internal(
+                    "decoding before the format is known".into(),
+                ));
+            }
+        }
+        self.open_place_once_sized()?;
+        if let Phase::Writing { writer, .. } = &self.phase {
+            let decoded: u64 = self.extents.iter().map(Extent::guest_len).sum();
+            self.settings
+                .progress
+                .decoded
+                .fetch_add(decoded, Ordering::Relaxed);
+            writer.send(self.extents.drain(..))?;
+        }
+        Ok(())
+    }
+
+    /// Moves from sizing to writing as soon as the decoder knows the virtual size:
+    /// checks it against the limit, announces the disk and starts the writers.
+    fn open_place_once_sized(&mut self) -> Result<()> {
+        let size = match &self.phase {
+            Phase::Sizing { decoder, .. } => decoder.virtual_size(),
+            _ => None,
+        };
+        let Some(size) = size else {
+            return Ok(());
+        };
+        if size > self.settings.max_virtual_size {
+            return Err(Error::DiskTooLarge {
+                virtual_size: size,
+                limit: self.settings.max_virtual_size,
+            });
+        }
+        let Phase::Sizing {
+            mut disk,
+            decoder,
+            handshake,
+        } = std::mem::replace(&mut self.phase, Phase::Failed)
+        else {
+            unreachable!("matched above");
+        };
+        disk.virtual_size = size;
+        disk.qcow2 = decoder.qcow2_info();
+        let place = handshake.exchange(disk.clone())?;
+        let progress = &self.settings.progress;
+        progress.virtual_size.store(size, Ordering::Relaxed);
+        let writer = Writer::start(self.scope, &place, self.settings.workers, progress);
+        self.phase = Phase::Writing {
+            disk,
+            decoder,
+            place,
+            writer,
+        };
+        Ok(())
+    }
+
+    /// Ends a pass over the disk file: complete, or feed it again.
+    pub fn end_pass(&mut self) -> Result<PassEnd> {
+        let decoder = match &mut self.phase {
+            Phase::Sizing { decoder, .. } | Phase::Writing { decoder, .. } => decoder,
+            Phase::Unstarted(_) | Phase::Failed => {
+                return Err(Error::Internal("a pass ended before the disk began".into()));
+            }
+        };
+        let end = decoder.finish_pass()?;
+        self.settings
+            .progress
+            .pass
+            .store(decoder.passes(), Ordering::Relaxed);
+        Ok(end)
+    }
+
+    /// Waits for the writers; the place then holds the whole disk, not yet finished
+    /// (its owner zeroes what was skipped and fsyncs).
+    pub fn finish(self) -> Result<Converted> {
+        let Phase::Writing {
+            disk,
+            decoder,
+            place,
+            writer,
+        } = self.phase
+        else {
+            return Err(Error::Internal(
+                "the disk ended before its size was known".into(),
+            ));
+        };
+        writer.finish()?;
+        Ok(Converted {
+            disk,
+            passes: decoder.passes(),
+            spool_peak: decoder.spool_peak(),
+            written: place.bytes_written(),
+        })
+    }
+}
