@@ -63,6 +63,11 @@ pub struct Config {
     /// containers `auth.json` with registry credentials.
     #[serde(default)]
     pub auth_file: Option<PathBuf>,
+    /// Directory of per-registry certificates, `HOST[:PORT]/*.crt` (and a client
+    /// `NAME.cert` + `NAME.key`); default: `/etc/containers/certs.d`, then
+    /// `/etc/docker/certs.d`, as podman reads them.
+    #[serde(default)]
+    pub certs_d: Option<PathBuf>,
     /// `host[:port]` of registries reached without TLS verification (or plain HTTP).
     #[serde(default)]
     pub insecure_registries: Vec<String>,
@@ -221,6 +226,14 @@ impl Config {
             .clone()
             .or_else(|| s.interval.clone())
             .unwrap_or_else(|| self.default_schedule.clone())
+    }
+
+    /// The `certs.d` directories registries' certificates are looked up in.
+    pub fn certs_d(&self) -> Vec<PathBuf> {
+        match &self.certs_d {
+            Some(dir) => vec![dir.clone()],
+            None => bootsource_importer::RegistryOptions::default().certs_d,
+        }
     }
 
     /// The credentials file to use, if any.

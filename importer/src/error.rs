@@ -18,11 +18,11 @@ pub enum Error {
     /// The registry answered with an error or could not be reached.
     #[error("registry request for {reference} failed")]
     Registry {
-        /// The image reference or URL involved.
+        /// The image reference involved.
         reference: String,
-        /// The client's error, with the registry's own code and URL.
+        /// What happened, with the registry's own codes and the URL.
         #[source]
-        source: oci_client::errors::OciDistributionError,
+        source: Box<crate::RegistryError>,
     },
     /// Credentials could not be read from an auth file.
     #[error("cannot read credentials for {registry} from {path}: {reason}")]
@@ -35,8 +35,14 @@ pub enum Error {
         reason: String,
     },
     /// A TLS setting (CA directory, certificate) could not be used.
-    #[error("TLS setup failed: {0}")]
-    Tls(String),
+    #[error("TLS settings for {host}")]
+    Tls {
+        /// The registry host.
+        host: String,
+        /// What is wrong.
+        #[source]
+        problem: crate::TlsProblem,
+    },
     /// The OCI layout directory is unusable.
     #[error("OCI layout {dir}: {reason}")]
     Layout {
@@ -218,48 +224,41 @@ pub enum Error {
 }
 
 impl Error {
+    /// The registry's answer, when it answered with an error status.
+    fn status(&self) -> Option<(u16, &[String])> {
+        match self {
+            Self::Registry { source, .. } => match &**source {
+                crate::RegistryError::Status { status, codes, .. } => Some((*status, codes)),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
     /// Whether a registry asked us to slow down (HTTP 429 / `TOOMANYREQUESTS`).
     pub fn is_rate_limited(&self) -> bool {
-        use oci_client::errors::{OciDistributionError as Oci, OciErrorCode};
+        self.status().is_some_and(|(status, codes)| {
+            status == 429 || codes.iter().any(|c| c == "TOOMANYREQUESTS")
+        })
+    }
+
+    /// The registry's `Retry-After`, as sent (with a 429 or a 503).
+    pub fn retry_after(&self) -> Option<&str> {
         match self {
-            Self::Registry {
-                source: Oci::ServerError { code, .. },
-                ..
-            } => *code == 429,
-            Self::Registry {
-                source: Oci::RegistryError { envelope, .. },
-                ..
-            } => envelope
-                .errors
-                .iter()
-                .any(|e| e.code == OciErrorCode::Toomanyrequests),
-            _ => false,
+            Self::Registry { source, .. } => match &**source {
+                crate::RegistryError::Status { retry_after, .. } => retry_after.as_deref(),
+                _ => None,
+            },
+            _ => None,
         }
     }
 
     /// Whether the registry refused our credentials (or their absence).
     pub fn is_unauthorized(&self) -> bool {
-        use oci_client::errors::{OciDistributionError as Oci, OciErrorCode};
-        match self {
-            Self::Registry {
-                source: Oci::UnauthorizedError { .. } | Oci::AuthenticationFailure(_),
-                ..
-            } => true,
-            Self::Registry {
-                source: Oci::ServerError {
-                    code: 401 | 403, ..
-                },
-                ..
-            } => true,
-            Self::Registry {
-                source: Oci::RegistryError { envelope, .. },
-                ..
-            } => envelope
-                .errors
-                .iter()
-                .any(|e| matches!(e.code, OciErrorCode::Unauthorized | OciErrorCode::Denied)),
-            _ => false,
-        }
+        self.status().is_some_and(|(status, codes)| {
+            matches!(status, 401 | 403)
+                || codes.iter().any(|c| c == "UNAUTHORIZED" || c == "DENIED")
+        })
     }
 
     /// Whether the registry's TLS certificate was not trusted (unknown CA, wrong name,
@@ -329,59 +328,35 @@ impl Error {
 
 #[cfg(test)]
 mod tests {
-    use oci_client::errors::OciDistributionError as Oci;
-
     use super::*;
+    use crate::RegistryError;
 
-    fn registry(source: Oci) -> Error {
+    fn answered(status: u16, codes: &[&str]) -> Error {
         Error::Registry {
             reference: "r/x:1".into(),
-            source,
+            source: Box::new(RegistryError::Status {
+                url: "http://r/v2/x/manifests/1".into(),
+                status,
+                codes: codes.iter().map(|c| (*c).to_owned()).collect(),
+                message: "m".into(),
+                retry_after: Some("30".into()),
+            }),
         }
     }
 
     #[test]
     fn recognises_rate_limiting_by_status_or_error_code() {
-        let server = |code| Oci::ServerError {
-            code,
-            url: "http://r/v2/x/manifests/1".into(),
-            message: "slow down".into(),
-        };
-        assert!(registry(server(429)).is_rate_limited());
-        assert!(!registry(server(503)).is_rate_limited());
-        let envelope: oci_client::errors::OciEnvelope =
-            serde_json::from_str(r#"{"errors":[{"code":"TOOMANYREQUESTS","message":"m"}]}"#)
-                .unwrap();
-        let err = registry(Oci::RegistryError {
-            envelope,
-            url: "u".into(),
-        });
-        assert!(err.is_rate_limited());
+        assert!(answered(429, &[]).is_rate_limited());
+        assert!(!answered(503, &[]).is_rate_limited());
+        assert!(answered(400, &["TOOMANYREQUESTS"]).is_rate_limited());
+        assert_eq!(answered(429, &[]).retry_after(), Some("30"));
         assert!(!Error::NoDisk.is_rate_limited());
     }
 
     #[test]
     fn recognises_refused_credentials() {
-        let unauthorized = Oci::UnauthorizedError { url: "u".into() };
-        assert!(registry(unauthorized).is_unauthorized());
-        let envelope: oci_client::errors::OciEnvelope =
-            serde_json::from_str(r#"{"errors":[{"code":"DENIED","message":"m"}]}"#).unwrap();
-        assert!(
-            registry(Oci::RegistryError {
-                envelope,
-                url: "u".into()
-            })
-            .is_unauthorized()
-        );
-        let missing: oci_client::errors::OciEnvelope =
-            serde_json::from_str(r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"m"}]}"#)
-                .unwrap();
-        assert!(
-            !registry(Oci::RegistryError {
-                envelope: missing,
-                url: "u".into()
-            })
-            .is_unauthorized()
-        );
+        assert!(answered(401, &[]).is_unauthorized());
+        assert!(answered(400, &["DENIED"]).is_unauthorized());
+        assert!(!answered(404, &["MANIFEST_UNKNOWN"]).is_unauthorized());
     }
 }

@@ -60,9 +60,9 @@ pub use format::DiskFormat;
 pub use import::Import;
 pub use platform::{ParsePlatformError, Platform};
 pub use progress::{Cancel, Progress, ProgressSnapshot};
-pub use reference::{ParseSourceError, RegistryRef, SourceRef};
+pub use reference::{ParseSourceError, ReferenceProblem, RegistryRef, SourceRef};
 pub use report::{DiskInfo, ImageInfo, ImportReport, Qcow2Info};
-pub use source::{RegistryOptions, ResolvedImage};
+pub use source::{RegistryError, RegistryOptions, ResolvedImage, TlsProblem};
 
 use pipeline::Settings;
 use source::ImageSource;

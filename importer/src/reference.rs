@@ -38,7 +38,10 @@ pub enum SourceRef {
 /// An image in a registry: a repository and a tag, a digest, or both.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RegistryRef {
-    inner: oci_client::Reference,
+    registry: String,
+    repository: String,
+    tag: Option<String>,
+    digest: Option<Digest>,
 }
 
 /// Why a source string could not be parsed.
@@ -48,61 +51,90 @@ pub enum ParseSourceError {
     #[error("unsupported transport in {0:?}: use docker://HOST/REPO:TAG or oci:DIR[:TAG]")]
     UnknownTransport(String),
     /// The registry reference does not parse.
-    #[error("invalid registry reference {text:?}: {reason}")]
+    #[error("invalid registry reference {text:?}: {problem}")]
     InvalidReference {
         /// What the user wrote after `docker://`.
         text: String,
-        /// Why it is invalid.
-        reason: String,
+        /// What is wrong with it.
+        problem: ReferenceProblem,
     },
     /// `oci:` with no directory.
     #[error("oci: needs a directory, as in oci:./layout:tag")]
     EmptyLayoutPath,
 }
 
+/// What is wrong with a registry reference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ReferenceProblem {
+    /// Nothing after the transport.
+    #[error("it is empty")]
+    Empty,
+    /// A repository path component that is not lowercase letters and digits joined by
+    /// `.`, `_`, `__` or `-`.
+    #[error("the repository must be lowercase path components of [a-z0-9._-]")]
+    BadRepository,
+    /// A tag of other characters, or longer than 128.
+    #[error("a tag is 1 to 128 characters of [A-Za-z0-9_.-], not starting with . or -")]
+    BadTag,
+    /// A digest that is not `sha256:` and 64 lowercase hex digits.
+    #[error("only sha256 digests of 64 lowercase hex digits are supported")]
+    BadDigest,
+    /// A host that is not a DNS name or IP literal with an optional port.
+    #[error("the registry host is not a valid host[:port]")]
+    BadHost,
+    /// Longer than the 255 characters a repository name may have.
+    #[error("the repository name is longer than 255 characters")]
+    TooLong,
+}
+
+/// Docker Hub, where references without a registry host go.
+const DOCKER_HUB: &str = "docker.io";
+
 impl RegistryRef {
     /// `host[:port]`, e.g. `127.0.0.1:5000` or `docker.io`.
     pub fn registry(&self) -> &str {
-        self.inner.registry()
+        &self.registry
     }
 
     /// The repository path, e.g. `os/fedora`.
     pub fn repository(&self) -> &str {
-        self.inner.repository()
+        &self.repository
     }
 
     /// The tag, if the reference names one.
     pub fn tag(&self) -> Option<&str> {
-        self.inner.tag()
+        self.tag.as_deref()
     }
 
     /// The pinned digest, if the reference names one.
     pub fn digest(&self) -> Option<Digest> {
-        // Parsing already checked the digest's form.
-        self.inner.digest().and_then(|d| d.parse().ok())
+        self.digest
     }
 
-    /// The same repository at `digest`.
+    /// The same repository, on the same registry, pinned to `digest` (the tag is kept
+    /// for display only: the digest is what is fetched).
     pub fn with_digest(&self, digest: Digest) -> Self {
         Self {
-            inner: oci_client::Reference::with_digest(
-                self.registry().to_owned(),
-                self.repository().to_owned(),
-                digest.to_string(),
-            ),
+            digest: Some(digest),
+            ..self.clone()
         }
-    }
-
-    /// The oci-client form, for the registry client.
-    pub(crate) fn as_oci(&self) -> &oci_client::Reference {
-        &self.inner
     }
 
     /// The same reference served by another registry host (a mirror).
     pub fn on_registry(&self, registry: &str) -> Self {
-        let mut inner = self.inner.clone();
-        inner.set_mirror_registry(registry.to_owned());
-        Self { inner }
+        Self {
+            registry: registry.to_owned(),
+            ..self.clone()
+        }
+    }
+
+    /// What the manifest endpoint is asked for: the digest if pinned, else the tag.
+    pub(crate) fn manifest_reference(&self) -> String {
+        match (&self.digest, &self.tag) {
+            (Some(d), _) => d.to_string(),
+            (None, Some(t)) => t.clone(),
+            (None, None) => "latest".to_owned(),
+        }
     }
 }
 
@@ -110,23 +142,130 @@ impl FromStr for RegistryRef {
     type Err = ParseSourceError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let invalid = |reason: String| ParseSourceError::InvalidReference {
+        parse_registry_ref(text).map_err(|problem| ParseSourceError::InvalidReference {
             text: text.to_owned(),
-            reason,
-        };
-        let inner = oci_client::Reference::try_from(text).map_err(|e| invalid(e.to_string()))?;
-        if let Some(digest) = inner.digest() {
-            digest
-                .parse::<Digest>()
-                .map_err(|e| invalid(e.to_string()))?;
+            problem,
+        })
+    }
+}
+
+/// The distribution reference grammar, as docker and containers/image read it.
+fn parse_registry_ref(text: &str) -> Result<RegistryRef, ReferenceProblem> {
+    if text.is_empty() {
+        return Err(ReferenceProblem::Empty);
+    }
+    let (name, digest) = match text.split_once('@') {
+        Some((name, digest)) => (
+            name,
+            Some(
+                digest
+                    .parse::<Digest>()
+                    .map_err(|_| ReferenceProblem::BadDigest)?,
+            ),
+        ),
+        None => (text, None),
+    };
+    // A ':' after the last '/' starts the tag; one before it is a port.
+    let (name, tag) = match name.rsplit_once(':') {
+        Some((n, t)) if !t.contains('/') => (n, Some(t.to_owned())),
+        _ => (name, None),
+    };
+    if let Some(t) = &tag {
+        check_tag(t)?;
+    }
+    let (registry, repository) = split_registry(name);
+    check_host(registry)?;
+    let repository = if registry == DOCKER_HUB && !repository.contains('/') {
+        format!("library/{repository}")
+    } else {
+        repository.to_owned()
+    };
+    check_repository(&repository)?;
+    let tag = tag.or_else(|| digest.is_none().then(|| "latest".to_owned()));
+    Ok(RegistryRef {
+        registry: registry.to_owned(),
+        repository,
+        tag,
+        digest,
+    })
+}
+
+/// The first component is a registry host when it looks like one (a dot, a port, or
+/// `localhost`), as docker decides.
+fn split_registry(name: &str) -> (&str, &str) {
+    match name.split_once('/') {
+        Some((first, rest))
+            if first.contains('.') || first.contains(':') || first == "localhost" =>
+        {
+            (first, rest)
         }
-        Ok(Self { inner })
+        _ => (DOCKER_HUB, name),
+    }
+}
+
+fn check_host(host: &str) -> Result<(), ReferenceProblem> {
+    let (name, port) = match host.rsplit_once(':') {
+        Some((n, p)) if !n.ends_with(']') || host.starts_with('[') => (n, Some(p)),
+        _ => (host, None),
+    };
+    let port_ok =
+        port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
+    let name_ok = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'[' | b']' | b':'));
+    if port_ok && name_ok {
+        Ok(())
+    } else {
+        Err(ReferenceProblem::BadHost)
+    }
+}
+
+fn check_repository(repository: &str) -> Result<(), ReferenceProblem> {
+    if repository.len() > 255 {
+        return Err(ReferenceProblem::TooLong);
+    }
+    let component_ok = |c: &str| {
+        let bytes = c.as_bytes();
+        !bytes.is_empty()
+            && bytes[0].is_ascii_alphanumeric()
+            && bytes[bytes.len() - 1].is_ascii_alphanumeric()
+            && bytes.iter().all(|b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+            })
+    };
+    if repository.split('/').all(component_ok) {
+        Ok(())
+    } else {
+        Err(ReferenceProblem::BadRepository)
+    }
+}
+
+fn check_tag(tag: &str) -> Result<(), ReferenceProblem> {
+    let bytes = tag.as_bytes();
+    let ok = !bytes.is_empty()
+        && bytes.len() <= 128
+        && !matches!(bytes[0], b'.' | b'-')
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ReferenceProblem::BadTag)
     }
 }
 
 impl fmt::Display for RegistryRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.inner.whole())
+        write!(f, "{}/{}", self.registry, self.repository)?;
+        if let Some(tag) = &self.tag {
+            write!(f, ":{tag}")?;
+        }
+        if let Some(digest) = &self.digest {
+            write!(f, "@{digest}")?;
+        }
+        Ok(())
     }
 }
 
@@ -206,6 +345,28 @@ mod tests {
     }
 
     #[test]
+    fn hosts_ports_tags_and_digests() {
+        let d = Digest::of(b"m");
+        let r: RegistryRef = format!("localhost:5000/a/b.c_d-e:v1.2@{d}")
+            .parse()
+            .unwrap();
+        assert_eq!(
+            (r.registry(), r.repository(), r.tag(), r.digest()),
+            ("localhost:5000", "a/b.c_d-e", Some("v1.2"), Some(d))
+        );
+        assert_eq!(r.to_string(), format!("localhost:5000/a/b.c_d-e:v1.2@{d}"));
+        assert_eq!(r.manifest_reference(), d.to_string());
+        let hub: RegistryRef = "org/app".parse().unwrap();
+        assert_eq!(hub.to_string(), "docker.io/org/app:latest");
+        let pinned = hub.with_digest(d).on_registry("mirror.local:5001");
+        assert_eq!(
+            pinned.to_string(),
+            format!("mirror.local:5001/org/app:latest@{d}")
+        );
+        assert_eq!(pinned.manifest_reference(), d.to_string());
+    }
+
+    #[test]
     fn bad_sources_are_refused() {
         for bad in [
             "fedora",
@@ -214,6 +375,10 @@ mod tests {
             "docker://",
             "docker://a/b c",
             "docker://h/r@sha256:12",
+            "docker://Fedora",
+            "docker://h.io/r:-tag",
+            "docker://h.io/r/",
+            "docker://h.io:port/r",
         ] {
             assert!(bad.parse::<SourceRef>().is_err(), "{bad} accepted");
         }

@@ -30,6 +30,7 @@ fn options(flags: &RegistryFlags) -> ImportOptions {
         registry: RegistryOptions {
             tls_verify: flags.tls_verify,
             cert_dir: flags.cert_dir.clone(),
+            certs_d: RegistryOptions::default().certs_d,
             auth_file: flags.auth_file.clone(),
             insecure_registries: Vec::new(),
         },

@@ -17,7 +17,7 @@ use anyhow::{Context, anyhow};
 use bootsource_importer::{
     Cancel, Digest, Import, ImportOptions, Progress, RegistryOptions, SourceRef,
 };
-use bootsource_poller::Failure;
+use bootsource_poller::{Failure, RetryAfter};
 use bootsource_storage::{Stage, Staging, Store, Version};
 
 use crate::config::{Config, SourceConfig};
@@ -54,6 +54,7 @@ impl SourceJob {
             registry: RegistryOptions {
                 tls_verify: true,
                 cert_dir: None,
+                certs_d: config.certs_d(),
                 auth_file: config.auth_file(),
                 insecure_registries: config.insecure_registries.clone(),
             },
@@ -308,13 +309,24 @@ async fn blocking<T: Send + 'static>(
         .context("storage thread failed")?
 }
 
-/// Describes an error for the poller: its text, and whether the registry asked us to
-/// slow down (HTTP 429). oci-client does not pass `Retry-After` on, so backoff applies.
+/// Describes an error for the poller: its text, whether the registry asked us to slow
+/// down (HTTP 429), and its `Retry-After` if it sent one.
 pub fn failure(e: &anyhow::Error) -> Failure {
-    let rate_limited = e
+    let import = e
         .chain()
-        .filter_map(|c| c.downcast_ref::<bootsource_importer::Error>())
-        .any(bootsource_importer::Error::is_rate_limited);
-    let f = Failure::new(format!("{e:#}"));
-    if rate_limited { f.rate_limited() } else { f }
+        .find_map(|c| c.downcast_ref::<bootsource_importer::Error>());
+    let mut f = Failure::new(format!("{e:#}"));
+    if import.is_some_and(bootsource_importer::Error::is_rate_limited) {
+        f = f.rate_limited();
+    }
+    match import.and_then(bootsource_importer::Error::retry_after) {
+        Some(value) => match value.parse::<RetryAfter>() {
+            Ok(retry_after) => f.with_retry_after(retry_after),
+            Err(error) => {
+                tracing::debug!(value, %error, "ignoring an unreadable Retry-After");
+                f
+            }
+        },
+        None => f,
+    }
 }

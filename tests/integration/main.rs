@@ -15,6 +15,7 @@ mod harness;
 mod import_formats;
 mod import_hostile;
 mod import_hostile_local;
+mod import_hostile_registry;
 mod import_inspect;
 mod import_layers;
 mod import_resume;

@@ -3,14 +3,43 @@
 //! The file is `--auth-file`, else `$REGISTRY_AUTH_FILE`, else the first that exists
 //! of `$XDG_RUNTIME_DIR/containers/auth.json`, `~/.config/containers/auth.json` and
 //! `~/.docker/config.json` — podman's order. A registry with no entry is accessed
-//! anonymously (oci-client still performs the registry's token handshake).
+//! anonymously (the registry's token handshake still runs, without credentials).
+//! Credentials are looked up by the host actually contacted: a mirror's own entry.
 
 use std::path::{Path, PathBuf};
 
+use base64::Engine as _;
 use docker_credential::{CredentialRetrievalError, DockerCredential};
-use oci_client::secrets::RegistryAuth;
+use reqwest::header::HeaderValue;
 
 use crate::{Error, Result};
+
+/// A user name and password for one registry. Never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Credentials {
+    user: String,
+    password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Credentials {
+    /// `Authorization: Basic …`, marked sensitive so it is never logged.
+    pub fn basic_header(&self) -> HeaderValue {
+        let encoded = base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{}", self.user, self.password));
+        let mut value = HeaderValue::from_str(&format!("Basic {encoded}"))
+            .expect("base64 is a valid header value");
+        value.set_sensitive(true);
+        value
+    }
+}
 
 /// The auth file to use when none is given.
 fn default_auth_file() -> Option<PathBuf> {
@@ -28,9 +57,9 @@ fn default_auth_file() -> Option<PathBuf> {
 }
 
 /// Credentials for `registry` (`host[:port]`).
-pub(super) fn credentials(auth_file: Option<&Path>, registry: &str) -> Result<RegistryAuth> {
+pub(crate) fn credentials(auth_file: Option<&Path>, registry: &str) -> Result<Option<Credentials>> {
     let Some(path) = auth_file.map(Path::to_owned).or_else(default_auth_file) else {
-        return Ok(RegistryAuth::Anonymous);
+        return Ok(None);
     };
     let error = |reason: String| Error::Credentials {
         registry: registry.to_owned(),
@@ -46,12 +75,12 @@ pub(super) fn credentials(auth_file: Option<&Path>, registry: &str) -> Result<Re
     };
     match docker_credential::get_credential_from_reader(std::io::BufReader::new(file), server) {
         Ok(DockerCredential::UsernamePassword(user, password)) => {
-            Ok(RegistryAuth::Basic(user, password))
+            Ok(Some(Credentials { user, password }))
         }
         Ok(DockerCredential::IdentityToken(_)) => Err(error(
             "identity tokens are not supported; log in with a password or token as password".into(),
         )),
-        Err(CredentialRetrievalError::NoCredentialConfigured) => Ok(RegistryAuth::Anonymous),
+        Err(CredentialRetrievalError::NoCredentialConfigured) => Ok(None),
         Err(e) => Err(error(e.to_string())),
     }
 }
@@ -70,14 +99,17 @@ mod tests {
             r#"{"auths":{"127.0.0.1:5000":{"auth":"dXNlcjpzZWNyZXQ="}}}"#,
         )
         .unwrap();
-        match credentials(Some(&path), "127.0.0.1:5000").unwrap() {
-            RegistryAuth::Basic(u, p) => assert_eq!((u.as_str(), p.as_str()), ("user", "secret")),
-            other => panic!("{other:?}"),
-        }
-        assert!(matches!(
-            credentials(Some(&path), "other:1").unwrap(),
-            RegistryAuth::Anonymous
-        ));
+        let found = credentials(Some(&path), "127.0.0.1:5000").unwrap().unwrap();
+        assert_eq!(
+            (found.user.as_str(), found.password.as_str()),
+            ("user", "secret")
+        );
+        assert_eq!(
+            found.basic_header().to_str().unwrap(),
+            "Basic dXNlcjpzZWNyZXQ="
+        );
+        assert!(!format!("{found:?}").contains("secret"));
+        assert_eq!(credentials(Some(&path), "other:1").unwrap(), None);
     }
 
     #[test]

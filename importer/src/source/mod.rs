@@ -6,10 +6,10 @@
 //! index digest for a multi-arch tag), which is what a registry's `HEAD` returns and
 //! what the poller compares.
 
-mod auth;
+pub(crate) mod auth;
 mod layout;
 mod registry;
-mod tls;
+pub(crate) mod tls;
 
 use std::sync::Arc;
 
@@ -18,7 +18,8 @@ use crate::manifest::{self, Layer, Manifest};
 use crate::progress::{Cancel, Progress};
 use crate::{Digest, Error, Platform, Result, SourceRef};
 
-pub use registry::RegistryOptions;
+pub use registry::{RegistryError, RegistryOptions};
+pub use tls::TlsProblem;
 
 /// An image resolved to one platform's manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,19 +1,47 @@
 //! TLS trust for registries: the containers `certs.d` convention.
 //!
 //! A registry `HOST:PORT` is trusted through the system roots plus every `*.crt` file
-//! (PEM CA certificates) in `--cert-dir`, or, without it, in
-//! `/etc/containers/certs.d/HOST:PORT/` and `/etc/docker/certs.d/HOST:PORT/`, as
-//! podman and docker do. Client certificates (`*.cert` + `*.key`) are not supported by
-//! the registry client; their presence is logged, not silently ignored.
+//! (PEM CA certificates) in `--cert-dir`, or, without it, in `CERTS_D/HOST:PORT/` for
+//! each `certs.d` directory (by default `/etc/containers/certs.d` and
+//! `/etc/docker/certs.d`, as podman and docker do; the daemon's `certs_d` key). A `NAME.cert` with its `NAME.key` there is the client
+//! certificate presented to that registry. Certificate files are small: each is read
+//! with a cap, and a directory entry that is not a regular file is refused.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 
-use oci_client::client::{Certificate, CertificateEncoding};
+use reqwest::{Certificate, Identity};
 
 use crate::{Error, Result};
 
-const SYSTEM_CERT_DIRS: [&str; 2] = ["/etc/containers/certs.d", "/etc/docker/certs.d"];
+/// Where podman and docker look for per-registry certificates.
+pub(crate) const SYSTEM_CERTS_D: [&str; 2] = ["/etc/containers/certs.d", "/etc/docker/certs.d"];
+/// A certificate or key file larger than this is not one.
+const MAX_PEM_BYTES: u64 = 1 << 20;
+
+/// What is wrong with a registry's TLS settings.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsProblem {
+    /// A certificate directory or file could not be read.
+    #[error("cannot read {path}")]
+    Read {
+        /// The file or directory.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A `.crt` file holds no PEM certificate, or a `.cert`/`.key` pair no identity.
+    #[error("{0} is not a PEM certificate (or key)")]
+    NotPem(PathBuf),
+    /// A `.cert` without its `.key`, or the other way round.
+    #[error("{0} has no matching .cert/.key partner")]
+    Unpaired(PathBuf),
+    /// The HTTP client refused the settings.
+    #[error("cannot build the HTTP client")]
+    Client(#[source] reqwest::Error),
+}
 
 /// Installs the ring crypto provider for rustls once per process (lighter to build
 /// than aws-lc, and all a registry client needs).
@@ -25,59 +53,82 @@ pub(super) fn install_crypto_provider() {
     });
 }
 
-/// The extra CA certificates for `registry` (`host[:port]`).
-pub(super) fn extra_roots(cert_dir: Option<&Path>, registry: &str) -> Result<Vec<Certificate>> {
+/// The extra roots and the client identity for one registry.
+#[derive(Debug, Default)]
+pub(super) struct Trust {
+    pub roots: Vec<Certificate>,
+    pub identity: Option<Identity>,
+}
+
+/// What `registry` (`host[:port]`) is trusted with.
+pub(super) fn trust(cert_dir: Option<&Path>, certs_d: &[PathBuf], registry: &str) -> Result<Trust> {
+    let error = |problem| Error::Tls {
+        host: registry.to_owned(),
+        problem,
+    };
     let dirs: Vec<PathBuf> = match cert_dir {
         Some(dir) => vec![dir.to_owned()],
-        None => SYSTEM_CERT_DIRS
-            .iter()
-            .map(|d| Path::new(d).join(registry))
-            .collect(),
+        None => certs_d.iter().map(|d| d.join(registry)).collect(),
     };
-    let mut certs = Vec::new();
+    let mut trust = Trust::default();
     for dir in dirs {
         let entries = match std::fs::read_dir(&dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && cert_dir.is_none() => continue,
-            Err(e) => {
-                return Err(Error::Tls(format!(
-                    "cannot read certificate directory {}: {e}",
-                    dir.display()
-                )));
-            }
+            Err(source) => return Err(error(TlsProblem::Read { path: dir, source })),
         };
         let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
         paths.sort();
-        for path in paths {
+        for path in &paths {
             match path.extension().and_then(|e| e.to_str()) {
-                Some("crt") => certs.push(read_pem(&path)?),
-                Some("cert" | "key") => tracing::warn!(
-                    path = %path.display(),
-                    "client certificates are not supported; ignoring"
-                ),
+                Some("crt") => trust.roots.push(certificate(path).map_err(error)?),
+                Some("cert") => trust.identity = Some(identity(path).map_err(error)?),
+                Some("key") if !path.with_extension("cert").exists() => {
+                    return Err(error(TlsProblem::Unpaired(path.clone())));
+                }
                 _ => {}
             }
         }
     }
-    Ok(certs)
+    Ok(trust)
 }
 
-fn read_pem(path: &Path) -> Result<Certificate> {
-    let data = std::fs::read(path)
-        .map_err(|e| Error::Tls(format!("cannot read {}: {e}", path.display())))?;
-    if !data
-        .windows(27)
-        .any(|w| w == b"-----BEGIN CERTIFICATE-----")
-    {
-        return Err(Error::Tls(format!(
-            "{} is not a PEM certificate",
-            path.display()
-        )));
+fn certificate(path: &Path) -> std::result::Result<Certificate, TlsProblem> {
+    let pem = read_pem(path)?;
+    Certificate::from_pem(&pem).map_err(|_| TlsProblem::NotPem(path.to_owned()))
+}
+
+/// `NAME.cert` and `NAME.key`, as one PEM identity.
+fn identity(cert: &Path) -> std::result::Result<Identity, TlsProblem> {
+    let key = cert.with_extension("key");
+    if !key.exists() {
+        return Err(TlsProblem::Unpaired(cert.to_owned()));
     }
-    Ok(Certificate {
-        encoding: CertificateEncoding::Pem,
-        data,
-    })
+    let mut pem = read_pem(cert)?;
+    pem.extend(read_pem(&key)?);
+    Identity::from_pem(&pem).map_err(|_| TlsProblem::NotPem(cert.to_owned()))
+}
+
+/// A PEM file's bytes: a regular file, read up to [`MAX_PEM_BYTES`].
+fn read_pem(path: &Path) -> std::result::Result<Vec<u8>, TlsProblem> {
+    let read = |source| TlsProblem::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(read)?;
+    if !file.metadata().map_err(read)?.is_file() {
+        return Err(TlsProblem::NotPem(path.to_owned()));
+    }
+    let mut data = Vec::new();
+    file.take(MAX_PEM_BYTES + 1)
+        .read_to_end(&mut data)
+        .map_err(read)?;
+    let is_pem =
+        data.len() as u64 <= MAX_PEM_BYTES && data.windows(11).any(|w| w == b"-----BEGIN ");
+    if !is_pem {
+        return Err(TlsProblem::NotPem(path.to_owned()));
+    }
+    Ok(data)
 }
 
 #[cfg(test)]
@@ -85,28 +136,44 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_crt_files_and_refuses_garbage() {
+    fn refuses_garbage_and_unpaired_keys() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("ca.crt"),
-            "-----BEGIN CERTIFICATE-----\nMII\n-----END CERTIFICATE-----\n",
-        )
-        .unwrap();
         std::fs::write(dir.path().join("notes.txt"), "ignored").unwrap();
-        assert_eq!(extra_roots(Some(dir.path()), "h:1").unwrap().len(), 1);
+        assert!(
+            trust(Some(dir.path()), &[], "h:1")
+                .unwrap()
+                .roots
+                .is_empty()
+        );
         std::fs::write(dir.path().join("bad.crt"), "nope").unwrap();
-        let err = extra_roots(Some(dir.path()), "h:1")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("bad.crt"), "{err}");
+        let err = trust(Some(dir.path()), &[], "h:1").unwrap_err();
+        assert!(
+            matches!(&err, Error::Tls { problem: TlsProblem::NotPem(p), .. } if p.ends_with("bad.crt")),
+            "{err}"
+        );
+        std::fs::remove_file(dir.path().join("bad.crt")).unwrap();
+        std::fs::write(dir.path().join("client.key"), "-----BEGIN KEY-----").unwrap();
+        let err = trust(Some(dir.path()), &[], "h:1").unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                Error::Tls {
+                    problem: TlsProblem::Unpaired(_),
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]
     fn a_missing_explicit_cert_dir_is_an_error() {
-        assert!(extra_roots(Some(Path::new("/nonexistent/certs")), "h:1").is_err());
+        assert!(trust(Some(Path::new("/nonexistent/certs")), &[], "h:1").is_err());
+        let system: Vec<PathBuf> = SYSTEM_CERTS_D.iter().map(PathBuf::from).collect();
         assert!(
-            extra_roots(None, "no-such-registry.invalid:1")
+            trust(None, &system, "no-such-registry.invalid:1")
                 .unwrap()
+                .roots
                 .is_empty()
         );
     }

@@ -88,6 +88,8 @@ pub struct NodeConfig {
     pub metrics_port: u16,
     pub storage: Vec<Backend>,
     pub sources: Vec<Source>,
+    /// Raw TOML among the top-level keys (`auth_file = …`).
+    pub top: String,
     /// Raw TOML appended at the end (for configs the daemon must refuse).
     pub extra: String,
 }
@@ -142,6 +144,7 @@ impl NodeConfig {
         let insecure: Vec<String> = self.insecure_registries.iter().map(|r| quote(r)).collect();
         writeln!(t, "insecure_registries = [{}]", insecure.join(", ")).unwrap();
         writeln!(t, "state_dir = {}", quote_path(&self.state_dir)).unwrap();
+        t.push_str(&self.top);
         for b in &self.storage {
             writeln!(t, "\n[storage.{}]", b.name).unwrap();
             writeln!(t, "kind = {}", quote(&b.kind)).unwrap();
@@ -221,6 +224,7 @@ impl Node {
                 format: None,
             }],
             sources: Vec::new(),
+            top: String::new(),
             extra: String::new(),
         };
         Node {
@@ -495,6 +499,11 @@ impl Daemon {
             let _ = child.kill();
             child.wait().unwrap();
         }
+    }
+
+    /// This daemon's log so far, byte for byte (colours included).
+    pub fn raw_log(&self) -> Vec<u8> {
+        fs::read(&self.log).unwrap_or_default()
     }
 
     /// This daemon's log so far (without colours).

@@ -41,6 +41,7 @@
 //! | [`push`] | pushing those to a registry with every byte and digest preserved |
 //! | [`vendor`] | container disks made by `umoci` and copied by `skopeo` |
 //! | [`bootsource`] | running the real binary, parsing `--json`, the import oracle checks |
+//! | [`canned`] | a hostile registry: one canned answer of any size to every request |
 //! | [`loopdev`] | loop block devices over temporary files, detached on drop |
 //! | [`proxy`] | a `tinyproxy` HTTP proxy on 127.0.0.1 that logs what it forwards |
 //! | [`daemon`] | a test node running `bootsource daemon`: config, signals, `/metrics`, status |
@@ -49,6 +50,7 @@
 
 pub mod auth;
 pub mod bootsource;
+pub mod canned;
 pub mod client;
 pub mod daemon;
 pub mod disk;

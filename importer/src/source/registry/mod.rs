@@ -1,0 +1,358 @@
+//! A registry source: the OCI distribution protocol over reqwest, every answer capped.
+//!
+//! Our own client rather than oci-client, which reads whole manifests and error bodies
+//! before anyone can cap them, drops `Retry-After`, and looks settings up by the
+//! origin's host while talking to a mirror. Here: one [`Session`] per host contacted,
+//! with that host's credentials, CA and `insecure` flag; manifests read up to 4 MiB,
+//! error bodies to 16 KiB and reduced to the registry's codes and first message, made
+//! printable; `Retry-After` kept for the poller.
+//!
+//! Blobs are fetched with a `Range` request from where the [`Verifier`] stands, so the
+//! same code path resumes a dropped download; the verifier hashes across resumes, so no
+//! byte is trusted twice or skipped. A registry that ignores `Range` sends the whole
+//! blob again and the bytes already had are skipped.
+//!
+//! `--tls-verify=false` (or a host in `insecure_registries`) works as in skopeo: HTTPS
+//! without certificate checks if the registry speaks TLS, else plain HTTP.
+
+mod challenge;
+mod response;
+mod session;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::header::{ACCEPT, CONTENT_RANGE, RANGE};
+use reqwest::{Method, StatusCode};
+use tokio::runtime::Handle;
+
+use super::tls;
+use crate::blob::{self, BlobReader, Verifier};
+use crate::manifest::{ACCEPTED, Layer, MAX_MANIFEST_BYTES};
+use crate::progress::{Cancel, Progress};
+use crate::{Digest, Error, RegistryRef, Result};
+
+pub(crate) use response::printable;
+use session::Session;
+
+/// A dropped blob download is resumed this many times before giving up.
+const MAX_RESUMES: u32 = 5;
+
+/// How to reach registries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryOptions {
+    /// Require HTTPS with verified certificates (skopeo's `--tls-verify`).
+    pub tls_verify: bool,
+    /// Directory of `*.crt` CA certificates for every host (skopeo's `--cert-dir`).
+    pub cert_dir: Option<PathBuf>,
+    /// Without `cert_dir`: directories holding one `HOST[:PORT]/` directory of
+    /// certificates per registry (`certs.d`; default: containers' then docker's).
+    pub certs_d: Vec<PathBuf>,
+    /// containers `auth.json` / docker `config.json` (skopeo's `--authfile`).
+    pub auth_file: Option<PathBuf>,
+    /// `host[:port]` of registries reached without TLS verification.
+    pub insecure_registries: Vec<String>,
+}
+
+impl Default for RegistryOptions {
+    fn default() -> Self {
+        Self {
+            tls_verify: true,
+            cert_dir: None,
+            certs_d: tls::SYSTEM_CERTS_D.iter().map(PathBuf::from).collect(),
+            auth_file: None,
+            insecure_registries: Vec::new(),
+        }
+    }
+}
+
+/// What went wrong talking to a registry; every text in it came through [`printable`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegistryError {
+    /// The registry answered with an error status.
+    #[error(
+        "{url} answered HTTP {status}{}{}",
+        codes_text(codes),
+        message_text(message)
+    )]
+    Status {
+        /// The request's URL.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+        /// The registry's error codes (`MANIFEST_UNKNOWN`, `TOOMANYREQUESTS`, …).
+        codes: Vec<String>,
+        /// The registry's first message, or the start of a body that is not an
+        /// error envelope.
+        message: String,
+        /// `Retry-After`, as sent.
+        retry_after: Option<String>,
+    },
+    /// The request failed below HTTP: connection, TLS, timeout.
+    #[error("request to {url} failed")]
+    Transport {
+        /// The request's URL.
+        url: String,
+        /// The cause.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// A body was larger than its cap.
+    #[error("{url}: the {what} is larger than {limit} bytes")]
+    TooLarge {
+        /// The request's URL.
+        url: String,
+        /// `manifest`, `token answer`.
+        what: &'static str,
+        /// The cap.
+        limit: usize,
+    },
+    /// The registry asks for an authentication scheme other than Basic or Bearer.
+    #[error("{url} asks for {scheme} authentication, which is not supported")]
+    UnsupportedAuth {
+        /// The request's URL.
+        url: String,
+        /// The scheme it named.
+        scheme: String,
+    },
+    /// The token service's answer held no usable token.
+    #[error("the token service at {realm} answered without a usable token")]
+    BadToken {
+        /// The token service.
+        realm: String,
+    },
+    /// A `HEAD` answer without `Docker-Content-Digest`, or with one that is no digest.
+    #[error("{url} answered without a valid Docker-Content-Digest")]
+    NoDigest {
+        /// The request's URL.
+        url: String,
+    },
+    /// A ranged answer for another range than asked.
+    #[error("{url} answered a request for bytes {asked}- with {got}")]
+    WrongRange {
+        /// The request's URL.
+        url: String,
+        /// Where the request started.
+        asked: u64,
+        /// The `Content-Range` received.
+        got: String,
+    },
+}
+
+fn codes_text(codes: &[String]) -> String {
+    if codes.is_empty() {
+        String::new()
+    } else {
+        format!(" {}", codes.join(", "))
+    }
+}
+
+fn message_text(message: &str) -> String {
+    if message.is_empty() {
+        String::new()
+    } else {
+        format!(": {message}")
+    }
+}
+
+/// A connected registry for one image reference.
+#[derive(Debug)]
+pub(crate) struct Registry {
+    session: Session,
+    reference: RegistryRef,
+    runtime: Handle,
+}
+
+impl Registry {
+    pub async fn connect(reference: &RegistryRef, options: &RegistryOptions) -> Result<Self> {
+        Ok(Self {
+            session: Session::open(reference.registry(), reference.repository(), options).await?,
+            reference: reference.clone(),
+            runtime: Handle::current(),
+        })
+    }
+
+    /// The digest the reference resolves to, from a `HEAD` request.
+    pub async fn head_digest(&self) -> Result<Digest> {
+        let url = self.manifest_url(None);
+        let response = self
+            .session
+            .send(Method::HEAD, &url, |r| {
+                r.header(ACCEPT, ACCEPTED.join(", "))
+            })
+            .await
+            .map_err(|e| self.error(e))?;
+        response
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| {
+                self.error(RegistryError::NoDigest {
+                    url: printable(&url, 300),
+                })
+            })
+    }
+
+    /// The manifest named by the reference, or by `digest`, with the digest it must have.
+    pub async fn manifest(&self, digest: Option<Digest>) -> Result<(bytes::Bytes, Option<Digest>)> {
+        let url = self.manifest_url(digest);
+        let response = self
+            .session
+            .send(Method::GET, &url, |r| r.header(ACCEPT, ACCEPTED.join(", ")))
+            .await
+            .map_err(|e| self.error(e))?;
+        let bytes = response::read_capped(response, MAX_MANIFEST_BYTES, "manifest")
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok((bytes, digest.or_else(|| self.reference.digest())))
+    }
+
+    fn manifest_url(&self, digest: Option<Digest>) -> String {
+        let reference =
+            digest.map_or_else(|| self.reference.manifest_reference(), |d| d.to_string());
+        self.session.url("manifests", &reference)
+    }
+
+    pub fn open_blob(
+        self: &Arc<Self>,
+        layer: &Layer,
+        progress: Arc<Progress>,
+        cancel: Cancel,
+    ) -> BlobReader {
+        let (verifier, reader) = blob::channel(layer, progress);
+        let this = Arc::clone(self);
+        self.runtime
+            .spawn(async move { this.stream_blob(verifier, cancel).await });
+        reader
+    }
+
+    async fn stream_blob(&self, mut verifier: Verifier, cancel: Cancel) {
+        // A stalled connection must not hold a cancelled import for a read timeout.
+        let outcome = tokio::select! {
+            outcome = self.download(&mut verifier) => outcome,
+            () = cancel.cancelled() => Err(Error::Cancelled),
+        };
+        verifier.finish(outcome).await;
+    }
+
+    /// Downloads the whole blob, resuming after dropped connections and transient
+    /// server errors.
+    async fn download(&self, verifier: &mut Verifier) -> Result<()> {
+        let mut resumes = 0;
+        loop {
+            match self.fetch_from(verifier).await {
+                Ok(()) => return Ok(()),
+                Err(Attempt::Fatal(e)) => return Err(e),
+                Err(Attempt::Dropped(e)) if resumes < MAX_RESUMES => {
+                    resumes += 1;
+                    tracing::warn!(
+                        layer = %verifier.layer(),
+                        at = verifier.received(),
+                        attempt = resumes,
+                        error = %e,
+                        "blob download interrupted; resuming"
+                    );
+                    tokio::time::sleep(Duration::from_millis(200 << resumes)).await;
+                }
+                Err(Attempt::Dropped(e)) => return Err(e),
+            }
+        }
+    }
+
+    /// Streams the blob from where `verifier` stands to its end.
+    async fn fetch_from(&self, verifier: &mut Verifier) -> Result<(), Attempt> {
+        let offset = verifier.received();
+        let url = self.session.url("blobs", &verifier.layer().to_string());
+        let mut response = self
+            .session
+            .send(Method::GET, &url, |r| {
+                r.header(RANGE, format!("bytes={offset}-"))
+            })
+            .await
+            .map_err(|e| Attempt::of(self.error(e)))?;
+        // A registry that ignores Range sends the whole blob again: skip what we have.
+        let mut skip = match response.status() {
+            StatusCode::PARTIAL_CONTENT => {
+                check_range(&response, offset).map_err(|e| Attempt::Fatal(self.error(e)))?;
+                0
+            }
+            _ => offset,
+        };
+        loop {
+            let chunk = match response.chunk().await {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => return Ok(()),
+                Err(e) => {
+                    return Err(Attempt::Dropped(Error::BlobRead {
+                        digest: *verifier.layer(),
+                        offset: verifier.received(),
+                        source: std::io::Error::other(e),
+                    }));
+                }
+            };
+            let mut chunk = chunk;
+            let dropped = skip.min(chunk.len() as u64);
+            skip -= dropped;
+            let _ = chunk.split_to(usize::try_from(dropped).expect("at most the chunk length"));
+            if !chunk.is_empty() {
+                verifier.push(chunk).await.map_err(Attempt::Fatal)?;
+            }
+        }
+    }
+
+    fn error(&self, source: RegistryError) -> Error {
+        Error::Registry {
+            reference: self.reference.to_string(),
+            source: Box::new(source),
+        }
+    }
+}
+
+/// Checks a 206 answer starts where asked (`Content-Range: bytes START-END/SIZE`).
+fn check_range(response: &reqwest::Response, asked: u64) -> Result<(), RegistryError> {
+    let got = response
+        .headers()
+        .get(CONTENT_RANGE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let start = got
+        .strip_prefix("bytes ")
+        .and_then(|r| r.split_once('-'))
+        .and_then(|(start, _)| start.parse::<u64>().ok());
+    if start == Some(asked) {
+        return Ok(());
+    }
+    Err(RegistryError::WrongRange {
+        url: printable(response.url().as_str(), 300),
+        asked,
+        got: printable(got, 64),
+    })
+}
+
+/// How a blob fetch failed: worth resuming, or not.
+enum Attempt {
+    Dropped(Error),
+    Fatal(Error),
+}
+
+impl Attempt {
+    /// A transport failure or a passing server error (502, 503, 504) is resumed.
+    fn of(e: Error) -> Self {
+        let transient = match &e {
+            Error::Registry { source, .. } => match &**source {
+                RegistryError::Transport { .. } => true,
+                RegistryError::Status { status, .. } => matches!(status, 502..=504),
+                _ => false,
+            },
+            _ => false,
+        };
+        if transient {
+            Self::Dropped(e)
+        } else {
+            Self::Fatal(e)
+        }
+    }
+}
