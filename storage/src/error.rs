@@ -87,6 +87,15 @@ pub enum Error {
         /// What contradicts what.
         reason: String,
     },
+    /// Every volume id a digest may have is held by versions of other digests sharing
+    /// its prefix (a hostile registry grinding manifests).
+    #[error("boot source {name}: every volume id of digest {digest} is held by another digest")]
+    VolumeIdTaken {
+        /// The digest being imported.
+        digest: bootsource_digest::Digest,
+        /// The boot source.
+        name: String,
+    },
     /// Another operation (an import, a removal) is working on this volume right now.
     #[error("volume {volume} on backend {backend} is busy: {why}")]
     VolumeBusy {

@@ -7,5 +7,6 @@ mod clone;
 mod common;
 mod crash;
 mod gc;
+mod identity;
 mod layout;
 mod publish;
