@@ -32,7 +32,7 @@
 //!
 //! Modules, one idea each: `config` (backends and formats), `names` (digests and
 //! volume ids), `catalog` (the on-disk record), `lock` (who may touch what),
-//! `durable` (atomic replacement), `lifecycle` (staging → sealed → published),
+//! `durable` (atomic replacement), `landing` (where a path resolves to), `lifecycle` (staging → sealed → published),
 //! `gc`, `recovery`, `clone`, `sparse` (sparse copy), `backend::{files, reflink,
 //! btrfs, block}`, `ioctl` (every `unsafe`), `status` (what `bootsource status` shows).
 
@@ -44,6 +44,7 @@ mod durable;
 mod error;
 mod gc;
 mod ioctl;
+mod landing;
 mod lifecycle;
 mod lock;
 mod names;
