@@ -33,7 +33,7 @@
 //! Modules, one idea each: `config` (backends and formats), `names` (digests and
 //! volume ids), `catalog` (the on-disk record), `lock` (who may touch what),
 //! `durable` (atomic replacement), `landing` (where a path resolves to), `lifecycle` (staging → sealed → published),
-//! `gc`, `recovery`, `clone`, `sparse` (sparse copy), `backend::{files, reflink,
+//! `gc`, `recovery`, `clone`, `overlap` (what a target must not touch), `sparse` (sparse copy), `backend::{files, reflink,
 //! btrfs, block}`, `ioctl` (every `unsafe`), `status` (what `bootsource status` shows).
 
 mod backend;
@@ -48,6 +48,7 @@ mod landing;
 mod lifecycle;
 mod lock;
 mod names;
+mod overlap;
 mod recovery;
 mod sparse;
 mod status;

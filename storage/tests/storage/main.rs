@@ -9,4 +9,5 @@ mod crash;
 mod gc;
 mod identity;
 mod layout;
+mod overlap;
 mod publish;
