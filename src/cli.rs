@@ -101,6 +101,10 @@ pub struct ImportArgs {
     /// reading the layer again instead (e.g. 64M).
     #[arg(long, value_name = "SIZE", default_value = "64M", value_parser = crate::human::parse_size)]
     pub spool_limit: u64,
+    /// The daemon's configuration file: a target that is, contains or is inside the
+    /// storage it manages is refused [default: /etc/bootsource/config.toml, if it exists]
+    #[arg(long, value_name = "PATH", env = "BOOTSOURCE_CONFIG")]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

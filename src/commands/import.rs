@@ -10,6 +10,7 @@ use crate::cli::ImportArgs;
 use crate::human;
 
 pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
+    super::managed::refuse_managed_target(args.config.as_deref(), &args.to).await?;
     let mut options = super::options(&args.registry);
     options.limits.spool_bytes = args.spool_limit;
     let progress = std::io::stderr()

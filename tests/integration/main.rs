@@ -19,3 +19,4 @@ mod import_layers;
 mod import_resume;
 mod import_sources;
 mod import_targets;
+mod storage_overlap;
