@@ -5,7 +5,7 @@
 //! else, which is exactly when writing a disk image onto it would destroy something.
 //! Zeroing and discarding go through `BLKZEROOUT` / `BLKDISCARD`, which devices and
 //! loop files implement without writing zeros where they can. [`topology`] tells
-//! which devices share storage (by device number and sysfs, never by path), and
+//! which devices overlap (by device number and sysfs, never by path), and
 //! which device holds a file system.
 //!
 //! ```no_run

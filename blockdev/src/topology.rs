@@ -1,18 +1,23 @@
-//! Which block devices share storage: device numbers and the kernel's view of how
+//! Which block devices overlap: device numbers and the kernel's view of how
 //! devices are stacked, read from sysfs.
 //!
 //! Paths say nothing about identity: `/dev/disk/by-id/…-part1`, `/dev/loop0p1` and a
 //! device node made with `mknod` anywhere are one device. So devices are compared by
-//! number (`st_rdev`), and relations come from `/sys/dev/block/MAJ:MIN`: a partition's
-//! parent disk (the directory above it), a disk's partitions (subdirectories with a
-//! `partition` file), and device-mapper, LVM and md stacks (`holders/` names the
-//! devices built on this one, `slaves/` the devices this one is built on).
+//! number (`st_rdev`), and relations come from `/sys/dev/block/MAJ:MIN`: a partition
+//! (a directory with a `partition` file) sits in its disk's directory, and a
+//! device-mapper, LVM or md device lists the devices it is built on in `slaves/`.
+//! Following those two links upwards from each device is enough: what is inside a
+//! device is exactly what has it above (the kernel's `holders/` is the mirror image of
+//! `slaves/`).
 //!
-//! Two devices [overlap](Sysfs::overlap) when writing one can change what the other
-//! reads: one is the other, contains it (its disk, or a device it is built on), is
-//! inside it (a partition, a device built on it), or both are built on overlapping
-//! devices. Sibling partitions do not overlap. What this module does not own: deciding
-//! which devices matter (storage does), and opening devices (the crate root).
+//! Two devices [overlap](Sysfs::overlap) when one is the other, contains it (its disk,
+//! or a device it is built on, at any depth) or is inside it (a partition of it, or a
+//! device built on it). Sibling partitions do not overlap, and neither do two devices
+//! merely built on the same device: two LVM volumes of one volume group, or two
+//! device-mapper targets on one disk, hold disjoint extents of it (refusing them would
+//! refuse every LVM volume on a node whose root file system is on LVM). What this
+//! module does not own: deciding which devices matter (storage does), and opening
+//! devices (the crate root).
 //!
 //! ```no_run
 //! use bootsource_blockdev::topology::{DeviceNumber, Sysfs};
@@ -82,8 +87,6 @@ pub enum Overlap {
     Contains,
     /// The first is inside the second: a partition of it, or built on it.
     Inside,
-    /// Both are built on devices that overlap (two device-mapper targets on one disk).
-    SharesStorage,
 }
 
 impl fmt::Display for Overlap {
@@ -92,7 +95,6 @@ impl fmt::Display for Overlap {
             Self::Same => "is",
             Self::Contains => "contains",
             Self::Inside => "is inside",
-            Self::SharesStorage => "shares storage with",
         })
     }
 }
@@ -123,19 +125,11 @@ impl Sysfs {
         let (Some(node_a), Some(node_b)) = (self.node(a)?, self.node(b)?) else {
             return Ok(None);
         };
-        if self.closure(&node_a, Direction::Up)?.contains(&node_b) {
+        if self.holding(&node_a)?.contains(&node_b) {
             return Ok(Some(Overlap::Inside));
         }
-        if self.closure(&node_b, Direction::Up)?.contains(&node_a) {
+        if self.holding(&node_b)?.contains(&node_a) {
             return Ok(Some(Overlap::Contains));
-        }
-        let lower_a = self.closure(&node_a, Direction::Lower)?;
-        for under_b in self.closure(&node_b, Direction::Lower)? {
-            let mut family = self.closure(&under_b, Direction::Up)?;
-            family.extend(self.closure(&under_b, Direction::Down)?);
-            if !family.is_disjoint(&lower_a) {
-                return Ok(Some(Overlap::SharesStorage));
-            }
         }
         Ok(None)
     }
@@ -160,12 +154,14 @@ impl Sysfs {
         }
     }
 
-    /// Every device reached from `start` (itself included) by following `direction`.
-    fn closure(&self, start: &Path, direction: Direction) -> Result<BTreeSet<PathBuf>, Error> {
+    /// `start` and every device that holds it: its disk, the devices it is built on,
+    /// theirs, and so on.
+    fn holding(&self, start: &Path) -> Result<BTreeSet<PathBuf>, Error> {
         let mut seen = BTreeSet::from([start.to_owned()]);
         let mut todo = vec![start.to_owned()];
         while let Some(dir) = todo.pop() {
-            for next in direction.step(&dir)? {
+            let above = parent_disk(&dir).into_iter().chain(linked(&dir, "slaves")?);
+            for next in above {
                 if seen.len() >= MAX_DEVICES {
                     return Err(crate::io_error(
                         "walk",
@@ -182,36 +178,6 @@ impl Sysfs {
     }
 }
 
-/// Which relations a walk follows.
-#[derive(Debug, Clone, Copy)]
-enum Direction {
-    /// Towards what holds this device: its disk and the devices it is built on.
-    Up,
-    /// Towards what is inside it: its partitions and the devices built on it.
-    Down,
-    /// Only the devices it is built on (not its disk: sibling partitions share a disk
-    /// without sharing a byte).
-    Lower,
-}
-
-impl Direction {
-    fn step(self, dir: &Path) -> Result<Vec<PathBuf>, Error> {
-        let mut next = Vec::new();
-        match self {
-            Self::Up => {
-                next.extend(parent_disk(dir));
-                next.extend(linked(dir, "slaves")?);
-            }
-            Self::Down => {
-                next.extend(partitions(dir)?);
-                next.extend(linked(dir, "holders")?);
-            }
-            Self::Lower => next.extend(linked(dir, "slaves")?),
-        }
-        Ok(next)
-    }
-}
-
 /// A partition's directory sits inside its disk's.
 fn parent_disk(dir: &Path) -> Option<PathBuf> {
     if dir.join("partition").is_file() {
@@ -221,14 +187,7 @@ fn parent_disk(dir: &Path) -> Option<PathBuf> {
     }
 }
 
-fn partitions(dir: &Path) -> Result<Vec<PathBuf>, Error> {
-    Ok(entries(dir)?
-        .into_iter()
-        .filter(|p| p.join("partition").is_file())
-        .collect())
-}
-
-/// The devices `holders/` or `slaves/` links to, resolved.
+/// The devices a `slaves/` directory links to, resolved.
 fn linked(dir: &Path, relation: &str) -> Result<Vec<PathBuf>, Error> {
     entries(&dir.join(relation))?
         .into_iter()
@@ -338,8 +297,8 @@ mod tests {
             (dm(0), p1, Some(Overlap::Inside)),
             (p1, dm(0), Some(Overlap::Contains)),
             (disk, dm(2), Some(Overlap::Contains)),
-            (dm(0), dm(1), Some(Overlap::SharesStorage)),
-            (dm(1), dm(3), Some(Overlap::SharesStorage)),
+            (dm(0), dm(1), None),
+            (dm(1), dm(3), None),
             (dm(3), loop1, Some(Overlap::Inside)),
             (dm(3), disk, Some(Overlap::Inside)),
             (dm(0), dm(2), None),

@@ -161,8 +161,8 @@ pub enum Error {
         /// The managed root or device it falls in.
         managed: PathBuf,
     },
-    /// A block-device target that is, contains, is inside or shares storage with a
-    /// device the store manages.
+    /// A block-device target that is, contains or is inside a device the store
+    /// manages.
     #[error(
         "target {target} ({number}) {relation} device {managed}, {what}, which bootsource manages"
     )]

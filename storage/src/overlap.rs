@@ -3,8 +3,8 @@
 //!
 //! A block-device target is compared by device number and sysfs topology
 //! ([`bootsource_blockdev::topology`]), never by path: it is refused when it is,
-//! contains, is inside, or shares storage with a pool device, or the device under the
-//! file system of a storage root or of the state directory. So the disk under a pool's
+//! contains or is inside a pool device, or the device under the file system of a
+//! storage root or of the state directory. So the disk under a pool's
 //! partitions, a pool partition reached through `/dev/disk/by-id/…`, and the disk
 //! holding `/var/lib/bootsource` are all refused; a sibling partition is not. Any other
 //! target is refused when it lands (symlinks and `..` followed) inside the state
