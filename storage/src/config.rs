@@ -21,6 +21,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use bootsource_blockdev::topology::{DeviceNumber, Sysfs};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -294,23 +295,58 @@ fn overlap_err(backend: &str, root: &Path, other: &Path, what: &str) -> Error {
     )
 }
 
+/// Two pool entries for one device (another name, its disk, a partition of it) would
+/// put two versions on the same bytes. Devices that exist are compared by number and
+/// topology; the others (unplugged now) by where their paths land.
 fn check_devices_unique(backends: &[Backend]) -> Result<()> {
-    let mut seen: BTreeMap<PathBuf, &str> = BTreeMap::new();
+    let sysfs = Sysfs::system();
+    let mut seen: Vec<(PathBuf, Option<DeviceNumber>, &str)> = Vec::new();
     for backend in backends {
         let Place::Pool(devices) = &backend.place else {
             continue;
         };
         for dev in devices {
-            let key = std::fs::canonicalize(dev).unwrap_or_else(|_| dev.clone());
-            if let Some(other) = seen.insert(key, &backend.name) {
-                return Err(config_err(
-                    &backend.name,
-                    format!("device {} is also listed by backend {other}", dev.display()),
-                ));
+            let key = landing(dev);
+            let number =
+                DeviceNumber::of_block_device(&key).map_err(|e| device_err(&backend.name, e))?;
+            for (other, other_number, other_backend) in &seen {
+                if *other == key {
+                    return Err(config_err(
+                        &backend.name,
+                        format!(
+                            "device {} is also listed by backend {other_backend}",
+                            dev.display()
+                        ),
+                    ));
+                }
+                let (Some(a), Some(b)) = (number, *other_number) else {
+                    continue;
+                };
+                if let Some(relation) = sysfs
+                    .overlap(a, b)
+                    .map_err(|e| device_err(&backend.name, e))?
+                {
+                    return Err(config_err(
+                        &backend.name,
+                        format!(
+                            "device {} ({a}) overlaps {} ({b}) of backend {other_backend}: one {relation} the other",
+                            dev.display(),
+                            other.display()
+                        ),
+                    ));
+                }
             }
+            seen.push((key, number, &backend.name));
         }
     }
     Ok(())
+}
+
+fn device_err(backend: &str, source: bootsource_blockdev::Error) -> Error {
+    Error::BlockDevice {
+        purpose: format!("the pool of backend {backend}"),
+        source,
+    }
 }
 
 #[cfg(test)]

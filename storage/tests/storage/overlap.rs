@@ -55,3 +55,48 @@ fn pool_devices_and_root_file_systems_are_refused_by_device() {
     store.refuse_overlap(&unrelated.dev).unwrap();
     store.refuse_overlap(&tmp.path().join("vm.img")).unwrap();
 }
+
+#[test]
+fn one_device_under_two_names_is_refused_in_the_pool() {
+    let a = Loop::new(SIZE * 2);
+    let b = Loop::new(SIZE * 2);
+    let tmp = tempfile::tempdir().unwrap();
+    // A device node of its own for `a`, as a udev rule or an admin's mknod makes one.
+    let meta = std::fs::metadata(&a.dev).unwrap();
+    let (major, minor) = {
+        use std::os::unix::fs::MetadataExt;
+        (libc::major(meta.rdev()), libc::minor(meta.rdev()))
+    };
+    let node = tmp.path().join("golden-disk");
+    crate::common::run(
+        std::process::Command::new("mknod")
+            .arg(&node)
+            .arg("b")
+            .args([major.to_string(), minor.to_string()]),
+    );
+    let state = tmp.path().join("state");
+    let pools = [
+        vec![("pool", vec![a.dev.clone(), node.clone()])],
+        vec![
+            ("pool", vec![a.dev.clone(), b.dev.clone()]),
+            ("more", vec![node.clone()]),
+        ],
+    ];
+    for backends in pools {
+        let config = backends
+            .iter()
+            .fold(StoreConfig::new(&state), |c, (name, devices)| {
+                c.with_backend(name, BackendConfig::block(devices.clone()))
+            });
+        let err = Store::open(config).unwrap_err();
+        assert!(
+            matches!(err, Error::Config { .. }) && err.to_string().contains("overlaps"),
+            "{backends:?}: {err}"
+        );
+    }
+    Store::open(
+        StoreConfig::new(&state)
+            .with_backend("pool", BackendConfig::block(vec![node, b.dev.clone()])),
+    )
+    .unwrap();
+}
