@@ -108,6 +108,10 @@ pub struct ImportArgs {
     /// rather than eat into it (e.g. 256M, or 0 for none).
     #[arg(long, value_name = "SIZE", default_value = "256M", value_parser = crate::human::parse_size)]
     pub min_free: u64,
+    /// The daemon's configuration file: a target that is, contains or is inside the
+    /// storage it manages is refused [default: /etc/bootsource/config.toml, if it exists]
+    #[arg(long, value_name = "PATH", env = "BOOTSOURCE_CONFIG")]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

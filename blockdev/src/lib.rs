@@ -4,7 +4,9 @@
 //! device is mounted, part of an md/LVM/dm stack, or opened exclusively by someone
 //! else, which is exactly when writing a disk image onto it would destroy something.
 //! Zeroing and discarding go through `BLKZEROOUT` / `BLKDISCARD`, which devices and
-//! loop files implement without writing zeros where they can.
+//! loop files implement without writing zeros where they can. [`topology`] tells
+//! which devices overlap (by device number and sysfs, never by path), and
+//! which device holds a file system.
 //!
 //! ```no_run
 //! use bootsource_blockdev::BlockDevice;
@@ -13,7 +15,9 @@
 //! # Ok::<(), bootsource_blockdev::Error>(())
 //! ```
 
+mod mounts;
 pub mod pagecache;
+pub mod topology;
 
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
@@ -101,6 +105,17 @@ impl BlockDevice {
     /// Its size in bytes.
     pub fn size(&self) -> u64 {
         self.size
+    }
+
+    /// Its device number, from the open file (so a path swapped after opening cannot
+    /// name another device).
+    pub fn number(&self) -> Result<topology::DeviceNumber, Error> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = self
+            .file
+            .metadata()
+            .map_err(|e| io_error("fstat", &self.path, e))?;
+        Ok(topology::DeviceNumber::from_dev_t(meta.rdev()))
     }
 
     /// The smallest unit it can address (512 or 4096).

@@ -4,6 +4,7 @@
 mod clone;
 mod import;
 mod inspect;
+mod managed;
 mod poll;
 mod progress;
 mod status;

@@ -193,6 +193,42 @@ impl Catalog {
         }
     }
 
+    /// The volume id of `digest` for `source` on `backend` in `namespace`: the id of its
+    /// record if it has one (in any state), else the first of its
+    /// [candidates](VolumeId::candidates) no record of another digest holds. Never the
+    /// id of another digest, so a crafted digest sharing the short id cannot pass for
+    /// this one.
+    pub fn volume_for(
+        &self,
+        namespace: &str,
+        backend: &str,
+        source: &str,
+        digest: &Digest,
+    ) -> Result<VolumeId> {
+        let (short, long) = VolumeId::candidates(source, digest)?;
+        let here: Vec<&VolumeRecord> = self
+            .volumes
+            .iter()
+            .filter(|r| r.namespace == namespace && r.backend == backend && r.source == source)
+            .collect();
+        if let Some(r) = here.iter().find(|r| r.digest == *digest) {
+            return Ok(r.volume.clone());
+        }
+        let free = |id: &VolumeId| here.iter().all(|r| r.volume != *id);
+        if free(&short) {
+            return Ok(short);
+        }
+        tracing::warn!(source, digest = %digest, volume = %short,
+            "another digest holds this digest's short volume id; using the long one");
+        if free(&long) {
+            return Ok(long);
+        }
+        Err(Error::VolumeIdTaken {
+            digest: *digest,
+            name: source.to_owned(),
+        })
+    }
+
     /// The record holding a block device, in any state and namespace.
     pub fn device_holder(&self, device: &Path) -> Option<&VolumeRecord> {
         let canonical = std::fs::canonicalize(device).ok();
@@ -369,6 +405,62 @@ pub(crate) mod tests {
         assert_eq!(c.volumes[1].last_used, later);
         assert_eq!(c.volumes[2].last_used, now);
         assert!(c.check().is_ok());
+    }
+
+    #[test]
+    fn a_volume_id_is_never_another_digests() {
+        let digest = |tail: char| -> Digest {
+            format!(
+                "sha256:0123456789abcdef0123456789abcdef{}",
+                tail.to_string().repeat(32)
+            )
+            .parse()
+            .unwrap()
+        };
+        let with = |d: Digest, volume: &str| VolumeRecord {
+            digest: d,
+            volume: serde_json::from_value(serde_json::json!(volume)).unwrap(),
+            ..record("fedora", 1, "local")
+        };
+        let (short, long) = VolumeId::candidates("fedora", &digest('a')).unwrap();
+        let mut c = Catalog::default();
+        assert_eq!(
+            c.volume_for("os-images", "local", "fedora", &digest('a'))
+                .unwrap(),
+            short
+        );
+        c.volumes.push(with(digest('b'), short.as_str()));
+        assert_eq!(
+            c.volume_for("os-images", "local", "fedora", &digest('a'))
+                .unwrap(),
+            long
+        );
+        assert_eq!(
+            c.volume_for("os-images", "other", "fedora", &digest('a'))
+                .unwrap(),
+            short
+        );
+        let (centos, _) = VolumeId::candidates("centos", &digest('b')).unwrap();
+        assert_eq!(
+            c.volume_for("os-images", "local", "centos", &digest('b'))
+                .unwrap(),
+            centos,
+            "another source's record of the same digest is not this source's"
+        );
+        c.volumes.push(with(digest('c'), long.as_str()));
+        assert!(matches!(
+            c.volume_for("os-images", "local", "fedora", &digest('a')),
+            Err(Error::VolumeIdTaken { .. })
+        ));
+        c.volumes
+            .push(with(digest('a'), "fedora-0123456789abcdef0123456789abcdea"));
+        assert_eq!(
+            c.volume_for("os-images", "local", "fedora", &digest('a'))
+                .unwrap()
+                .as_str(),
+            "fedora-0123456789abcdef0123456789abcdea",
+            "a digest's own record wins"
+        );
     }
 
     #[test]

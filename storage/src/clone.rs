@@ -3,10 +3,12 @@
 //! The target is a file path that does not exist yet (its directory must), or an
 //! existing block device (opened `O_EXCL`, so never a mounted one, and at least the
 //! image's size; bytes past the image are left alone). An existing regular file is
-//! refused rather than overwritten. So is any target inside what the store manages —
-//! the state directory (and with it every namespace's `current` links), every backend
-//! root (and with it every namespace's volumes) and every pool device — after
-//! resolving symlinks, as the golden-image namespace is off limits to VM disks.
+//! refused rather than overwritten. So is any target that overlaps what the store
+//! manages ([`Store::refuse_overlap`]): a path inside the state directory (and with it
+//! every namespace's `current` links) or a backend root (and with it every namespace's
+//! volumes), and a device that is, contains or is inside a pool device or the device
+//! under a root's file system — compared by device number, checked again on the
+//! opened device — as the golden-image namespace is off limits to VM disks.
 //!
 //! How: a file target gets a reflink (`FICLONE`) of the version's raw file when the
 //! file system can (`reflink` and `btrfs` backends, or a `dir` backend on XFS/btrfs,
@@ -22,6 +24,7 @@ use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use bootsource_blockdev::BlockDevice;
+use bootsource_blockdev::topology::DeviceNumber;
 
 use crate::config::BackendKind;
 use bootsource_place::Disk;
@@ -71,7 +74,8 @@ impl Store {
     pub fn clone_current(&self, source: &str, target: &Path) -> Result<CloneReport> {
         self.writable()?;
         names::check_source_name(source)?;
-        let target = resolve_target(target, &self.managed_paths())?;
+        self.refuse_overlap(target)?;
+        let target = resolve_target(target)?;
         let mut last = None;
         for _ in 0..ATTEMPTS {
             let version = self
@@ -94,7 +98,8 @@ impl Store {
     /// Clones a given version (current or not) to `target`.
     pub fn clone_version(&self, version: &Version, target: &Path) -> Result<CloneReport> {
         self.writable()?;
-        let target = resolve_target(target, &self.managed_paths())?;
+        self.refuse_overlap(target)?;
+        let target = resolve_target(target)?;
         let hold = self.hold(version)?;
         self.clone_held(&hold, &target)
     }
@@ -103,7 +108,10 @@ impl Store {
         let version = hold.version();
         let (method, bytes_written) = match target {
             Target::NewFile(path) => clone_to_new_file(version, path)?,
-            Target::Device(path) => (CloneMethod::SparseCopy, clone_to_device(version, path)?),
+            Target::Device(path) => (
+                CloneMethod::SparseCopy,
+                clone_to_device(version, path, |number| self.refuse_device(path, number))?,
+            ),
         };
         self.touch(version)?;
         let target = match target {
@@ -120,8 +128,8 @@ impl Store {
     }
 }
 
-/// Resolves `target` and refuses it if it falls inside anything in `managed`.
-pub(crate) fn resolve_target(target: &Path, managed: &[PathBuf]) -> Result<Target> {
+/// Resolves `target` (its directory must exist) and tells what it is.
+pub(crate) fn resolve_target(target: &Path) -> Result<Target> {
     let resolved = match fs::canonicalize(target) {
         Ok(path) => path,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -140,12 +148,6 @@ pub(crate) fn resolve_target(target: &Path, managed: &[PathBuf]) -> Result<Targe
         }
         Err(e) => return Err(io_err("resolve clone target", target)(e)),
     };
-    if let Some(root) = managed.iter().find(|m| resolved.starts_with(m)) {
-        return Err(Error::CloneTargetForbidden {
-            target: resolved,
-            managed: root.clone(),
-        });
-    }
     match fs::metadata(&resolved) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Target::NewFile(resolved)),
         Err(e) => Err(io_err("stat clone target", &resolved)(e)),
@@ -206,8 +208,15 @@ fn reflink_impossible(e: &io::Error) -> bool {
     )
 }
 
-fn clone_to_device(version: &Version, path: &Path) -> Result<u64> {
+/// `refuse` sees the opened device's number before a byte is written: the path may
+/// have been swapped for another device since it was checked.
+fn clone_to_device(
+    version: &Version,
+    path: &Path,
+    refuse: impl FnOnce(DeviceNumber) -> Result<()>,
+) -> Result<u64> {
     let dev = BlockDevice::open_exclusive(path).map_err(clone_target_err)?;
+    refuse(dev.number().map_err(clone_target_err)?)?;
     if dev.size() < version.size {
         return Err(Error::CloneTargetTooSmall {
             target: path.to_owned(),
@@ -228,28 +237,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn targets_inside_managed_paths_are_refused_after_resolving() {
+    fn targets_are_new_files_devices_or_refused_as_existing() {
         let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("store");
         let vms = dir.path().join("vms");
-        fs::create_dir_all(root.join("os-images/fedora")).unwrap();
         fs::create_dir_all(&vms).unwrap();
-        std::os::unix::fs::symlink(root.join("os-images"), vms.join("sneaky")).unwrap();
-        let managed = [fs::canonicalize(&root).unwrap()];
-
-        for bad in [
-            root.join("os-images/fedora/vm.img"),
-            root.join("vm.img"),
-            vms.join("sneaky/vm.img"),
-            vms.join("../store/vm.img"),
-        ] {
-            let err = resolve_target(&bad, &managed).unwrap_err();
-            assert!(
-                matches!(err, Error::CloneTargetForbidden { .. }),
-                "{bad:?}: {err}"
-            );
-        }
-        let ok = resolve_target(&vms.join("vm.img"), &managed).unwrap();
+        let ok = resolve_target(&vms.join("vm.img")).unwrap();
         assert_eq!(
             ok,
             Target::NewFile(fs::canonicalize(&vms).unwrap().join("vm.img"))
@@ -257,9 +249,9 @@ mod tests {
 
         fs::write(vms.join("exists.img"), b"x").unwrap();
         assert!(matches!(
-            resolve_target(&vms.join("exists.img"), &managed),
+            resolve_target(&vms.join("exists.img")),
             Err(Error::CloneTargetExists(_))
         ));
-        assert!(resolve_target(&vms.join("missing-dir/vm.img"), &managed).is_err());
+        assert!(resolve_target(&vms.join("missing-dir/vm.img")).is_err());
     }
 }

@@ -21,9 +21,11 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use bootsource_blockdev::topology::{DeviceNumber, Sysfs};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::landing::landing;
 use crate::names;
 
 /// The default golden-image namespace (as HyperConverged's `commonBootImageNamespace`).
@@ -190,7 +192,8 @@ impl StoreConfig {
         self
     }
 
-    /// Checks everything that can be checked without touching the disk.
+    /// Checks everything that can be checked without changing the disk (paths are
+    /// resolved, nothing is created).
     pub(crate) fn validate(&self) -> Result<Vec<Backend>> {
         names::check_namespace(&self.namespace)?;
         if !self.state_dir.is_absolute() {
@@ -204,7 +207,7 @@ impl StoreConfig {
             .iter()
             .map(|(name, cfg)| validate_backend(name, cfg))
             .collect::<Result<Vec<_>>>()?;
-        check_roots_disjoint(&backends)?;
+        check_roots_disjoint(&self.state_dir, &backends)?;
         check_devices_unique(&backends)?;
         Ok(backends)
     }
@@ -268,45 +271,92 @@ fn validate_backend(name: &str, cfg: &BackendConfig) -> Result<Backend> {
     })
 }
 
-/// Two backends sharing a tree would see each other's volumes as leftovers.
-fn check_roots_disjoint(backends: &[Backend]) -> Result<()> {
-    for (i, a) in backends.iter().enumerate() {
-        for b in &backends[i + 1..] {
-            if let (Some(ra), Some(rb)) = (a.root(), b.root()) {
-                if ra.starts_with(rb) || rb.starts_with(ra) {
-                    return Err(config_err(
-                        &b.name,
-                        format!(
-                            "root {} overlaps the root {} of backend {}",
-                            rb.display(),
-                            ra.display(),
-                            a.name
-                        ),
-                    ));
-                }
+/// Two backends sharing a tree would see each other's volumes as leftovers, and a root
+/// inside the state directory would mix its volumes with the `current` links (the
+/// state directory itself may be a root). Compared where the paths land, so neither
+/// `..` nor a symlink hides an overlap.
+fn check_roots_disjoint(state_dir: &Path, backends: &[Backend]) -> Result<()> {
+    let state = landing(state_dir);
+    let roots: Vec<(&Backend, PathBuf)> = backends
+        .iter()
+        .filter_map(|b| b.root().map(|root| (b, landing(root))))
+        .collect();
+    for (i, (a, ra)) in roots.iter().enumerate() {
+        if ra.starts_with(&state) && *ra != state {
+            return Err(overlap_err(&a.name, ra, &state, "the state directory"));
+        }
+        for (b, rb) in &roots[i + 1..] {
+            if ra.starts_with(rb) || rb.starts_with(ra) {
+                return Err(overlap_err(&b.name, rb, ra, &format!("backend {}", a.name)));
             }
         }
     }
     Ok(())
 }
 
+fn overlap_err(backend: &str, root: &Path, other: &Path, what: &str) -> Error {
+    config_err(
+        backend,
+        format!(
+            "root {} overlaps {} ({what})",
+            root.display(),
+            other.display()
+        ),
+    )
+}
+
+/// Two pool entries for one device (another name, its disk, a partition of it) would
+/// put two versions on the same bytes. Devices that exist are compared by number and
+/// topology; the others (unplugged now) by where their paths land.
 fn check_devices_unique(backends: &[Backend]) -> Result<()> {
-    let mut seen: BTreeMap<PathBuf, &str> = BTreeMap::new();
+    let sysfs = Sysfs::system();
+    let mut seen: Vec<(PathBuf, Option<DeviceNumber>, &str)> = Vec::new();
     for backend in backends {
         let Site::Pool(devices) = &backend.site else {
             continue;
         };
         for dev in devices {
-            let key = std::fs::canonicalize(dev).unwrap_or_else(|_| dev.clone());
-            if let Some(other) = seen.insert(key, &backend.name) {
-                return Err(config_err(
-                    &backend.name,
-                    format!("device {} is also listed by backend {other}", dev.display()),
-                ));
+            let key = landing(dev);
+            let number =
+                DeviceNumber::of_block_device(&key).map_err(|e| device_err(&backend.name, e))?;
+            for (other, other_number, other_backend) in &seen {
+                if *other == key {
+                    return Err(config_err(
+                        &backend.name,
+                        format!(
+                            "device {} is also listed by backend {other_backend}",
+                            dev.display()
+                        ),
+                    ));
+                }
+                let (Some(a), Some(b)) = (number, *other_number) else {
+                    continue;
+                };
+                if let Some(relation) = sysfs
+                    .overlap(a, b)
+                    .map_err(|e| device_err(&backend.name, e))?
+                {
+                    return Err(config_err(
+                        &backend.name,
+                        format!(
+                            "device {} ({a}) overlaps {} ({b}) of backend {other_backend}: one {relation} the other",
+                            dev.display(),
+                            other.display()
+                        ),
+                    ));
+                }
             }
+            seen.push((key, number, &backend.name));
         }
     }
     Ok(())
+}
+
+fn device_err(backend: &str, source: bootsource_blockdev::Error) -> Error {
+    Error::BlockDevice {
+        purpose: format!("the pool of backend {backend}"),
+        source,
+    }
 }
 
 #[cfg(test)]
@@ -386,6 +436,47 @@ mod tests {
                 .to_string()
                 .contains("also listed")
         );
+    }
+
+    #[test]
+    fn roots_reached_through_dotdot_or_symlinks_are_compared_where_they_land() {
+        let tmp = tempfile::tempdir().unwrap();
+        let t = tmp.path();
+        for d in ["a", "x", "state", "b"] {
+            std::fs::create_dir(t.join(d)).unwrap();
+        }
+        std::os::unix::fs::symlink(t.join("a"), t.join("to-a")).unwrap();
+        std::os::unix::fs::symlink(t.join("state"), t.join("to-state")).unwrap();
+        let with_roots = |state: &Path, roots: &[PathBuf]| {
+            roots
+                .iter()
+                .enumerate()
+                .fold(StoreConfig::new(state), |c, (i, r)| {
+                    c.with_backend(&format!("r{i}"), BackendConfig::files(BackendKind::Dir, r))
+                })
+        };
+        let state = t.join("state");
+        for roots in [
+            vec![t.join("a"), t.join("x/../a/b")],
+            vec![t.join("a"), t.join("to-a/b")],
+            vec![t.join("to-a/new/.."), t.join("a")],
+            vec![t.join("x/../state/images")],
+            vec![t.join("to-state/images")],
+            vec![t.join("to-state/new/deeper")],
+        ] {
+            let err = with_roots(&state, &roots).validate().unwrap_err();
+            assert!(err.to_string().contains("overlaps"), "{roots:?}: {err}");
+        }
+        for roots in [
+            vec![t.join("a"), t.join("b")],
+            vec![t.join("to-a"), t.join("x/../b")],
+            vec![t.join("to-state")],
+            vec![t.join("x/new"), t.join("x/new2")],
+        ] {
+            with_roots(&state, &roots)
+                .validate()
+                .unwrap_or_else(|e| panic!("{roots:?}: {e}"));
+        }
     }
 
     #[test]

@@ -8,6 +8,8 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+use bootsource_blockdev::topology::{DeviceNumber, Overlap};
+
 use crate::names::VolumeId;
 
 /// What can go wrong in the store.
@@ -97,6 +99,15 @@ pub enum Error {
         /// What contradicts what.
         reason: String,
     },
+    /// Every volume id a digest may have is held by versions of other digests sharing
+    /// its prefix (a hostile registry grinding manifests).
+    #[error("boot source {name}: every volume id of digest {digest} is held by another digest")]
+    VolumeIdTaken {
+        /// The digest being imported.
+        digest: bootsource_digest::Digest,
+        /// The boot source.
+        name: String,
+    },
     /// Another operation (an import, a removal) is working on this volume right now.
     #[error("volume {volume} on backend {backend} is busy: {why}")]
     VolumeBusy {
@@ -151,13 +162,31 @@ pub enum Error {
         /// The volume.
         volume: VolumeId,
     },
-    /// A clone target inside the golden-image namespace, a storage root or the block pool.
-    #[error("clone target {target} is inside {managed}, which bootsource manages")]
-    CloneTargetForbidden {
+    /// A clone or import target inside the golden-image namespace, a storage root or
+    /// the block pool.
+    #[error("target {target} is inside {managed}, which bootsource manages")]
+    TargetForbidden {
         /// The target as resolved.
         target: PathBuf,
         /// The managed root or device it falls in.
         managed: PathBuf,
+    },
+    /// A block-device target that is, contains or is inside a device the store
+    /// manages.
+    #[error(
+        "target {target} ({number}) {relation} device {managed}, {what}, which bootsource manages"
+    )]
+    TargetOverlaps {
+        /// The target as resolved.
+        target: PathBuf,
+        /// Its device number.
+        number: DeviceNumber,
+        /// How it overlaps.
+        relation: Overlap,
+        /// The managed device's number.
+        managed: DeviceNumber,
+        /// What that device is to the store (a pool device, a root's file system).
+        what: String,
     },
     /// A clone target that exists and is not a block device.
     #[error("clone target {0} already exists (only block devices are written in place)")]

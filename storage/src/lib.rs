@@ -33,8 +33,9 @@
 //!
 //! Modules, one idea each: `config` (backends and formats), `names` (digests and
 //! volume ids), `catalog` (the on-disk record), `lock` (who may touch what),
-//! `durable` (atomic replacement), `lifecycle` (staging → sealed → published),
-//! `gc`, `recovery`, `clone`, `sparse` (sparse copy into a place), `backend::{files, reflink,
+//! `durable` (atomic replacement), `landing` (where a path resolves to), `lifecycle`
+//! (staging → sealed → published), `gc`, `recovery`, `clone`, `overlap` (what a target
+//! must not touch), `sparse` (sparse copy into a place), `backend::{files, reflink,
 //! btrfs, block}`, `ioctl` (every `unsafe`), `status` (what `bootsource status` shows).
 
 mod backend;
@@ -45,9 +46,11 @@ mod durable;
 mod error;
 mod gc;
 mod ioctl;
+mod landing;
 mod lifecycle;
 mod lock;
 mod names;
+mod overlap;
 mod recovery;
 mod sparse;
 mod status;

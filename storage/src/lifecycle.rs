@@ -163,15 +163,19 @@ impl Store {
         virtual_size: u64,
     ) -> Result<Stage> {
         self.writable()?;
-        let volume = VolumeId::new(source, digest)?;
+        crate::names::check_source_name(source)?;
         let backend = self.backend(backend)?;
+        self.sweep_dead()?;
+        let mut locked = self.catalog.lock()?;
+        let namespace = self.namespace().to_owned();
+        let volume = locked
+            .catalog
+            .volume_for(&namespace, &backend.name, source, digest)?;
         let key = VolumeKey {
-            namespace: self.namespace().to_owned(),
+            namespace,
             backend: backend.name.clone(),
             volume,
         };
-        self.sweep_dead()?;
-        let mut locked = self.catalog.lock()?;
         if let Some(r) = locked.catalog.find(&key) {
             return match r.state {
                 State::Ready => Ok(Stage::AlreadyPresent(r.into())),

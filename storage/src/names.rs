@@ -2,8 +2,12 @@
 //! namespace, source and backend names.
 //!
 //! A volume id is `<source>-<first 12 hex digits of the manifest digest>`, so the same
-//! digest always lands on the same name: re-importing it is a no-op, and a leftover
-//! from a crashed import is recognisable by name alone. Every name is checked before it
+//! digest lands on the same name: re-importing it is a no-op, and a leftover from a
+//! crashed import is recognisable by name alone. 48 bits can be made to collide (a
+//! hostile registry can grind a manifest for a prefix), so the id is only ever looked
+//! up together with the full digest (see [`Catalog::volume_for`](crate::catalog)); a
+//! digest whose short id another digest holds gets the long id, 32 hex digits (128
+//! bits), which still fits `NAME_MAX` with the longest source name and `.lock`. Every name is checked before it
 //! touches the file system: no `/`, no leading dot, nothing that could climb out of the
 //! store's directories. Namespaces follow Kubernetes namespace rules (a DNS label), which
 //! also keeps them from colliding with the store's own files (`catalog.json`, `.locks`).
@@ -16,19 +20,28 @@ use crate::error::{Error, Result};
 
 pub use bootsource_digest::Digest;
 
-/// Number of digest hex digits in a volume id.
-const ID_HEX_DIGITS: usize = 12;
+/// Number of digest hex digits in a volume id: the usual short id, and the long id a
+/// digest gets when another digest already holds its short one.
+const ID_HEX_DIGITS: [usize; 2] = [12, 32];
 
-/// The name of one imported version: `<source>-<first 12 hex digits of its digest>`.
+/// The name of one imported version: `<source>-<first 12 (or 32) hex digits of its
+/// digest>`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct VolumeId(String);
 
 impl VolumeId {
-    /// The id of `digest` imported for `source`.
+    /// The short id of `digest` imported for `source`.
     pub fn new(source: &str, digest: &Digest) -> Result<Self> {
+        Ok(Self::candidates(source, digest)?.0)
+    }
+
+    /// The ids `digest` may have for `source`: the short one, and the long one it gets
+    /// when another digest holds the short one.
+    pub(crate) fn candidates(source: &str, digest: &Digest) -> Result<(Self, Self)> {
         check_source_name(source)?;
-        Ok(Self(format!("{source}-{}", &digest.hex()[..ID_HEX_DIGITS])))
+        let id = |digits: usize| Self(format!("{source}-{}", &digest.hex()[..digits]));
+        Ok((id(ID_HEX_DIGITS[0]), id(ID_HEX_DIGITS[1])))
     }
 
     /// Whether `name` is a volume id of `source`: how leftovers are recognised when a
@@ -37,7 +50,7 @@ impl VolumeId {
         name.strip_prefix(source)
             .and_then(|rest| rest.strip_prefix('-'))
             .is_some_and(|hex| {
-                hex.len() == ID_HEX_DIGITS
+                ID_HEX_DIGITS.contains(&hex.len())
                     && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
             })
     }
@@ -128,6 +141,16 @@ mod tests {
         assert!(!VolumeId::is_volume_of("fedora-0123456789a", "fedora"));
         assert!(!VolumeId::is_volume_of("fedora-0123456789AB", "fedora"));
         assert!(!VolumeId::is_volume_of("current", "fedora"));
+        let (short, long) = VolumeId::candidates("fedora", &d).unwrap();
+        assert_eq!(short, id);
+        assert_eq!(long.as_str(), "fedora-0123456789abcdef0123456789abcdef");
+        assert!(VolumeId::is_volume_of(long.as_str(), "fedora"));
+        let longest = "s".repeat(200);
+        let (_, long) = VolumeId::candidates(&longest, &d).unwrap();
+        assert!(
+            format!("{long}.lock").len() <= 255,
+            "a lock name exceeds NAME_MAX"
+        );
     }
 
     #[test]

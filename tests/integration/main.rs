@@ -21,3 +21,4 @@ mod import_layers;
 mod import_resume;
 mod import_sources;
 mod import_targets;
+mod storage_overlap;

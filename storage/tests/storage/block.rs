@@ -84,7 +84,7 @@ fn pool_skips_busy_and_small_devices_discards_freed_ones_and_reports_exhaustion(
 
     // Pool devices are never clone targets.
     let err = store.clone_current("fedora", &b.dev).unwrap_err();
-    assert!(matches!(err, Error::CloneTargetForbidden { .. }), "{err}");
+    assert!(matches!(err, Error::TargetOverlaps { .. }), "{err}");
     assert_image(&b.dev, 2);
 
     // Versions of an old namespace keep their devices.

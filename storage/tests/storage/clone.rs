@@ -177,7 +177,7 @@ fn clones_into_managed_paths_are_refused() {
     ] {
         let err = store.clone_current("fedora", &target).unwrap_err();
         assert!(
-            matches!(err, Error::CloneTargetForbidden { .. }),
+            matches!(err, Error::TargetForbidden { .. }),
             "{}: {err}",
             target.display()
         );

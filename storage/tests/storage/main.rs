@@ -7,5 +7,7 @@ mod clone;
 mod common;
 mod crash;
 mod gc;
+mod identity;
 mod layout;
+mod overlap;
 mod publish;

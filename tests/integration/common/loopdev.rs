@@ -3,8 +3,11 @@
 //! `losetup -f --show` attaches a free loop device to a backing file in the device's own
 //! temporary directory; dropping the [`LoopDevice`] unmounts what [`LoopDevice::mount`]
 //! mounted and detaches the device, so parallel tests each get their own and none leaks.
-//! Needs root (as the whole suite does) and `util-linux` (`losetup`), `mount` and
-//! `e2fsprogs` (`mkfs.ext4`) for the mounted case.
+//! [`LoopDevice::attach_partitioned`] writes a GPT with `sfdisk` and adds the partitions
+//! with `partx` (through `BLKPG`, so they appear even where the kernel parses no
+//! partition tables); detaching removes them. Needs root (as the whole suite does) and
+//! `util-linux` (`losetup`, `partx`), `fdisk` (`sfdisk`), `mount` and `e2fsprogs`
+//! (`mkfs.ext4`) for the mounted case.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
@@ -32,7 +35,7 @@ impl LoopDevice {
         File::create(&backing).unwrap().set_len(size).unwrap();
         let stdout = tools::run_command(
             Command::new("losetup")
-                .args(["--find", "--show"])
+                .args(["--find", "--show", "--partscan"])
                 .arg(&backing),
         )
         .stdout;
@@ -45,9 +48,39 @@ impl LoopDevice {
         }
     }
 
+    /// A loop device of `size` bytes with a GPT of partitions of `mib` MiB each.
+    pub fn attach_partitioned(size: u64, mib: &[u64]) -> LoopDevice {
+        tools::require("sfdisk", "fdisk");
+        let device = Self::attach(size);
+        let mut table = String::from("label: gpt\n");
+        for size in mib {
+            table.push_str(&format!("size={size}MiB\n"));
+        }
+        let mut sfdisk = Command::new("sfdisk")
+            .arg("-q")
+            .arg(&device.device)
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        sfdisk
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(table.as_bytes())
+            .unwrap();
+        assert!(sfdisk.wait().unwrap().success(), "sfdisk failed");
+        tools::run_command(Command::new("partx").arg("-u").arg(&device.device));
+        device
+    }
+
     /// `/dev/loopN`.
     pub fn path(&self) -> &Path {
         &self.device
+    }
+
+    /// `/dev/loopNpK`.
+    pub fn partition(&self, k: u32) -> PathBuf {
+        PathBuf::from(format!("{}p{k}", self.device.display()))
     }
 
     /// Overwrites the whole device with `byte` (a "dirty" device), then flushes.

@@ -26,7 +26,7 @@
 //!
 //! ```text
 //! apt-get install -y docker-registry qemu-utils umoci skopeo apache2-utils openssl tar \
-//!     tinyproxy time util-linux mount e2fsprogs
+//!     tinyproxy time util-linux mount e2fsprogs fdisk
 //! ```
 //!
 //! | module | owns |
