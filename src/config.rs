@@ -49,7 +49,7 @@ pub const DEFAULT_STORAGE: &str = "local";
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Golden-image namespace (like HyperConverged `commonBootImageNamespace`).
-    #[serde(default = "default_namespace")]
+    #[serde(default = "default_namespace", deserialize_with = "namespace")]
     pub namespace: String,
     /// Where `/metrics` and `/healthz` listen.
     #[serde(default = "default_metrics_address")]
@@ -74,7 +74,7 @@ pub struct Config {
     #[serde(default = "default_spool_limit", deserialize_with = "size")]
     pub spool_limit: u64,
     /// Named storage backends, like storage classes.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "backends")]
     pub storage: BTreeMap<String, BackendConfig>,
     /// Registry mirrors, tried in order before the origin.
     #[serde(default, rename = "registry")]
@@ -111,6 +111,7 @@ pub struct MirrorConfig {
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
     /// Unique name; also the directory and volume prefix.
+    #[serde(deserialize_with = "source_name")]
     pub name: String,
     /// `docker://…` or `oci:…`.
     #[serde(deserialize_with = "from_str")]
@@ -281,6 +282,35 @@ where
     from_str(d).map(Some)
 }
 
+/// Names become path components: each is checked by storage's one rule as it is read,
+/// so the error carries the key and its line.
+fn source_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    checked_name(d, bootsource_storage::check_source_name)
+}
+
+fn namespace<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    checked_name(d, bootsource_storage::check_namespace)
+}
+
+fn backends<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, BackendConfig>, D::Error> {
+    let backends = BTreeMap::<String, BackendConfig>::deserialize(d)?;
+    for name in backends.keys() {
+        bootsource_storage::check_backend_name(name).map_err(serde::de::Error::custom)?;
+    }
+    Ok(backends)
+}
+
+fn checked_name<'de, D: serde::Deserializer<'de>>(
+    d: D,
+    check: fn(&str) -> bootsource_storage::Result<()>,
+) -> Result<String, D::Error> {
+    let name = String::deserialize(d)?;
+    check(&name).map_err(serde::de::Error::custom)?;
+    Ok(name)
+}
+
 fn size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     let text = String::deserialize(d)?;
     crate::human::parse_size(&text).map_err(serde::de::Error::custom)
@@ -369,5 +399,28 @@ mod tests {
         assert!(bad("image2 = 1").contains("image2"));
         let bad_image = "[[source]]\nname = \"x\"\nimage = \"fedora:41\"";
         assert!(format!("{:#}", Config::parse(bad_image).unwrap_err()).contains("transport"));
+    }
+
+    #[test]
+    fn names_that_could_leave_the_store_are_refused_with_key_and_line() {
+        let refused = |text: &str| format!("{:#}", Config::parse(text).unwrap_err());
+        let evil = "[[source]]\nname = \"../../../tmp/evil\"\nimage = \"oci:x\"\n";
+        let err = refused(evil);
+        assert!(err.contains("invalid source name"), "{err}");
+        assert!(err.contains("line 2") && err.contains("name ="), "{err}");
+        for name in ["", ".hidden", "a/b", "a b"] {
+            let text = format!("[[source]]\nname = {name:?}\nimage = \"oci:x\"\n");
+            assert!(refused(&text).contains("invalid source name"), "{name:?}");
+        }
+        let err = refused(&format!("namespace = \"../x\"\n{MINIMAL}"));
+        assert!(
+            err.contains("invalid namespace name") && err.contains("line 1"),
+            "{err}"
+        );
+        let err = refused(&format!(
+            "{MINIMAL}\n[storage.\"..\"]\nkind = \"dir\"\npath = \"/x\"\n"
+        ));
+        assert!(err.contains("invalid backend name"), "{err}");
+        assert!(Config::parse(&MINIMAL.replace("fedora\"", "fedora-41_x.y\"")).is_ok());
     }
 }

@@ -61,7 +61,7 @@ pub use config::{
 pub use error::{Error, Result};
 pub use gc::GcReport;
 pub use lifecycle::{Begin, Hold, Staging};
-pub use names::{Digest, VolumeId, check_namespace, check_source_name};
+pub use names::{Digest, VolumeId, check_backend_name, check_namespace, check_source_name};
 pub use status::{Importing, SourceStatus, Version};
 #[doc(hidden)]
 pub use step::set_step_hook;
