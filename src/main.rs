@@ -11,6 +11,7 @@ mod commands;
 mod config;
 mod daemon;
 mod human;
+mod instance;
 mod report;
 mod state;
 

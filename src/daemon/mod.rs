@@ -30,7 +30,8 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
 use crate::config::Config;
-use crate::state::{self, DaemonState, Importing, SourceRuntime};
+use crate::instance::InstanceLock;
+use crate::state::{DaemonState, Importing, SourceRuntime};
 use jobs::Imported;
 use metrics::Metrics;
 
@@ -65,6 +66,8 @@ struct Running {
 }
 
 struct Daemon {
+    /// Held for the daemon's lifetime: one daemon per state directory.
+    instance: InstanceLock,
     config_path: PathBuf,
     config: Config,
     store: Arc<Store>,
@@ -85,16 +88,15 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
         int: signal(SignalKind::interrupt())?,
     };
     let config = Config::load(&config_path)?;
+    // Before the store opens: its start-up sweep would remove a running daemon's staging.
+    let instance = InstanceLock::acquire(&config.state_dir)?;
     let store = open_store(&config).await?;
-    std::fs::write(
-        state::pid_file(&config.state_dir),
-        format!("{}\n", std::process::id()),
-    )
-    .with_context(|| format!("writing the pid file in {}", config.state_dir.display()))?;
     let metrics = Arc::new(Metrics::new());
     let address = http::serve(config.metrics_address, Arc::clone(&metrics)).await?;
+    instance.write_pid()?;
     let (events, mut inbox) = mpsc::channel(64);
     let mut daemon = Daemon {
+        instance,
         config_path,
         config: config.clone(),
         store,
@@ -166,6 +168,10 @@ impl Daemon {
 
     /// Makes `config` the one in force: storage, poller, job contexts.
     async fn apply(&mut self, config: Config) -> anyhow::Result<()> {
+        // A new state directory is locked before anything else changes.
+        let moved = (config.state_dir != self.config.state_dir)
+            .then(|| InstanceLock::acquire(&config.state_dir))
+            .transpose()?;
         if config.store_config() != self.config.store_config() {
             self.store = open_store(&config).await?;
             for orphan in self.store.orphans().unwrap_or_default() {
@@ -215,6 +221,11 @@ impl Daemon {
                 .with_label_values(&[&s.name])
                 .set(i64::from(s.auto_update));
             self.count_versions(&s.name);
+        }
+        if let Some(instance) = moved {
+            instance.write_pid()?;
+            self.instance.remove_pid();
+            self.instance = instance;
         }
         self.config = config;
         Ok(())
@@ -479,7 +490,7 @@ impl Daemon {
             }
         }
         self.publish_state();
-        let _ = std::fs::remove_file(state::pid_file(&self.config.state_dir));
+        self.instance.remove_pid();
         tracing::info!("stopped");
     }
 }
