@@ -36,7 +36,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             report::print_error(&e);
-            ExitCode::FAILURE
+            match e.downcast_ref::<commands::Interrupted>() {
+                Some(interrupted) => ExitCode::from(interrupted.exit_status()),
+                None => ExitCode::FAILURE,
+            }
         }
     }
 }

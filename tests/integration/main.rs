@@ -18,5 +18,6 @@ mod import_hostile;
 mod import_inspect;
 mod import_layers;
 mod import_resume;
+mod import_signals;
 mod import_sources;
 mod import_targets;
