@@ -30,6 +30,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use bootsource_importer::{Platform, SourceRef};
@@ -69,6 +70,10 @@ pub struct Config {
     /// Imports running at once across all sources (a node runs VMs: default 1).
     #[serde(default = "default_concurrency")]
     pub max_concurrent_imports: NonZeroUsize,
+    /// How long SIGTERM waits for cancelled imports to clean up before the daemon exits
+    /// anyway (`20s`; keep it below systemd's `TimeoutStopSec`).
+    #[serde(default = "default_stop_timeout", deserialize_with = "duration")]
+    pub stop_timeout: Duration,
     /// Bytes of a qcow2 image held for clusters ahead of their tables before the
     /// layer is read again instead (`64M`).
     #[serde(default = "default_spool_limit", deserialize_with = "size")]
@@ -255,6 +260,9 @@ fn default_state_dir() -> PathBuf {
 fn default_concurrency() -> NonZeroUsize {
     NonZeroUsize::MIN
 }
+fn default_stop_timeout() -> Duration {
+    Duration::from_secs(20)
+}
 fn default_spool_limit() -> u64 {
     64 << 20
 }
@@ -280,6 +288,16 @@ where
     T::Err: std::fmt::Display,
 {
     from_str(d).map(Some)
+}
+
+/// `20s`, `90m`, `6h`: humantime's durations, as systemd writes them.
+fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    humantime::parse_duration(&text).map_err(|e| {
+        serde::de::Error::custom(format!(
+            "invalid duration {text:?} ({e}): expected e.g. 20s"
+        ))
+    })
 }
 
 /// Names become path components: each is checked by storage's one rule as it is read,
@@ -338,6 +356,17 @@ mod tests {
         assert!(s.auto_update);
         assert_eq!(s.imports_to_keep, 3);
         assert_eq!(c.spool_limit, 64 << 20);
+        assert_eq!(c.stop_timeout, Duration::from_secs(20));
+        let c = Config::parse(&format!("stop_timeout = \"1m30s\"\n{MINIMAL}")).unwrap();
+        assert_eq!(c.stop_timeout, Duration::from_secs(90));
+        let err = format!(
+            "{:#}",
+            Config::parse(&format!("stop_timeout = \"soon\"\n{MINIMAL}")).unwrap_err()
+        );
+        assert!(
+            err.contains("invalid duration") && err.contains("line 1"),
+            "{err}"
+        );
         assert!(
             Config::parse("namespace = \"x\"")
                 .unwrap_err()

@@ -19,6 +19,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// How long the runtime's leftover threads get once a command is done.
+const RUNTIME_STOP: std::time::Duration = std::time::Duration::from_secs(1);
+
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     init_logging(cli.command.default_log_level());
@@ -32,7 +35,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(commands::run(cli.command)) {
+    let result = runtime.block_on(commands::run(cli.command));
+    // Every command awaits its own work; what is left is a thread stuck in a read that
+    // never returns (a FIFO, a hung NFS mount), which must not keep the process alive.
+    runtime.shutdown_timeout(RUNTIME_STOP);
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             report::print_error(&e);

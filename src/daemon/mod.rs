@@ -4,8 +4,10 @@
 //! this loop starts polls and imports as tokio tasks ([`jobs`]), and their results come
 //! back as events. Signals: SIGHUP reloads the configuration (an invalid file is
 //! refused, logged and counted; the old one stays in force) and polls every
-//! auto-update source at once; SIGTERM and SIGINT cancel running imports, wait a
-//! bounded time for their staging volumes to be removed, and exit 0. Under systemd:
+//! auto-update source at once; SIGTERM and SIGINT cancel running imports, wait up to
+//! `stop_timeout` for their staging volumes to be removed, and exit 0 — also when an
+//! import is stuck in a read that never returns (a FIFO, a hung NFS mount): its thread
+//! is abandoned with a log line, and `main` does not wait for it. Under systemd:
 //! READY=1 once the metrics endpoint listens and the catalog is loaded, STATUS= lines,
 //! WATCHDOG=1 pings.
 
@@ -39,8 +41,6 @@ use metrics::Metrics;
 const MAX_NAP: Duration = Duration::from_secs(60);
 /// While importing, progress is published this often.
 const PROGRESS_TICK: Duration = Duration::from_secs(1);
-/// SIGTERM waits this long for cancelled imports to clean up.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 
 enum Event {
     Polled(
@@ -476,15 +476,17 @@ impl Daemon {
         for r in self.running.values() {
             r.cancel.cancel();
         }
-        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        let grace = self.config.stop_timeout;
+        let deadline = tokio::time::Instant::now() + grace;
         while !self.running.is_empty() {
             match tokio::time::timeout_at(deadline, inbox.recv()).await {
                 Ok(Some(Event::Imported(ticket, result))) => self.finish_import(ticket, result),
                 Ok(Some(Event::Polled(..))) => {}
                 Ok(None) | Err(_) => {
-                    tracing::warn!(
-                        "imports did not stop in time; their staging volumes are removed at the next start"
-                    );
+                    let sources: Vec<&str> =
+                        self.running.values().map(|r| r.source.as_str()).collect();
+                    tracing::warn!(stop_timeout = ?grace, sources = ?sources,
+                        "imports did not stop within stop_timeout; exiting anyway (their staging volumes are removed at the next start)");
                     break;
                 }
             }

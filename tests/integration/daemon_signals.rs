@@ -386,7 +386,7 @@ fn sigterm_while_the_registry_stalls_mid_import_still_cleans_up() {
     );
     let log = t.daemon.log();
     assert!(
-        !log.contains("did not stop in time"),
+        !log.contains("did not stop within"),
         "the import was not cancelled ({took:?} after SIGTERM):\n{log}"
     );
     assert!(log.contains("import cancelled"), "{log}");

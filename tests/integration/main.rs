@@ -11,6 +11,7 @@ mod daemon_mirrors;
 mod daemon_service;
 mod daemon_signals;
 mod daemon_storage;
+mod daemon_stuck;
 mod daemon_updates;
 mod harness;
 mod import_formats;

@@ -88,6 +88,8 @@ pub struct NodeConfig {
     pub metrics_port: u16,
     pub storage: Vec<Backend>,
     pub sources: Vec<Source>,
+    /// Top-level `key = value` lines, written before any table (`import_timeout`, …).
+    pub settings: Vec<String>,
     /// Raw TOML appended at the end (for configs the daemon must refuse).
     pub extra: String,
 }
@@ -131,9 +133,18 @@ impl NodeConfig {
         self.storage.last_mut().unwrap()
     }
 
+    /// Sets a top-level key to a raw TOML value (`"2s"` with its quotes).
+    pub fn set(&mut self, key: &str, value: &str) -> &mut Self {
+        self.settings.push(format!("{key} = {value}"));
+        self
+    }
+
     /// The TOML text.
     pub fn to_toml(&self) -> String {
         let mut t = String::new();
+        for line in &self.settings {
+            writeln!(t, "{line}").unwrap();
+        }
         if let Some(ns) = &self.namespace {
             writeln!(t, "namespace = {}", quote(ns)).unwrap();
         }
@@ -221,6 +232,7 @@ impl Node {
                 format: None,
             }],
             sources: Vec::new(),
+            settings: Vec::new(),
             extra: String::new(),
         };
         Node {

@@ -1,0 +1,71 @@
+//! Imports that never finish, with the real binary: one whose layer is a FIFO nobody
+//! writes (a read that never returns, as on a hung NFS mount) does not keep the daemon
+//! from stopping: SIGTERM ends it once `stop_timeout` has passed, with a log line.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use nix::sys::stat::Mode;
+use nix::unistd::mkfifo;
+
+use crate::common::bootsource::layout;
+use crate::common::daemon::{Daemon, Node, TestDisk};
+
+const MIB: u64 = 1 << 20;
+/// The grace the tests configure (`stop_timeout`), and how long after it the daemon
+/// may take to be gone (a loaded 2-core machine).
+const GRACE: Duration = Duration::from_secs(2);
+const SLACK: Duration = Duration::from_secs(10);
+
+fn importing(daemon: &Daemon, digest: &str) -> bool {
+    daemon.source_status("fedora")["importing"]["digest"] == digest
+}
+
+#[test]
+fn sigterm_ends_the_daemon_after_the_grace_when_a_layer_read_never_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = TestDisk::new(dir.path(), "v1", 4 * MIB, 601);
+    let layout_dir = dir.path().join("layout");
+    let reference = layout(&layout_dir, "latest", &disk.image);
+    let layer_digest = disk.image.layers[0].digest();
+    let blob: PathBuf = layout_dir
+        .join("blobs/sha256")
+        .join(layer_digest.strip_prefix("sha256:").unwrap());
+    std::fs::remove_file(&blob).unwrap();
+    mkfifo(&blob, Mode::S_IRUSR | Mode::S_IWUSR).unwrap();
+
+    let mut node = Node::new();
+    node.config.set("stop_timeout", "\"2s\"");
+    node.config.source("fedora", &reference);
+    let daemon = node.start();
+    daemon.wait_for("the import to start", || {
+        importing(&daemon, &disk.digest).then_some(())
+    });
+
+    let asked = Instant::now();
+    daemon.signal(Signal::SIGTERM);
+    let Some(status) = daemon.wait_exit(GRACE + SLACK) else {
+        panic!(
+            "still running {:?} after SIGTERM:\n{}",
+            asked.elapsed(),
+            daemon.log()
+        );
+    };
+    let took = asked.elapsed();
+    println!("exited with {status} {took:?} after SIGTERM");
+    let log = daemon.log();
+    assert!(
+        log.contains("did not stop within stop_timeout"),
+        "no line says why the daemon exits with an import running:\n{log}"
+    );
+    assert!(
+        took >= GRACE,
+        "exited before the grace ran out: {took:?}\n{log}"
+    );
+    let status_now = node.status();
+    assert_eq!(status_now["daemon"]["running"], false, "{status_now}");
+    // Whatever the stuck import staged is swept at the next start.
+    let _daemon = node.start();
+    assert_eq!(node.staging_leftovers(), Vec::<PathBuf>::new());
+}
