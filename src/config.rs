@@ -70,6 +70,10 @@ pub struct Config {
     /// Imports running at once across all sources (a node runs VMs: default 1).
     #[serde(default = "default_concurrency")]
     pub max_concurrent_imports: NonZeroUsize,
+    /// The longest one import may take, however steadily its bytes trickle in (`6h`);
+    /// past it the import is cancelled and counted as failed, freeing its slot.
+    #[serde(default = "default_import_timeout", deserialize_with = "duration")]
+    pub import_timeout: Duration,
     /// How long SIGTERM waits for cancelled imports to clean up before the daemon exits
     /// anyway (`20s`; keep it below systemd's `TimeoutStopSec`).
     #[serde(default = "default_stop_timeout", deserialize_with = "duration")]
@@ -260,6 +264,9 @@ fn default_state_dir() -> PathBuf {
 fn default_concurrency() -> NonZeroUsize {
     NonZeroUsize::MIN
 }
+fn default_import_timeout() -> Duration {
+    Duration::from_secs(6 * 3600)
+}
 fn default_stop_timeout() -> Duration {
     Duration::from_secs(20)
 }
@@ -357,6 +364,7 @@ mod tests {
         assert_eq!(s.imports_to_keep, 3);
         assert_eq!(c.spool_limit, 64 << 20);
         assert_eq!(c.stop_timeout, Duration::from_secs(20));
+        assert_eq!(c.import_timeout, Duration::from_secs(6 * 3600));
         let c = Config::parse(&format!("stop_timeout = \"1m30s\"\n{MINIMAL}")).unwrap();
         assert_eq!(c.stop_timeout, Duration::from_secs(90));
         let err = format!(

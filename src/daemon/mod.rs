@@ -2,7 +2,9 @@
 //!
 //! One task owns all decisions: the poller (`bootsource-poller`) says what is due,
 //! this loop starts polls and imports as tokio tasks ([`jobs`]), and their results come
-//! back as events. Signals: SIGHUP reloads the configuration (an invalid file is
+//! back as events. An import that has not finished within `import_timeout` is
+//! cancelled and counted as failed, so a registry that trickles a byte a minute cannot
+//! hold the import slot for ever. Signals: SIGHUP reloads the configuration (an invalid file is
 //! refused, logged and counted; the old one stays in force) and polls every
 //! auto-update source at once; SIGTERM and SIGINT cancel running imports, wait up to
 //! `stop_timeout` for their staging volumes to be removed, and exit 0 — also when an
@@ -62,6 +64,10 @@ struct Running {
     progress: Arc<Progress>,
     cancel: Cancel,
     started: Instant,
+    /// When it is cancelled if not done (`import_timeout`).
+    deadline: Instant,
+    /// Cancelled at its deadline: its end is a failure, not a cancellation.
+    timed_out: bool,
     counted: ProgressSnapshot,
 }
 
@@ -144,6 +150,7 @@ impl Daemon {
             systemd::watchdog_interval().unwrap_or(Duration::from_secs(3600)),
         );
         loop {
+            self.stop_overdue();
             self.start_due();
             self.publish_state();
             let mut nap = self
@@ -266,6 +273,20 @@ impl Daemon {
         }
     }
 
+    /// Cancels every import past its deadline (the loop wakes every second while any
+    /// runs); [`finish_import`](Self::finish_import) records it as failed.
+    fn stop_overdue(&mut self) {
+        let now = Instant::now();
+        for r in self.running.values_mut() {
+            if !r.timed_out && now >= r.deadline {
+                tracing::warn!(source = %r.source, digest = %r.digest, import_timeout = ?self.config.import_timeout,
+                    "import did not finish within import_timeout; cancelling it");
+                r.timed_out = true;
+                r.cancel.cancel();
+            }
+        }
+    }
+
     fn start_import(&mut self, ticket: ImportTicket) {
         let Some(ctx) = self.contexts.get(&ticket.source).cloned() else {
             return;
@@ -281,6 +302,8 @@ impl Daemon {
                 progress: Arc::clone(&progress),
                 cancel: cancel.clone(),
                 started: Instant::now(),
+                deadline: Instant::now() + self.config.import_timeout,
+                timed_out: false,
                 counted: ProgressSnapshot::default(),
             },
         );
@@ -324,7 +347,9 @@ impl Daemon {
     fn finish_import(&mut self, ticket: ImportTicket, result: anyhow::Result<Imported>) {
         let now = Utc::now();
         let source = ticket.source.clone();
+        let mut timed_out = false;
         if let Some(mut running) = self.running.remove(&ticket.id) {
+            timed_out = running.timed_out;
             self.count_progress(&mut running);
             self.metrics
                 .import_duration
@@ -353,6 +378,16 @@ impl Daemon {
                 tracing::info!(source = %source, volume = %version.volume, "version already present; published again");
                 let _ = self.poller.import_succeeded(&ticket, now);
                 "unchanged"
+            }
+            Err(_) if timed_out => {
+                let message = format!(
+                    "import did not finish within import_timeout ({}); cancelled",
+                    humantime::format_duration(self.config.import_timeout)
+                );
+                tracing::error!(source = %source, error = %message, "import failed");
+                let failure = bootsource_poller::Failure::new(message);
+                let _ = self.poller.import_failed(&ticket, now, &failure);
+                "failure"
             }
             Err(e)
                 if e.chain().any(|c| {

@@ -1,6 +1,8 @@
 //! Imports that never finish, with the real binary: one whose layer is a FIFO nobody
 //! writes (a read that never returns, as on a hung NFS mount) does not keep the daemon
-//! from stopping: SIGTERM ends it once `stop_timeout` has passed, with a log line.
+//! from stopping: SIGTERM ends it once `stop_timeout` has passed, with a log line; one
+//! whose registry sends too slowly to ever finish is cancelled at `import_timeout`,
+//! recorded as a failure with a clear error, and frees the import slot.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -11,6 +13,8 @@ use nix::unistd::mkfifo;
 
 use crate::common::bootsource::layout;
 use crate::common::daemon::{Daemon, Node, TestDisk};
+use crate::common::registry::Registry;
+use crate::common::throttle::Throttle;
 
 const MIB: u64 = 1 << 20;
 /// The grace the tests configure (`stop_timeout`), and how long after it the daemon
@@ -68,4 +72,52 @@ fn sigterm_ends_the_daemon_after_the_grace_when_a_layer_read_never_returns() {
     // Whatever the stuck import staged is swept at the next start.
     let _daemon = node.start();
     assert_eq!(node.staging_leftovers(), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn an_import_past_import_timeout_is_cancelled_and_recorded_as_failed() {
+    let registry = Registry::start();
+    let throttle = Throttle::start(&registry);
+    let dir = tempfile::tempdir().unwrap();
+    // 8 MiB at 64 KiB/s would take two minutes; the deadline is 3 s.
+    let disk = TestDisk::incompressible(dir.path(), "v1", 8 * MIB, 602);
+    disk.push(&registry, "os/fedora:latest");
+    throttle.set_rate(64 << 10);
+
+    let mut node = Node::new();
+    node.config.set("import_timeout", "\"3s\"");
+    node.config.insecure(&throttle.host_port());
+    node.config
+        .source("fedora", &throttle.reference("os/fedora:latest"));
+    let daemon = node.start();
+    daemon.wait_for("the import to start", || {
+        importing(&daemon, &disk.digest).then_some(())
+    });
+    let started = Instant::now();
+    let failure = [("source", "fedora"), ("result", "failure")];
+    daemon.wait_for("the import to be stopped at its deadline", || {
+        let failed = daemon.metrics().value("bootsource_imports_total", &failure);
+        (failed >= 1.0).then_some(())
+    });
+    let took = started.elapsed();
+    let fedora = daemon.source_status("fedora");
+    println!("stopped after {took:?}: {fedora}");
+    let error = fedora["last_error"].as_str().unwrap_or_default();
+    assert!(error.contains("import_timeout"), "{fedora}");
+    assert!(
+        took >= Duration::from_secs(2),
+        "stopped too early: {took:?}"
+    );
+    assert!(fedora["current"].is_null(), "{fedora}");
+    assert!(
+        throttle.forwarded() < disk.layer_size(),
+        "the layer came through in full: the deadline proved nothing"
+    );
+    daemon.wait_for("the staging volume to be removed", || {
+        node.staging_leftovers().is_empty().then_some(())
+    });
+    assert!(
+        fedora["importing"].is_null(),
+        "the slot is still taken: {fedora}"
+    );
 }
