@@ -74,6 +74,8 @@ struct Running {
 struct Daemon {
     /// Held for the daemon's lifetime: one daemon per state directory.
     instance: InstanceLock,
+    /// `/metrics` and `/healthz` on `metrics_address`.
+    endpoint: http::Endpoint,
     config_path: PathBuf,
     config: Config,
     store: Arc<Store>,
@@ -98,11 +100,13 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
     let instance = InstanceLock::acquire(&config.state_dir)?;
     let store = open_store(&config).await?;
     let metrics = Arc::new(Metrics::new());
-    let address = http::serve(config.metrics_address, Arc::clone(&metrics)).await?;
+    let endpoint = http::Endpoint::bind(config.metrics_address, Arc::clone(&metrics)).await?;
     instance.write_pid()?;
     let (events, mut inbox) = mpsc::channel(64);
+    let address = endpoint.address();
     let mut daemon = Daemon {
         instance,
+        endpoint,
         config_path,
         config: config.clone(),
         store,
@@ -238,10 +242,25 @@ impl Daemon {
         Ok(())
     }
 
+    /// [`apply`](Self::apply), and moves the metrics endpoint if its address changed:
+    /// the new address is bound first, so a taken one refuses the whole config.
+    async fn apply_with_endpoint(&mut self, config: Config) -> anyhow::Result<()> {
+        let moved = match config.metrics_address {
+            same if same == self.config.metrics_address => None,
+            address => Some(http::Endpoint::bind(address, Arc::clone(&self.metrics)).await?),
+        };
+        self.apply(config).await?;
+        if let Some(endpoint) = moved {
+            tracing::info!(from = %self.endpoint.address(), to = %endpoint.address(), "metrics endpoint moved");
+            self.endpoint = endpoint;
+        }
+        Ok(())
+    }
+
     async fn reload(&mut self) {
         tracing::info!(path = %self.config_path.display(), "SIGHUP: reloading the configuration");
         let result = match Config::load(&self.config_path) {
-            Ok(config) => self.apply(config).await,
+            Ok(config) => self.apply_with_endpoint(config).await,
             Err(e) => Err(e),
         };
         match result {

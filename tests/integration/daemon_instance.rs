@@ -12,17 +12,11 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use crate::common::bootsource::{self as bs, expect_error, expect_success};
-use crate::common::daemon::{Daemon, Node, WAIT, free_port};
+use crate::common::daemon::{Node, WAIT, free_port};
 use crate::common::tools;
 
 /// The uid and gid of `nobody`.
 const NOBODY: &str = "65534";
-
-fn reloads(daemon: &Daemon) -> f64 {
-    daemon
-        .metrics()
-        .value("bootsource_config_reloads_total", &[("result", "success")])
-}
 
 /// Runs a second `bootsource daemon --config CONFIG`; its exit status and output. A
 /// second daemon that keeps running is killed and the test fails.
@@ -84,7 +78,7 @@ fn a_second_daemon_on_the_same_state_dir_is_refused_and_poll_still_reaches_the_f
 
     node.poll();
     first.wait_for("the first daemon to reload", || {
-        (reloads(&first) == 1.0).then_some(())
+        (first.reloads("success") == 1.0).then_some(())
     });
     assert!(first.try_wait().is_none());
     let status = node.status();

@@ -5,6 +5,7 @@
 
 mod common;
 
+mod daemon_endpoint;
 mod daemon_instance;
 mod daemon_metrics;
 mod daemon_mirrors;

@@ -203,6 +203,8 @@ pub fn free_port() -> u16 {
 pub struct Node {
     dir: TempDir,
     pub config: NodeConfig,
+    /// A command the daemon is started under, which execs it (`prlimit … --`).
+    pub launcher: Vec<String>,
     starts: usize,
 }
 
@@ -238,6 +240,7 @@ impl Node {
         Node {
             dir,
             config,
+            launcher: Vec::new(),
             starts: 0,
         }
     }
@@ -269,7 +272,7 @@ impl Node {
             self.write_config();
             self.starts += 1;
             let log = self.dir.path().join(format!("daemon-{}.log", self.starts));
-            let daemon = Daemon::spawn(&self.config_path(), self.config.metrics_port, &log, env);
+            let daemon = Daemon::spawn(self, &log, env);
             match daemon.wait_ready() {
                 Ok(()) => return daemon,
                 Err(text) if text.contains("listening on") => {
@@ -417,9 +420,10 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    fn spawn(config: &Path, port: u16, log: &Path, env: &[(&str, &str)]) -> Daemon {
+    fn spawn(node: &Node, log: &Path, env: &[(&str, &str)]) -> Daemon {
+        let (config, port) = (&node.config_path(), node.config.metrics_port);
         let file = File::create(log).unwrap();
-        let mut command = bs::command(["daemon", "--config"]);
+        let mut command = bs::command_under(&node.launcher, ["daemon", "--config"]);
         command
             .arg(config)
             .env("RUST_LOG", "info")
@@ -457,10 +461,7 @@ impl Daemon {
                     self.log()
                 ));
             }
-            let healthy = self
-                .get("/healthz")
-                .is_some_and(|(code, body)| code == 200 && body.trim() == "ok");
-            if healthy && self.log().contains(READY_LINE) {
+            if self.healthy() && self.log().contains(READY_LINE) {
                 return Ok(());
             }
             if Instant::now() > deadline {
@@ -473,6 +474,12 @@ impl Daemon {
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.pid
+    }
+
+    /// Whether `/healthz` answers `ok` now.
+    pub fn healthy(&self) -> bool {
+        self.get("/healthz")
+            .is_some_and(|(code, body)| code == 200 && body.trim() == "ok")
     }
 
     /// Sends `signal` to the daemon.
@@ -532,6 +539,12 @@ impl Daemon {
                 self.describe_failure()
             ),
         }
+    }
+
+    /// `bootsource_config_reloads_total{result}`: `success` or `failure`.
+    pub fn reloads(&self, result: &str) -> f64 {
+        self.metrics()
+            .value("bootsource_config_reloads_total", &[("result", result)])
     }
 
     /// `bootsource status --json` with this daemon's config.
