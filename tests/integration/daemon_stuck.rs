@@ -93,21 +93,19 @@ fn an_import_past_import_timeout_is_cancelled_and_recorded_as_failed() {
     daemon.wait_for("the import to start", || {
         importing(&daemon, &disk.digest).then_some(())
     });
-    let started = Instant::now();
+    let noticed = Instant::now();
     let failure = [("source", "fedora"), ("result", "failure")];
     daemon.wait_for("the import to be stopped at its deadline", || {
         let failed = daemon.metrics().value("bootsource_imports_total", &failure);
         (failed >= 1.0).then_some(())
     });
-    let took = started.elapsed();
     let fedora = daemon.source_status("fedora");
-    println!("stopped after {took:?}: {fedora}");
+    println!(
+        "stopped {:?} after the test saw it start: {fedora}",
+        noticed.elapsed()
+    );
     let error = fedora["last_error"].as_str().unwrap_or_default();
     assert!(error.contains("import_timeout"), "{fedora}");
-    assert!(
-        took >= Duration::from_secs(2),
-        "stopped too early: {took:?}"
-    );
     assert!(fedora["current"].is_null(), "{fedora}");
     assert!(
         throttle.forwarded() < disk.layer_size(),
