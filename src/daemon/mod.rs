@@ -4,14 +4,15 @@
 //! this loop starts polls and imports as tokio tasks ([`jobs`]), and their results come
 //! back as events. An import that has not finished within `import_timeout` is
 //! cancelled and counted as failed, so a registry that trickles a byte a minute cannot
-//! hold the import slot for ever. Signals: SIGHUP reloads the configuration (an invalid file is
-//! refused, logged and counted; the old one stays in force) and polls every
-//! auto-update source at once; SIGTERM and SIGINT cancel running imports, wait up to
-//! `stop_timeout` for their staging volumes to be removed, and exit 0 — also when an
-//! import is stuck in a read that never returns (a FIFO, a hung NFS mount): its thread
-//! is abandoned with a log line, and `main` does not wait for it. Under systemd:
-//! READY=1 once the metrics endpoint listens and the catalog is loaded, STATUS= lines,
-//! WATCHDOG=1 pings.
+//! hold the import slot for ever.
+//!
+//! Signals: SIGHUP reloads the configuration (an invalid file is refused, logged and
+//! counted; the old one stays in force) and polls every auto-update source at once;
+//! SIGTERM and SIGINT cancel running imports, wait up to `stop_timeout` for their
+//! staging volumes to be removed, and exit 0 — also when an import is stuck in a read
+//! that never returns (a FIFO, a hung NFS mount): its thread is abandoned with a log
+//! line, and `main` does not wait for it. Under systemd: READY=1 once the metrics
+//! endpoint listens and the catalog is loaded, STATUS= lines, WATCHDOG=1 pings.
 
 mod http;
 mod jobs;
