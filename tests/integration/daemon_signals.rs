@@ -147,7 +147,9 @@ fn polls_fail_while_the_registry_is_down_and_recover_when_it_is_back() {
     let fedora = daemon.wait_for("failed polls while the registry is down", || {
         let fedora = daemon.source_status("fedora");
         let failures = counter(&daemon, "bootsource_polls_total", &failed);
-        (failures >= 3.0 && fedora["last_error"].is_string()).then_some(fedora)
+        // Between polls: while one is in flight, next_poll is null.
+        let between = fedora["last_poll_result"] == "failed" && fedora["next_poll"].is_string();
+        (failures >= 3.0 && fedora["last_error"].is_string() && between).then_some(fedora)
     });
     let last_success = daemon.metrics().get(
         "bootsource_last_successful_poll_timestamp_seconds",
