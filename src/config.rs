@@ -4,12 +4,16 @@
 //! key and its line (the toml parser reports both). Checks that need the whole file —
 //! unique source names, storage names that exist, one schedule per source — happen
 //! here too, so a file either loads completely or is refused with its first problem;
-//! on SIGHUP the daemon then keeps the old configuration.
+//! on SIGHUP the daemon then keeps the old configuration. Names that become path
+//! components (sources, the namespace, backends) are checked by storage's rules as
+//! they are read, so a refusal names the key and line too.
 //!
 //! ```toml
 //! namespace = "os-images"            # golden-image namespace
 //! metrics_address = "127.0.0.1:9478"
 //! default_schedule = "0 */12 * * *"  # cron, or an interval such as "6h"
+//! import_timeout = "6h"              # one import's deadline
+//! stop_timeout = "20s"               # SIGTERM's grace for imports to clean up
 //!
 //! [storage.local]
 //! kind = "dir"                       # dir | reflink | btrfs | block

@@ -1,7 +1,7 @@
 //! `bootsource poll`: SIGHUP to the running daemon (reload the config, poll now).
 //!
 //! The process signalled is the one holding the state directory's instance lock
-//! ([`instance`](crate::instance)), never whatever pid a stale pid file names.
+//! ([`crate::instance`]), never whatever pid a stale pid file names.
 
 use anyhow::{Context, bail};
 use nix::sys::signal::{Signal, kill};

@@ -33,9 +33,9 @@ use tokio::task::JoinHandle;
 use super::metrics::Metrics;
 
 /// Connections served at once: a scraper or two and a few people with curl.
-pub const MAX_CONNECTIONS: usize = 64;
+const MAX_CONNECTIONS: usize = 64;
 /// A client sends its request head within this, or is disconnected (slowloris).
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// The longest a connection is kept, however it is used.
 const CONNECTION_LIFETIME: Duration = Duration::from_secs(30);
 /// After a failed `accept` (EMFILE, ENFILE), wait this long rather than spin.

@@ -8,7 +8,8 @@
 //! answers and the daemon logs that it is ready. The [`Daemon`] it returns sends
 //! signals, scrapes `/metrics` ([`Metrics`]), runs `bootsource status --json` and waits
 //! for conditions with a deadline ([`Daemon::wait_for`]); dropping it kills the process.
-//! Nothing is asserted after a fixed sleep: every wait polls until its condition holds
+//! [`Node::launcher`] starts the daemon under another program that execs it (e.g.
+//! `prlimit --nofile=…`). Nothing is asserted after a fixed sleep: every wait polls until its condition holds
 //! or [`WAIT`] runs out, then panics with the daemon's log.
 //!
 //! ```ignore
