@@ -60,7 +60,7 @@ impl fmt::Display for Interrupted {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "interrupted by {}: the import was cancelled and its partial target removed",
+            "interrupted by {}: the import was cancelled (nothing is left of a file target; a block device is partly written)",
             self.0
         )
     }
