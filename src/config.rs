@@ -4,12 +4,16 @@
 //! key and its line (the toml parser reports both). Checks that need the whole file —
 //! unique source names, storage names that exist, one schedule per source — happen
 //! here too, so a file either loads completely or is refused with its first problem;
-//! on SIGHUP the daemon then keeps the old configuration.
+//! on SIGHUP the daemon then keeps the old configuration. Names that become path
+//! components (sources, the namespace, backends) are checked by storage's rules as
+//! they are read, so a refusal names the key and line too.
 //!
 //! ```toml
 //! namespace = "os-images"            # golden-image namespace
 //! metrics_address = "127.0.0.1:9478"
 //! default_schedule = "0 */12 * * *"  # cron, or an interval such as "6h"
+//! import_timeout = "6h"              # one import's deadline
+//! stop_timeout = "20s"               # SIGTERM's grace for imports to clean up
 //!
 //! [storage.local]
 //! kind = "dir"                       # dir | reflink | btrfs | block
@@ -30,6 +34,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use bootsource_importer::{Platform, SourceRef};
@@ -52,7 +57,7 @@ pub const DEFAULT_STORAGE: &str = "local";
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Golden-image namespace (like HyperConverged `commonBootImageNamespace`).
-    #[serde(default = "default_namespace")]
+    #[serde(default = "default_namespace", deserialize_with = "namespace")]
     pub namespace: String,
     /// Where `/metrics` and `/healthz` listen.
     #[serde(default = "default_metrics_address")]
@@ -77,6 +82,14 @@ pub struct Config {
     /// Imports running at once across all sources (a node runs VMs: default 1).
     #[serde(default = "default_concurrency")]
     pub max_concurrent_imports: NonZeroUsize,
+    /// The longest one import may take, however steadily its bytes trickle in (`6h`);
+    /// past it the import is cancelled and counted as failed, freeing its slot.
+    #[serde(default = "default_import_timeout", deserialize_with = "duration")]
+    pub import_timeout: Duration,
+    /// How long SIGTERM waits for cancelled imports to clean up before the daemon exits
+    /// anyway (`20s`; keep it below systemd's `TimeoutStopSec`).
+    #[serde(default = "default_stop_timeout", deserialize_with = "duration")]
+    pub stop_timeout: Duration,
     /// Bytes of a qcow2 image held for clusters ahead of their tables before the
     /// layer is read again instead (`64M`).
     #[serde(default = "default_spool_limit", deserialize_with = "size")]
@@ -89,7 +102,7 @@ pub struct Config {
     #[serde(default = "default_min_free", deserialize_with = "size")]
     pub min_free: u64,
     /// Named storage backends, like storage classes.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "backends")]
     pub storage: BTreeMap<String, BackendConfig>,
     /// Registry mirrors, tried in order before the origin.
     #[serde(default, rename = "registry")]
@@ -126,6 +139,7 @@ pub struct MirrorConfig {
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
     /// Unique name; also the directory and volume prefix.
+    #[serde(deserialize_with = "source_name")]
     pub name: String,
     /// `docker://…` or `oci:…`.
     #[serde(deserialize_with = "from_str")]
@@ -278,6 +292,12 @@ fn default_state_dir() -> PathBuf {
 fn default_concurrency() -> NonZeroUsize {
     NonZeroUsize::MIN
 }
+fn default_import_timeout() -> Duration {
+    Duration::from_secs(6 * 3600)
+}
+fn default_stop_timeout() -> Duration {
+    Duration::from_secs(20)
+}
 fn default_spool_limit() -> u64 {
     64 << 20
 }
@@ -311,6 +331,45 @@ where
     from_str(d).map(Some)
 }
 
+/// `20s`, `90m`, `6h`: humantime's durations, as systemd writes them.
+fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    humantime::parse_duration(&text).map_err(|e| {
+        serde::de::Error::custom(format!(
+            "invalid duration {text:?} ({e}): expected e.g. 20s"
+        ))
+    })
+}
+
+/// Names become path components: each is checked by storage's one rule as it is read,
+/// so the error carries the key and its line.
+fn source_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    checked_name(d, bootsource_storage::check_source_name)
+}
+
+fn namespace<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    checked_name(d, bootsource_storage::check_namespace)
+}
+
+fn backends<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, BackendConfig>, D::Error> {
+    let backends = BTreeMap::<String, BackendConfig>::deserialize(d)?;
+    for name in backends.keys() {
+        bootsource_storage::check_backend_name(name).map_err(serde::de::Error::custom)?;
+    }
+    Ok(backends)
+}
+
+fn checked_name<'de, D: serde::Deserializer<'de>>(
+    d: D,
+    check: fn(&str) -> bootsource_storage::Result<()>,
+) -> Result<String, D::Error> {
+    let name = String::deserialize(d)?;
+    check(&name).map_err(serde::de::Error::custom)?;
+    Ok(name)
+}
+
 fn size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     let text = String::deserialize(d)?;
     crate::human::parse_size(&text).map_err(serde::de::Error::custom)
@@ -338,6 +397,18 @@ mod tests {
         assert!(s.auto_update);
         assert_eq!(s.imports_to_keep, 3);
         assert_eq!(c.spool_limit, 64 << 20);
+        assert_eq!(c.stop_timeout, Duration::from_secs(20));
+        assert_eq!(c.import_timeout, Duration::from_secs(6 * 3600));
+        let c = Config::parse(&format!("stop_timeout = \"1m30s\"\n{MINIMAL}")).unwrap();
+        assert_eq!(c.stop_timeout, Duration::from_secs(90));
+        let err = format!(
+            "{:#}",
+            Config::parse(&format!("stop_timeout = \"soon\"\n{MINIMAL}")).unwrap_err()
+        );
+        assert!(
+            err.contains("invalid duration") && err.contains("line 1"),
+            "{err}"
+        );
         assert!(
             Config::parse("namespace = \"x\"")
                 .unwrap_err()
@@ -399,5 +470,28 @@ mod tests {
         assert!(bad("image2 = 1").contains("image2"));
         let bad_image = "[[source]]\nname = \"x\"\nimage = \"fedora:41\"";
         assert!(format!("{:#}", Config::parse(bad_image).unwrap_err()).contains("transport"));
+    }
+
+    #[test]
+    fn names_that_could_leave_the_store_are_refused_with_key_and_line() {
+        let refused = |text: &str| format!("{:#}", Config::parse(text).unwrap_err());
+        let evil = "[[source]]\nname = \"../../../tmp/evil\"\nimage = \"oci:x\"\n";
+        let err = refused(evil);
+        assert!(err.contains("invalid source name"), "{err}");
+        assert!(err.contains("line 2") && err.contains("name ="), "{err}");
+        for name in ["", ".hidden", "a/b", "a b"] {
+            let text = format!("[[source]]\nname = {name:?}\nimage = \"oci:x\"\n");
+            assert!(refused(&text).contains("invalid source name"), "{name:?}");
+        }
+        let err = refused(&format!("namespace = \"../x\"\n{MINIMAL}"));
+        assert!(
+            err.contains("invalid namespace name") && err.contains("line 1"),
+            "{err}"
+        );
+        let err = refused(&format!(
+            "{MINIMAL}\n[storage.\"..\"]\nkind = \"dir\"\npath = \"/x\"\n"
+        ));
+        assert!(err.contains("invalid backend name"), "{err}");
+        assert!(Config::parse(&MINIMAL.replace("fedora\"", "fedora-41_x.y\"")).is_ok());
     }
 }

@@ -11,12 +11,16 @@ mod commands;
 mod config;
 mod daemon;
 mod human;
+mod instance;
 mod report;
 mod state;
 
 use std::process::ExitCode;
 
 use clap::Parser;
+
+/// How long the runtime's leftover threads get once a command is done.
+const RUNTIME_STOP: std::time::Duration = std::time::Duration::from_secs(1);
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
@@ -31,11 +35,18 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(commands::run(cli.command)) {
+    let result = runtime.block_on(commands::run(cli.command));
+    // Every command awaits its own work; what is left is a thread stuck in a read that
+    // never returns (a FIFO, a hung NFS mount), which must not keep the process alive.
+    runtime.shutdown_timeout(RUNTIME_STOP);
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             report::print_error(&e);
-            ExitCode::FAILURE
+            match e.downcast_ref::<commands::Interrupted>() {
+                Some(interrupted) => ExitCode::from(interrupted.exit_status()),
+                None => ExitCode::FAILURE,
+            }
         }
     }
 }

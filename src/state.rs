@@ -4,13 +4,12 @@
 //! status` reads it, so status works whether the daemon runs or not.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 const FILE: &str = "daemon-state.json";
-const PID_FILE: &str = "daemon.pid";
 
 /// The daemon's run-time state, by source name.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -71,19 +70,6 @@ impl DaemonState {
     }
 }
 
-/// The pid file the daemon writes and `bootsource poll` reads.
-pub fn pid_file(state_dir: &Path) -> PathBuf {
-    state_dir.join(PID_FILE)
-}
-
-/// The pid of a running daemon, if its pid file names a live process.
-pub fn running_daemon(state_dir: &Path) -> Option<i32> {
-    let text = std::fs::read_to_string(pid_file(state_dir)).ok()?;
-    let pid: i32 = text.trim().parse().ok()?;
-    let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
-    alive.then_some(pid)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,17 +97,5 @@ mod tests {
         );
         s.save(dir.path()).unwrap();
         assert_eq!(DaemonState::load(dir.path()), Some(s));
-    }
-
-    #[test]
-    fn a_stale_pid_file_is_no_daemon() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(pid_file(dir.path()), format!("{}\n", std::process::id())).unwrap();
-        assert_eq!(
-            running_daemon(dir.path()),
-            Some(i32::try_from(std::process::id()).unwrap())
-        );
-        std::fs::write(pid_file(dir.path()), "999999999\n").unwrap();
-        assert_eq!(running_daemon(dir.path()), None);
     }
 }

@@ -3,15 +3,23 @@
 //! The target is checked before anything is downloaded (a busy device or a missing
 //! directory fails at once), opened once the disk's size is known, and committed only
 //! when the whole disk is written: a file target appears under its name complete, or
-//! not at all.
+//! not at all (it is an unnamed `O_TMPFILE` until then, so even SIGKILL leaves nothing).
+//!
+//! SIGTERM and SIGINT cancel the import and end the command with [`Interrupted`]: a
+//! message, and the shell's status for the signal (128 + its number). A second signal
+//! while the cancelled import cleans up exits at once.
 
+use std::fmt;
+use std::future::Future;
 use std::io::IsTerminal;
 use std::path::Path;
 
 use anyhow::Context;
-use bootsource_importer::{Import, ImportOptions, ImportReport, SourceRef};
+use bootsource_importer::{Cancel, Import, ImportOptions, ImportReport, SourceRef};
 use bootsource_place::Target;
+use nix::sys::signal::Signal;
 use serde::Serialize;
+use tokio::signal::unix::{SignalKind, signal};
 
 use super::progress::ProgressLine;
 use crate::cli::ImportArgs;
@@ -35,12 +43,18 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
         .is_terminal()
         .then(|| ProgressLine::start(std::sync::Arc::clone(&options.progress)));
     let min_free = (args.min_free > 0).then_some(args.min_free);
-    let result = import(&args.source, target, min_free, &options).await;
+    let import = import(&args.source, target, min_free, &options);
+    let (result, interrupted) = cancel_on_signals(import, &options.cancel).await?;
     if let Some(p) = progress {
         p.stop().await;
     }
-    let report =
-        result.with_context(|| format!("importing {} to {}", args.source, args.to.display()))?;
+    let context = || format!("importing {} to {}", args.source, args.to.display());
+    let report = match (result, interrupted) {
+        (Err(e), Some(signal)) if cancelled(&e) => {
+            return Err(anyhow::Error::new(Interrupted(signal)).context(context()));
+        }
+        (result, _) => result.with_context(context)?,
+    };
     if args.json {
         let output = Output {
             report: &report,
@@ -65,6 +79,63 @@ async fn import(
     let report = import.write_into(open.place()).await?;
     open.commit()?;
     Ok(report)
+}
+
+/// Whether `e` is the import's own cancellation.
+fn cancelled(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<bootsource_importer::Error>()
+            .is_some_and(|e| matches!(e, bootsource_importer::Error::Cancelled))
+    })
+}
+
+/// The command was stopped by a signal; the import was cancelled and cleaned up.
+#[derive(Debug)]
+pub struct Interrupted(pub Signal);
+
+impl Interrupted {
+    /// The shell's exit status for a command ended by this signal.
+    pub fn exit_status(&self) -> u8 {
+        128 + u8::try_from(self.0 as i32).unwrap_or(0)
+    }
+}
+
+impl fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "interrupted by {}: the import was cancelled (nothing is left of a file target; a block device is partly written)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+/// Runs `import` to its end; the first SIGTERM or SIGINT cancels it (it then ends with
+/// `Cancelled` once cleaned up), a second one exits at once.
+async fn cancel_on_signals<T>(
+    import: impl Future<Output = T>,
+    cancel: &Cancel,
+) -> anyhow::Result<(T, Option<Signal>)> {
+    let mut term = signal(SignalKind::terminate()).context("handling SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("handling SIGINT")?;
+    tokio::pin!(import);
+    let mut interrupted = None;
+    loop {
+        let signal = tokio::select! {
+            result = &mut import => return Ok((result, interrupted)),
+            _ = term.recv() => Signal::SIGTERM,
+            _ = int.recv() => Signal::SIGINT,
+        };
+        if let Some(first) = interrupted {
+            eprintln!("{signal} again while cancelling after {first}: exiting now");
+            std::process::exit(Interrupted(signal).exit_status().into());
+        }
+        tracing::warn!(%signal, "cancelling the import");
+        cancel.cancel();
+        interrupted = Some(signal);
+    }
 }
 
 /// One line with everything a person checks after an import.

@@ -13,6 +13,8 @@ use bootsource_importer::{ImportOptions, RegistryOptions};
 
 use crate::cli::{Command, RegistryFlags};
 
+pub use import::Interrupted;
+
 /// Runs a command to completion.
 pub async fn run(command: Command) -> anyhow::Result<()> {
     match command {

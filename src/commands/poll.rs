@@ -1,4 +1,7 @@
 //! `bootsource poll`: SIGHUP to the running daemon (reload the config, poll now).
+//!
+//! The process signalled is the one holding the state directory's instance lock
+//! ([`crate::instance`]), never whatever pid a stale pid file names.
 
 use anyhow::{Context, bail};
 use nix::sys::signal::{Signal, kill};
@@ -6,16 +9,20 @@ use nix::unistd::Pid;
 
 use crate::cli::ConfigArgs;
 use crate::config::Config;
-use crate::state;
+use crate::instance::{self, Liveness};
 
 pub fn run(args: &ConfigArgs) -> anyhow::Result<()> {
     let config = Config::load(&args.config)?;
-    let Some(pid) = state::running_daemon(&config.state_dir) else {
-        bail!(
-            "no bootsource daemon is running for {} (no live pid in {})",
+    let pid = match instance::find_daemon(&config.state_dir) {
+        Liveness::Running(pid) => pid,
+        Liveness::Stopped => bail!(
+            "no bootsource daemon is running for {} (nothing holds {})",
             args.config.display(),
-            state::pid_file(&config.state_dir).display()
-        );
+            instance::lock_file(&config.state_dir).display()
+        ),
+        Liveness::Unknown(why) => {
+            bail!("cannot tell whether a bootsource daemon is running: {why}")
+        }
     };
     kill(Pid::from_raw(pid), Signal::SIGHUP)
         .with_context(|| format!("signalling the daemon (pid {pid})"))?;

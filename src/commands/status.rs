@@ -2,12 +2,13 @@
 //! last state — works whether the daemon runs or not.
 //!
 //! The JSON is a stable contract:
-//! `{"daemon": {"running", "pid"}, "sources": [{"name", "auto_update", "storage",
+//! `{"daemon": {"running": true | false | null, "pid"}, "sources": [{"name", "auto_update", "storage",
 //! "current": {"digest", "volume", "path"} | null, "versions": [{"digest", "volume",
 //! "path", "created", "last_used"}], "last_poll", "last_poll_result", "next_poll",
 //! "last_error", "outdated", "importing": {"digest", "bytes_done", "bytes_total",
 //! "percent"} | null}], "orphaned": [{"digest", "volume", "path", "created",
-//! "last_used"}]}`. Times are RFC 3339 UTC.
+//! "last_used"}]}`. Times are RFC 3339 UTC. `running` is null when it cannot be told
+//! (the instance lock is not readable); `unknown` then says why.
 
 use anyhow::Context;
 use bootsource_storage::{SourceStatus, Store, Version};
@@ -16,7 +17,8 @@ use serde::Serialize;
 use crate::cli::StatusArgs;
 use crate::config::Config;
 use crate::human;
-use crate::state::{self, DaemonState, SourceRuntime};
+use crate::instance::{self, Liveness};
+use crate::state::{DaemonState, SourceRuntime};
 
 #[derive(Debug, Serialize)]
 struct Status {
@@ -27,8 +29,25 @@ struct Status {
 
 #[derive(Debug, Serialize)]
 struct Daemon {
-    running: bool,
+    running: Option<bool>,
     pid: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unknown: Option<String>,
+}
+
+impl Daemon {
+    fn from(liveness: Liveness) -> Self {
+        let (running, pid, unknown) = match liveness {
+            Liveness::Running(pid) => (Some(true), Some(pid), None),
+            Liveness::Stopped => (Some(false), None, None),
+            Liveness::Unknown(why) => (None, None, Some(why)),
+        };
+        Self {
+            running,
+            pid,
+            unknown,
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -55,7 +74,7 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
 fn collect(config: &Config) -> anyhow::Result<Status> {
     let store =
         Store::open_read_only(config.store_config()).context("reading the storage catalog")?;
-    let pid = state::running_daemon(&config.state_dir);
+    let daemon = Daemon::from(instance::find_daemon(&config.state_dir));
     let mut runtime = DaemonState::load(&config.state_dir).unwrap_or_default();
     let mut sources = Vec::new();
     for s in &config.sources {
@@ -63,7 +82,7 @@ fn collect(config: &Config) -> anyhow::Result<Status> {
             .source_status(&s.name)
             .with_context(|| format!("reading source {}", s.name))?;
         let mut rt = runtime.sources.remove(&s.name).unwrap_or_default();
-        if pid.is_none() {
+        if daemon.running == Some(false) {
             // A dead daemon imports nothing and polls nothing.
             rt.importing = None;
             rt.next_poll = None;
@@ -76,19 +95,18 @@ fn collect(config: &Config) -> anyhow::Result<Status> {
         });
     }
     Ok(Status {
-        daemon: Daemon {
-            running: pid.is_some(),
-            pid,
-        },
+        daemon,
         sources,
         orphaned: store.orphans().context("reading orphaned versions")?,
     })
 }
 
 fn text(status: &Status) -> String {
-    let mut out = match status.daemon.pid {
-        Some(pid) => format!("daemon: running (pid {pid})\n"),
-        None => "daemon: not running\n".to_owned(),
+    let d = &status.daemon;
+    let mut out = match (d.pid, &d.unknown) {
+        (Some(pid), _) => format!("daemon: running (pid {pid})\n"),
+        (None, Some(why)) => format!("daemon: unknown ({why})\n"),
+        (None, None) => "daemon: not running\n".to_owned(),
     };
     for s in &status.sources {
         let rt = &s.runtime;

@@ -2,12 +2,17 @@
 //!
 //! One task owns all decisions: the poller (`bootsource-poller`) says what is due,
 //! this loop starts polls and imports as tokio tasks ([`jobs`]), and their results come
-//! back as events. Signals: SIGHUP reloads the configuration (an invalid file is
-//! refused, logged and counted; the old one stays in force) and polls every
-//! auto-update source at once; SIGTERM and SIGINT cancel running imports, wait a
-//! bounded time for their staging volumes to be removed, and exit 0. Under systemd:
-//! READY=1 once the metrics endpoint listens and the catalog is loaded, STATUS= lines,
-//! WATCHDOG=1 pings.
+//! back as events. An import that has not finished within `import_timeout` is
+//! cancelled and counted as failed, so a registry that trickles a byte a minute cannot
+//! hold the import slot for ever.
+//!
+//! Signals: SIGHUP reloads the configuration (an invalid file is refused, logged and
+//! counted; the old one stays in force) and polls every auto-update source at once;
+//! SIGTERM and SIGINT cancel running imports, wait up to `stop_timeout` for their
+//! staging volumes to be removed, and exit 0 — also when an import is stuck in a read
+//! that never returns (a FIFO, a hung NFS mount): its thread is abandoned with a log
+//! line, and `main` does not wait for it. Under systemd: READY=1 once the metrics
+//! endpoint listens and the catalog is loaded, STATUS= lines, WATCHDOG=1 pings.
 
 mod http;
 mod jobs;
@@ -30,7 +35,8 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
 use crate::config::Config;
-use crate::state::{self, DaemonState, Importing, SourceRuntime};
+use crate::instance::InstanceLock;
+use crate::state::{DaemonState, Importing, SourceRuntime};
 use jobs::Imported;
 use metrics::Metrics;
 
@@ -38,8 +44,6 @@ use metrics::Metrics;
 const MAX_NAP: Duration = Duration::from_secs(60);
 /// While importing, progress is published this often.
 const PROGRESS_TICK: Duration = Duration::from_secs(1);
-/// SIGTERM waits this long for cancelled imports to clean up.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 
 enum Event {
     Polled(
@@ -61,10 +65,18 @@ struct Running {
     progress: Arc<Progress>,
     cancel: Cancel,
     started: Instant,
+    /// When it is cancelled if not done (`import_timeout`).
+    deadline: Instant,
+    /// Cancelled at its deadline: its end is a failure, not a cancellation.
+    timed_out: bool,
     counted: ProgressSnapshot,
 }
 
 struct Daemon {
+    /// Held for the daemon's lifetime: one daemon per state directory.
+    instance: InstanceLock,
+    /// `/metrics` and `/healthz` on `metrics_address`.
+    endpoint: http::Endpoint,
     config_path: PathBuf,
     config: Config,
     store: Arc<Store>,
@@ -85,16 +97,17 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
         int: signal(SignalKind::interrupt())?,
     };
     let config = Config::load(&config_path)?;
+    // Before the store opens: its start-up sweep would remove a running daemon's staging.
+    let instance = InstanceLock::acquire(&config.state_dir)?;
     let store = open_store(&config).await?;
-    std::fs::write(
-        state::pid_file(&config.state_dir),
-        format!("{}\n", std::process::id()),
-    )
-    .with_context(|| format!("writing the pid file in {}", config.state_dir.display()))?;
     let metrics = Arc::new(Metrics::new());
-    let address = http::serve(config.metrics_address, Arc::clone(&metrics)).await?;
+    let endpoint = http::Endpoint::bind(config.metrics_address, Arc::clone(&metrics)).await?;
+    instance.write_pid()?;
     let (events, mut inbox) = mpsc::channel(64);
+    let address = endpoint.address();
     let mut daemon = Daemon {
+        instance,
+        endpoint,
         config_path,
         config: config.clone(),
         store,
@@ -142,6 +155,7 @@ impl Daemon {
             systemd::watchdog_interval().unwrap_or(Duration::from_secs(3600)),
         );
         loop {
+            self.stop_overdue();
             self.start_due();
             self.publish_state();
             let mut nap = self
@@ -166,6 +180,10 @@ impl Daemon {
 
     /// Makes `config` the one in force: storage, poller, job contexts.
     async fn apply(&mut self, config: Config) -> anyhow::Result<()> {
+        // A new state directory is locked before anything else changes.
+        let moved = (config.state_dir != self.config.state_dir)
+            .then(|| InstanceLock::acquire(&config.state_dir))
+            .transpose()?;
         if config.store_config() != self.config.store_config() {
             self.store = open_store(&config).await?;
             for orphan in self.store.orphans().unwrap_or_default() {
@@ -216,14 +234,34 @@ impl Daemon {
                 .set(i64::from(s.auto_update));
             self.count_versions(&s.name);
         }
+        if let Some(instance) = moved {
+            instance.write_pid()?;
+            self.instance.remove_pid();
+            self.instance = instance;
+        }
         self.config = config;
+        Ok(())
+    }
+
+    /// [`apply`](Self::apply), and moves the metrics endpoint if its address changed:
+    /// the new address is bound first, so a taken one refuses the whole config.
+    async fn apply_with_endpoint(&mut self, config: Config) -> anyhow::Result<()> {
+        let moved = match config.metrics_address {
+            same if same == self.config.metrics_address => None,
+            address => Some(http::Endpoint::bind(address, Arc::clone(&self.metrics)).await?),
+        };
+        self.apply(config).await?;
+        if let Some(endpoint) = moved {
+            tracing::info!(from = %self.endpoint.address(), to = %endpoint.address(), "metrics endpoint moved");
+            self.endpoint = endpoint;
+        }
         Ok(())
     }
 
     async fn reload(&mut self) {
         tracing::info!(path = %self.config_path.display(), "SIGHUP: reloading the configuration");
         let result = match Config::load(&self.config_path) {
-            Ok(config) => self.apply(config).await,
+            Ok(config) => self.apply_with_endpoint(config).await,
             Err(e) => Err(e),
         };
         match result {
@@ -255,6 +293,20 @@ impl Daemon {
         }
     }
 
+    /// Cancels every import past its deadline (the loop wakes every second while any
+    /// runs); [`finish_import`](Self::finish_import) records it as failed.
+    fn stop_overdue(&mut self) {
+        let now = Instant::now();
+        for r in self.running.values_mut() {
+            if !r.timed_out && now >= r.deadline {
+                tracing::warn!(source = %r.source, digest = %r.digest, import_timeout = ?self.config.import_timeout,
+                    "import did not finish within import_timeout; cancelling it");
+                r.timed_out = true;
+                r.cancel.cancel();
+            }
+        }
+    }
+
     fn start_import(&mut self, ticket: ImportTicket) {
         let Some(ctx) = self.contexts.get(&ticket.source).cloned() else {
             return;
@@ -270,6 +322,8 @@ impl Daemon {
                 progress: Arc::clone(&progress),
                 cancel: cancel.clone(),
                 started: Instant::now(),
+                deadline: Instant::now() + self.config.import_timeout,
+                timed_out: false,
                 counted: ProgressSnapshot::default(),
             },
         );
@@ -313,7 +367,9 @@ impl Daemon {
     fn finish_import(&mut self, ticket: ImportTicket, result: anyhow::Result<Imported>) {
         let now = Utc::now();
         let source = ticket.source.clone();
+        let mut timed_out = false;
         if let Some(mut running) = self.running.remove(&ticket.id) {
+            timed_out = running.timed_out;
             self.count_progress(&mut running);
             self.metrics
                 .import_duration
@@ -342,6 +398,16 @@ impl Daemon {
                 tracing::info!(source = %source, volume = %version.volume, "version already present; published again");
                 let _ = self.poller.import_succeeded(&ticket, now);
                 "unchanged"
+            }
+            Err(_) if timed_out => {
+                let message = format!(
+                    "import did not finish within import_timeout ({}); cancelled",
+                    humantime::format_duration(self.config.import_timeout)
+                );
+                tracing::error!(source = %source, error = %message, "import failed");
+                let failure = bootsource_poller::Failure::new(message);
+                let _ = self.poller.import_failed(&ticket, now, &failure);
+                "failure"
             }
             Err(e)
                 if e.chain().any(|c| {
@@ -465,21 +531,23 @@ impl Daemon {
         for r in self.running.values() {
             r.cancel.cancel();
         }
-        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        let grace = self.config.stop_timeout;
+        let deadline = tokio::time::Instant::now() + grace;
         while !self.running.is_empty() {
             match tokio::time::timeout_at(deadline, inbox.recv()).await {
                 Ok(Some(Event::Imported(ticket, result))) => self.finish_import(ticket, result),
                 Ok(Some(Event::Polled(..))) => {}
                 Ok(None) | Err(_) => {
-                    tracing::warn!(
-                        "imports did not stop in time; their staging volumes are removed at the next start"
-                    );
+                    let sources: Vec<&str> =
+                        self.running.values().map(|r| r.source.as_str()).collect();
+                    tracing::warn!(stop_timeout = ?grace, sources = ?sources,
+                        "imports did not stop within stop_timeout; exiting anyway (their staging volumes are removed at the next start)");
                     break;
                 }
             }
         }
         self.publish_state();
-        let _ = std::fs::remove_file(state::pid_file(&self.config.state_dir));
+        self.instance.remove_pid();
         tracing::info!("stopped");
     }
 }

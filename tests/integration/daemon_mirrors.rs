@@ -103,11 +103,9 @@ fn a_mirror_is_reached_with_its_own_credentials_and_ca() {
     }
 
     let mut node = Node::new();
-    node.config.top = format!(
-        "auth_file = {:?}\ncerts_d = {:?}\n",
-        auth.display().to_string(),
-        certs_d.display().to_string()
-    );
+    node.config
+        .set("auth_file", &format!("{:?}", auth.display().to_string()))
+        .set("certs_d", &format!("{:?}", certs_d.display().to_string()));
     node.config
         .source("fedora", &origin.reference("os/fedora:latest"));
     node.config.extra = format!(

@@ -127,6 +127,34 @@ fn the_unit_is_a_notify_service_with_watchdog_reload_and_hardening() {
             .any(|p| p == "/var/lib/bootsource"),
         "ReadWritePaths={writable}"
     );
+    // A node runs VMs: the daemon is the one to fail. Memory is bounded (MemoryHigh
+    // reclaims before MemoryMax kills, inside this unit only), descriptors allow the
+    // metrics endpoint's connection cap with room to spare, threads are bounded.
+    let bytes = |key: &str| -> u64 {
+        let value = one(key);
+        let (digits, unit) = value.split_at(value.len() - 1);
+        let shift = match unit {
+            "K" => 10,
+            "M" => 20,
+            "G" => 30,
+            _ => panic!("{key}={value}: give a K, M or G size"),
+        };
+        digits.parse::<u64>().unwrap() << shift
+    };
+    let (high, max) = (bytes("MemoryHigh"), bytes("MemoryMax"));
+    assert!(
+        (256 << 20..max).contains(&high) && max <= 4 << 30,
+        "MemoryHigh={high} MemoryMax={max}"
+    );
+    let nofile: u64 = one("LimitNOFILE").parse().unwrap();
+    assert!(nofile >= 4096, "LimitNOFILE={nofile}");
+    let tasks: u64 = one("TasksMax").parse().unwrap();
+    assert!((256..=16384).contains(&tasks), "TasksMax={tasks}");
+    let oom: i32 = one("OOMScoreAdjust").parse().unwrap();
+    assert!(
+        oom > 0,
+        "OOMScoreAdjust={oom}: the kernel should pick us before a VM"
+    );
     // SIGTERM cleanup (20 s grace in the daemon) fits in the stop timeout.
     let stop = one("TimeoutStopSec")
         .trim_end_matches('s')

@@ -5,11 +5,14 @@
 
 mod common;
 
+mod daemon_endpoint;
+mod daemon_instance;
 mod daemon_metrics;
 mod daemon_mirrors;
 mod daemon_service;
 mod daemon_signals;
 mod daemon_storage;
+mod daemon_stuck;
 mod daemon_updates;
 mod harness;
 mod import_formats;
@@ -19,6 +22,7 @@ mod import_hostile_registry;
 mod import_inspect;
 mod import_layers;
 mod import_resume;
+mod import_signals;
 mod import_sources;
 mod import_targets;
 mod storage_overlap;

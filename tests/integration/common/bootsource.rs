@@ -42,7 +42,24 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    let mut command = Command::new(BIN);
+    command_under(&[], args)
+}
+
+/// [`command`] run by `launcher` (e.g. `["prlimit", "--nofile=64", "--"]`), which
+/// must exec it so that the child's pid is bootsource's.
+pub fn command_under<I, S>(launcher: &[String], args: I) -> Command
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut command = match launcher.split_first() {
+        None => Command::new(BIN),
+        Some((program, launcher_args)) => {
+            let mut c = Command::new(program);
+            c.args(launcher_args).arg(BIN);
+            c
+        }
+    };
     command.args(args).env("LC_ALL", "C").env_remove("RUST_LOG");
     for var in [
         "HTTP_PROXY",

@@ -8,7 +8,8 @@
 //! answers and the daemon logs that it is ready. The [`Daemon`] it returns sends
 //! signals, scrapes `/metrics` ([`Metrics`]), runs `bootsource status --json` and waits
 //! for conditions with a deadline ([`Daemon::wait_for`]); dropping it kills the process.
-//! Nothing is asserted after a fixed sleep: every wait polls until its condition holds
+//! [`Node::launcher`] starts the daemon under another program that execs it (e.g.
+//! `prlimit --nofile=…`). Nothing is asserted after a fixed sleep: every wait polls until its condition holds
 //! or [`WAIT`] runs out, then panics with the daemon's log.
 //!
 //! ```ignore
@@ -88,8 +89,8 @@ pub struct NodeConfig {
     pub metrics_port: u16,
     pub storage: Vec<Backend>,
     pub sources: Vec<Source>,
-    /// Raw TOML among the top-level keys (`auth_file = …`).
-    pub top: String,
+    /// Top-level `key = value` lines, written before any table (`import_timeout`, …).
+    pub settings: Vec<String>,
     /// Raw TOML appended at the end (for configs the daemon must refuse).
     pub extra: String,
 }
@@ -133,9 +134,18 @@ impl NodeConfig {
         self.storage.last_mut().unwrap()
     }
 
+    /// Sets a top-level key to a raw TOML value (`"2s"` with its quotes).
+    pub fn set(&mut self, key: &str, value: &str) -> &mut Self {
+        self.settings.push(format!("{key} = {value}"));
+        self
+    }
+
     /// The TOML text.
     pub fn to_toml(&self) -> String {
         let mut t = String::new();
+        for line in &self.settings {
+            writeln!(t, "{line}").unwrap();
+        }
         if let Some(ns) = &self.namespace {
             writeln!(t, "namespace = {}", quote(ns)).unwrap();
         }
@@ -144,7 +154,6 @@ impl NodeConfig {
         let insecure: Vec<String> = self.insecure_registries.iter().map(|r| quote(r)).collect();
         writeln!(t, "insecure_registries = [{}]", insecure.join(", ")).unwrap();
         writeln!(t, "state_dir = {}", quote_path(&self.state_dir)).unwrap();
-        t.push_str(&self.top);
         for b in &self.storage {
             writeln!(t, "\n[storage.{}]", b.name).unwrap();
             writeln!(t, "kind = {}", quote(&b.kind)).unwrap();
@@ -195,6 +204,8 @@ pub fn free_port() -> u16 {
 pub struct Node {
     dir: TempDir,
     pub config: NodeConfig,
+    /// A command the daemon is started under, which execs it (`prlimit … --`).
+    pub launcher: Vec<String>,
     starts: usize,
 }
 
@@ -224,12 +235,13 @@ impl Node {
                 format: None,
             }],
             sources: Vec::new(),
-            top: String::new(),
+            settings: Vec::new(),
             extra: String::new(),
         };
         Node {
             dir,
             config,
+            launcher: Vec::new(),
             starts: 0,
         }
     }
@@ -261,7 +273,7 @@ impl Node {
             self.write_config();
             self.starts += 1;
             let log = self.dir.path().join(format!("daemon-{}.log", self.starts));
-            let daemon = Daemon::spawn(&self.config_path(), self.config.metrics_port, &log, env);
+            let daemon = Daemon::spawn(self, &log, env);
             match daemon.wait_ready() {
                 Ok(()) => return daemon,
                 Err(text) if text.contains("listening on") => {
@@ -409,9 +421,10 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    fn spawn(config: &Path, port: u16, log: &Path, env: &[(&str, &str)]) -> Daemon {
+    fn spawn(node: &Node, log: &Path, env: &[(&str, &str)]) -> Daemon {
+        let (config, port) = (&node.config_path(), node.config.metrics_port);
         let file = File::create(log).unwrap();
-        let mut command = bs::command(["daemon", "--config"]);
+        let mut command = bs::command_under(&node.launcher, ["daemon", "--config"]);
         command
             .arg(config)
             .env("RUST_LOG", "info")
@@ -449,10 +462,7 @@ impl Daemon {
                     self.log()
                 ));
             }
-            let healthy = self
-                .get("/healthz")
-                .is_some_and(|(code, body)| code == 200 && body.trim() == "ok");
-            if healthy && self.log().contains(READY_LINE) {
+            if self.healthy() && self.log().contains(READY_LINE) {
                 return Ok(());
             }
             if Instant::now() > deadline {
@@ -465,6 +475,12 @@ impl Daemon {
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.pid
+    }
+
+    /// Whether `/healthz` answers `ok` now.
+    pub fn healthy(&self) -> bool {
+        self.get("/healthz")
+            .is_some_and(|(code, body)| code == 200 && body.trim() == "ok")
     }
 
     /// Sends `signal` to the daemon.
@@ -529,6 +545,12 @@ impl Daemon {
                 self.describe_failure()
             ),
         }
+    }
+
+    /// `bootsource_config_reloads_total{result}`: `success` or `failure`.
+    pub fn reloads(&self, result: &str) -> f64 {
+        self.metrics()
+            .value("bootsource_config_reloads_total", &[("result", result)])
     }
 
     /// `bootsource status --json` with this daemon's config.
