@@ -431,19 +431,9 @@ impl Daemon {
                         percent,
                     }
                 });
-            let last = s.last_poll();
-            state.sources.insert(
-                s.name().to_owned(),
-                SourceRuntime {
-                    last_poll: last.as_ref().map(|p| p.at),
-                    last_poll_result: last.map(|p| p.outcome.as_str().to_owned()),
-                    next_poll: s.next_poll(),
-                    last_error: s.last_error().map(str::to_owned),
-                    remote_digest: s.remote_digest().map(ToString::to_string),
-                    outdated: s.outdated(),
-                    importing,
-                },
-            );
+            state
+                .sources
+                .insert(s.name().to_owned(), SourceRuntime::of(s, importing));
         }
         if state == self.last_state {
             return;
