@@ -80,7 +80,11 @@ impl LoopDevice {
         bytes
     }
 
-    /// Makes an ext4 filesystem on the device and mounts it in the temporary directory.
+    /// Makes an ext4 filesystem on the device and mounts it, read-only, in the temporary
+    /// directory. Read-only because a read-write ext4 mount writes its own superblock
+    /// and inode tables in the background (journal commits, lazy inode-table init) at
+    /// moments a loaded machine shifts: a test comparing the device's bytes could not
+    /// tell those writes from ours. Read-only, the mount still claims the device.
     pub fn mount(&mut self) {
         tools::require("mkfs.ext4", "e2fsprogs");
         tools::run_command(
@@ -90,7 +94,12 @@ impl LoopDevice {
         );
         let mountpoint = self.dir.path().join("mnt");
         std::fs::create_dir(&mountpoint).unwrap();
-        tools::run_command(Command::new("mount").arg(&self.device).arg(&mountpoint));
+        tools::run_command(
+            Command::new("mount")
+                .args(["-o", "ro"])
+                .arg(&self.device)
+                .arg(&mountpoint),
+        );
         self.mountpoint = Some(mountpoint);
     }
 }
