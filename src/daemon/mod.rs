@@ -8,6 +8,11 @@
 //! bounded time for their staging volumes to be removed, and exit 0. Under systemd:
 //! READY=1 once the metrics endpoint listens and the catalog is loaded, STATUS= lines,
 //! WATCHDOG=1 pings.
+//!
+//! A poll's or an import's result is counted (`bootsource_polls_total`,
+//! `bootsource_imports_total`) only after the gauges and the status file show its
+//! effect: whoever sees the count go up and then reads `outdated`, the versions kept
+//! or `bootsource status` reads the state after that result, never the one before.
 
 mod http;
 mod jobs;
@@ -290,21 +295,23 @@ impl Daemon {
                     Err(e) => return tracing::debug!(error = %e, "stale poll result"),
                 };
                 self.metrics
-                    .polls
-                    .with_label_values(&[&ticket.source, result])
-                    .inc();
-                self.metrics
                     .last_successful_poll
                     .with_label_values(&[&ticket.source])
                     .set(now.timestamp() as f64);
+                self.publish_state();
+                self.metrics
+                    .polls
+                    .with_label_values(&[&ticket.source, result])
+                    .inc();
             }
             Event::Polled(ticket, Err(failure)) => {
                 tracing::warn!(source = %ticket.source, error = %failure.message, "poll failed");
+                let _ = self.poller.poll_failed(&ticket, now, &failure);
+                self.publish_state();
                 self.metrics
                     .polls
                     .with_label_values(&[&ticket.source, "failed"])
                     .inc();
-                let _ = self.poller.poll_failed(&ticket, now, &failure);
             }
             Event::Imported(ticket, result) => self.finish_import(ticket, result),
         }
@@ -361,11 +368,12 @@ impl Daemon {
                 "failure"
             }
         };
+        self.count_versions(&source);
+        self.publish_state();
         self.metrics
             .imports
             .with_label_values(&[&source, outcome])
             .inc();
-        self.count_versions(&source);
     }
 
     fn count_versions(&self, source: &str) {
