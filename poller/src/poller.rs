@@ -216,7 +216,7 @@ impl<J: JitterSource> Poller<J> {
         for (_, name) in due_polls {
             let id = self.issue_ticket();
             if let Some(source) = self.sources.get_mut(&name) {
-                source.begin_poll(id);
+                source.begin_poll(id, now);
                 due.polls.push(PollTicket {
                     id,
                     source: name,

@@ -62,6 +62,8 @@ pub enum Phase {
     Polling {
         /// The poll's ticket.
         ticket: TicketId,
+        /// When it started.
+        since: DateTime<Utc>,
     },
     /// The tag moved to `digest`; the import waits for a free slot.
     Queued {
@@ -194,6 +196,14 @@ impl SourceState {
         }
     }
 
+    /// When the poll in flight started, if one is.
+    pub fn polling_since(&self) -> Option<DateTime<Utc>> {
+        match self.phase {
+            Phase::Polling { since, .. } => Some(since),
+            _ => None,
+        }
+    }
+
     /// The digest of the current version, if any.
     pub fn current_digest(&self) -> Option<&Digest> {
         self.current.as_ref()
@@ -251,7 +261,7 @@ impl SourceState {
 
     pub(crate) fn poll_ticket(&self) -> Option<TicketId> {
         match self.phase {
-            Phase::Polling { ticket } => Some(ticket),
+            Phase::Polling { ticket, .. } => Some(ticket),
             _ => None,
         }
     }
@@ -270,13 +280,13 @@ impl SourceState {
         }
     }
 
-    pub(crate) fn begin_poll(&mut self, ticket: TicketId) {
+    pub(crate) fn begin_poll(&mut self, ticket: TicketId, now: DateTime<Utc>) {
         debug_assert!(
             matches!(self.phase, Phase::Waiting { .. }),
             "{:?}",
             self.phase
         );
-        self.phase = Phase::Polling { ticket };
+        self.phase = Phase::Polling { ticket, since: now };
     }
 
     pub(crate) fn begin_import(&mut self, ticket: TicketId) {
@@ -436,7 +446,7 @@ impl SourceState {
                 }
             }
             // A poll in flight reports first; a disabled source then parks.
-            Phase::Polling { ticket } if !image_changed => Phase::Polling { ticket },
+            polling @ Phase::Polling { .. } if !image_changed => polling,
             queued @ Phase::Queued { .. } if !image_changed && enabled => queued,
             Phase::Waiting { next_poll } if !image_changed && enabled => {
                 if schedule_changed && self.failures == 0 {
@@ -536,19 +546,19 @@ mod tests {
     fn up_to_date() -> SourceState {
         let mut source = SourceState::new(spec("fedora", "0 */12 * * *"), t(0));
         source.set_current(Some(digest(1)), t(0));
-        source.begin_poll(TicketId(1));
+        source.begin_poll(TicketId(1), t(0));
         assert_eq!(source.poll_succeeded(t(0), digest(1)), Decision::UpToDate);
         source
     }
 
     fn fail_poll(source: &mut SourceState, now: DateTime<Utc>, failure: &Failure) -> DateTime<Utc> {
-        source.begin_poll(TicketId(99));
+        source.begin_poll(TicketId(99), now);
         source.poll_failed(now, failure, &exact_rules(), NO_JITTER)
     }
 
     /// Polls at `now`, finds `remote` (≠ current), starts its import.
     fn poll_and_start_import(source: &mut SourceState, now: DateTime<Utc>, remote: Digest) {
-        source.begin_poll(TicketId(98));
+        source.begin_poll(TicketId(98), now);
         assert_eq!(
             source.poll_succeeded(now, remote),
             Decision::Import { digest: remote }
@@ -564,6 +574,23 @@ mod tests {
         let off = SourceState::new(disabled("fedora", "6h"), t(5));
         assert_eq!(off.phase(), &Phase::Disabled);
         assert_eq!(off.next_poll(), None);
+    }
+
+    #[test]
+    fn a_poll_in_flight_says_since_when_and_has_no_next_poll() {
+        let mut source = up_to_date();
+        assert_eq!(source.polling_since(), None);
+        source.begin_poll(TicketId(2), t(3 * 3600 + 1));
+        assert_eq!(source.polling_since(), Some(t(3 * 3600 + 1)));
+        assert_eq!(source.next_poll(), None, "not scheduled: running");
+        source.poll_failed(
+            t(3 * 3600 + 2),
+            &Failure::new("down"),
+            &exact_rules(),
+            NO_JITTER,
+        );
+        assert_eq!(source.polling_since(), None);
+        assert_eq!(source.next_poll(), Some(t(3 * 3600 + 12)));
     }
 
     #[test]
@@ -585,7 +612,7 @@ mod tests {
     #[test]
     fn another_digest_is_queued_for_import_and_outdated() {
         let mut source = up_to_date();
-        source.begin_poll(TicketId(2));
+        source.begin_poll(TicketId(2), t(3 * 3600));
         let decision = source.poll_succeeded(t(3 * 3600), digest(2));
         assert_eq!(decision, Decision::Import { digest: digest(2) });
         assert_eq!(
@@ -604,7 +631,7 @@ mod tests {
     fn a_source_without_a_current_version_imports_what_it_finds() {
         let mut source = SourceState::new(spec("fedora", "6h"), t(0));
         assert!(!source.outdated(), "unknown until polled");
-        source.begin_poll(TicketId(1));
+        source.begin_poll(TicketId(1), t(0));
         assert_eq!(
             source.poll_succeeded(t(0), digest(7)),
             Decision::Import { digest: digest(7) }
@@ -666,7 +693,7 @@ mod tests {
         let failure = Failure::new("down");
         fail_poll(&mut source, t(100), &failure);
         fail_poll(&mut source, t(110), &failure);
-        source.begin_poll(TicketId(3));
+        source.begin_poll(TicketId(3), t(130));
         assert_eq!(source.poll_succeeded(t(130), digest(1)), Decision::UpToDate);
         assert_eq!(source.consecutive_failures(), 0);
         assert_eq!(source.last_error(), None);
@@ -757,7 +784,7 @@ mod tests {
         source.import_succeeded(t(400));
         assert_eq!(source.next_poll(), Some(t(400)));
         // Only once: the next cycle follows the schedule.
-        source.begin_poll(TicketId(5));
+        source.begin_poll(TicketId(5), t(401));
         source.poll_succeeded(t(401), digest(2));
         assert_eq!(source.next_poll(), Some(t(3 * 3600)));
     }
@@ -765,7 +792,7 @@ mod tests {
     #[test]
     fn poll_now_during_a_poll_polls_again_after_it() {
         let mut source = up_to_date();
-        source.begin_poll(TicketId(2));
+        source.begin_poll(TicketId(2), t(40));
         source.request_poll_now(t(50));
         source.poll_succeeded(t(60), digest(1));
         assert_eq!(source.next_poll(), Some(t(60)));
@@ -781,7 +808,7 @@ mod tests {
     #[test]
     fn turning_auto_update_off_mid_poll_holds_the_new_digest() {
         let mut source = up_to_date();
-        source.begin_poll(TicketId(2));
+        source.begin_poll(TicketId(2), t(5));
         assert_eq!(
             source.reconfigure(disabled("fedora", "0 */12 * * *"), t(10)),
             None
@@ -789,7 +816,8 @@ mod tests {
         assert_eq!(
             source.phase(),
             &Phase::Polling {
-                ticket: TicketId(2)
+                ticket: TicketId(2),
+                since: t(5)
             }
         );
         assert_eq!(
@@ -804,7 +832,7 @@ mod tests {
     #[test]
     fn a_failure_while_disabled_parks_the_source() {
         let mut source = up_to_date();
-        source.begin_poll(TicketId(2));
+        source.begin_poll(TicketId(2), t(5));
         source.reconfigure(disabled("fedora", "0 */12 * * *"), t(10));
         source.poll_failed(t(20), &Failure::new("down"), &exact_rules(), NO_JITTER);
         assert_eq!(source.phase(), &Phase::Disabled);
@@ -831,7 +859,7 @@ mod tests {
     #[test]
     fn auto_update_off_drops_a_queued_import() {
         let mut source = up_to_date();
-        source.begin_poll(TicketId(2));
+        source.begin_poll(TicketId(2), t(100));
         source.poll_succeeded(t(100), digest(2));
         source.reconfigure(disabled("fedora", "0 */12 * * *"), t(110));
         assert_eq!(source.phase(), &Phase::Disabled);
@@ -942,7 +970,7 @@ mod tests {
     #[test]
     fn learning_that_the_queued_digest_is_already_current_ends_the_cycle() {
         let mut source = up_to_date();
-        source.begin_poll(TicketId(2));
+        source.begin_poll(TicketId(2), t(100));
         source.poll_succeeded(t(100), digest(2));
         source.set_current(Some(digest(2)), t(150));
         assert_eq!(source.next_poll(), Some(t(3 * 3600)));
@@ -983,7 +1011,7 @@ mod tests {
     #[test]
     fn a_cron_schedule_keeps_to_its_wall_clock_times_after_late_polls() {
         let mut source = SourceState::new(spec("fedora", "0 */12 * * *"), t(0));
-        source.begin_poll(TicketId(1));
+        source.begin_poll(TicketId(1), t(0));
         source.poll_succeeded(t(0), digest(1));
         source.begin_import(TicketId(2));
         // A long import ends past noon: the next poll is midnight, not noon + 12 h.

@@ -4,11 +4,18 @@
 //! The JSON is a stable contract:
 //! `{"daemon": {"running": true | false | null, "pid"}, "sources": [{"name", "auto_update", "storage",
 //! "current": {"digest", "volume", "path"} | null, "versions": [{"digest", "volume",
-//! "path", "created", "last_used"}], "last_poll", "last_poll_result", "next_poll",
-//! "last_error", "outdated", "importing": {"digest", "bytes_done", "bytes_total",
-//! "percent"} | null}], "orphaned": [{"digest", "volume", "path", "created",
-//! "last_used"}]}`. Times are RFC 3339 UTC. `running` is null when it cannot be told
-//! (the instance lock is not readable); `unknown` then says why.
+//! "path", "created", "last_used"}], "activity", "last_poll", "last_poll_result",
+//! "next_poll", "last_error", "outdated", "importing": {"digest", "bytes_done",
+//! "bytes_total", "percent"} | null}], "orphaned": [{"digest", "volume", "path",
+//! "created", "last_used"}]}`. Times are RFC 3339 UTC. `running` is null when it
+//! cannot be told (the instance lock is not readable); `unknown` then says why.
+//!
+//! `activity` is what the source does now: `waiting` (until `next_poll`), `polling` (a
+//! poll runs now; `next_poll` is when it started), `queued` (an import waits for a free
+//! slot), `importing` (see `importing`), `disabled` (`auto_update` off); null when the
+//! daemon is not running. So `next_poll` is set whenever the daemon runs and an
+//! auto-update source is neither queued nor importing (its next poll is scheduled when
+//! the import ends); a failed poll's retry is always visible.
 
 use anyhow::Context;
 use bootsource_storage::{SourceStatus, Store, Version};
@@ -18,7 +25,7 @@ use crate::cli::StatusArgs;
 use crate::config::Config;
 use crate::human;
 use crate::instance::{self, Liveness};
-use crate::state::{DaemonState, SourceRuntime};
+use crate::state::{Activity, DaemonState, SourceRuntime};
 
 #[derive(Debug, Serialize)]
 struct Status {
@@ -84,8 +91,7 @@ fn collect(config: &Config) -> anyhow::Result<Status> {
         let mut rt = runtime.sources.remove(&s.name).unwrap_or_default();
         if daemon.running == Some(false) {
             // A dead daemon imports nothing and polls nothing.
-            rt.importing = None;
-            rt.next_poll = None;
+            rt = rt.without_daemon();
         }
         sources.push(SourceView {
             store: store_status,
@@ -135,9 +141,7 @@ fn text(status: &Status) -> String {
                 rt.last_poll_result.as_deref().unwrap_or("?")
             );
         }
-        if let Some(at) = rt.next_poll {
-            out += &format!("  next poll: {}\n", at.to_rfc3339());
-        }
+        out += &next_poll_line(rt);
         if rt.outdated {
             out += &format!(
                 "  outdated:  registry has {}\n",
@@ -166,6 +170,50 @@ fn text(status: &Status) -> String {
     out
 }
 
+/// The `next poll:` line: when, or that a poll runs now, or why there is none yet.
+fn next_poll_line(rt: &SourceRuntime) -> String {
+    let at = rt.next_poll.map(|at| at.to_rfc3339());
+    match (rt.activity, at) {
+        (Some(Activity::Polling), Some(at)) => format!("  next poll: running now (since {at})\n"),
+        (Some(Activity::Queued), _) => {
+            "  next poll: after the import, which waits for a free slot\n".to_owned()
+        }
+        (Some(Activity::Importing), _) => "  next poll: after the import\n".to_owned(),
+        (_, Some(at)) => format!("  next poll: {at}\n"),
+        (_, None) => String::new(),
+    }
+}
+
 fn on_off(b: bool) -> &'static str {
     if b { "on" } else { "off" }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+
+    use super::*;
+
+    #[test]
+    fn the_next_poll_line_says_when_or_that_a_poll_runs_now() {
+        let at = Utc.with_ymd_and_hms(2025, 3, 1, 9, 0, 0).unwrap();
+        let line = |activity, next_poll| {
+            next_poll_line(&SourceRuntime {
+                activity,
+                next_poll,
+                ..SourceRuntime::default()
+            })
+        };
+        let waiting = line(Some(Activity::Waiting), Some(at));
+        assert_eq!(waiting, "  next poll: 2025-03-01T09:00:00+00:00\n");
+        let polling = line(Some(Activity::Polling), Some(at));
+        assert_eq!(
+            polling,
+            "  next poll: running now (since 2025-03-01T09:00:00+00:00)\n"
+        );
+        let importing = line(Some(Activity::Importing), None);
+        assert_eq!(importing, "  next poll: after the import\n");
+        assert_eq!(line(Some(Activity::Disabled), None), "");
+        assert_eq!(line(None, None), "", "no daemon, no polls");
+    }
 }

@@ -13,6 +13,11 @@
 //! that never returns (a FIFO, a hung NFS mount): its thread is abandoned with a log
 //! line, and `main` does not wait for it. Under systemd: READY=1 once the metrics
 //! endpoint listens and the catalog is loaded, STATUS= lines, WATCHDOG=1 pings.
+//!
+//! A poll's or an import's result is counted (`bootsource_polls_total`,
+//! `bootsource_imports_total`) only after the gauges and the status file show its
+//! effect: whoever sees the count go up and then reads `outdated`, the versions kept
+//! or `bootsource status` reads the state after that result, never the one before.
 
 mod http;
 mod jobs;
@@ -266,12 +271,13 @@ impl Daemon {
         };
         match result {
             Ok(()) => {
-                self.metrics.reloads.with_label_values(&["success"]).inc();
                 self.poller.poll_all_now(Utc::now());
+                self.metrics.reloads.with_label_values(&["success"]).inc();
             }
             Err(e) => {
-                self.metrics.reloads.with_label_values(&["failure"]).inc();
+                // Logged before it is counted: whoever sees the count sees the reason.
                 tracing::error!(error = %format!("{e:#}"), "configuration refused; the previous one stays in force");
+                self.metrics.reloads.with_label_values(&["failure"]).inc();
             }
         }
     }
@@ -344,21 +350,23 @@ impl Daemon {
                     Err(e) => return tracing::debug!(error = %e, "stale poll result"),
                 };
                 self.metrics
-                    .polls
-                    .with_label_values(&[&ticket.source, result])
-                    .inc();
-                self.metrics
                     .last_successful_poll
                     .with_label_values(&[&ticket.source])
                     .set(now.timestamp() as f64);
+                self.publish_state();
+                self.metrics
+                    .polls
+                    .with_label_values(&[&ticket.source, result])
+                    .inc();
             }
             Event::Polled(ticket, Err(failure)) => {
                 tracing::warn!(source = %ticket.source, error = %failure.message, "poll failed");
+                let _ = self.poller.poll_failed(&ticket, now, &failure);
+                self.publish_state();
                 self.metrics
                     .polls
                     .with_label_values(&[&ticket.source, "failed"])
                     .inc();
-                let _ = self.poller.poll_failed(&ticket, now, &failure);
             }
             Event::Imported(ticket, result) => self.finish_import(ticket, result),
         }
@@ -427,11 +435,12 @@ impl Daemon {
                 "failure"
             }
         };
+        self.count_versions(&source);
+        self.publish_state();
         self.metrics
             .imports
             .with_label_values(&[&source, outcome])
             .inc();
-        self.count_versions(&source);
     }
 
     fn count_versions(&self, source: &str) {
@@ -497,19 +506,9 @@ impl Daemon {
                         percent,
                     }
                 });
-            let last = s.last_poll();
-            state.sources.insert(
-                s.name().to_owned(),
-                SourceRuntime {
-                    last_poll: last.as_ref().map(|p| p.at),
-                    last_poll_result: last.map(|p| p.outcome.as_str().to_owned()),
-                    next_poll: s.next_poll(),
-                    last_error: s.last_error().map(str::to_owned),
-                    remote_digest: s.remote_digest().map(ToString::to_string),
-                    outdated: s.outdated(),
-                    importing,
-                },
-            );
+            state
+                .sources
+                .insert(s.name().to_owned(), SourceRuntime::of(s, importing));
         }
         if state == self.last_state {
             return;

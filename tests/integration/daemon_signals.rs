@@ -1,7 +1,8 @@
 //! The daemon under signals and failures, with the real binary and a real registry: an
 //! invalid config on SIGHUP is refused and counted while the old one stays in force; a
 //! registry that goes down makes polls fail (counted, `last_error`, retried without
-//! spinning) and nothing is lost, and the daemon recovers when it is back; `kill -9` in
+//! spinning) and nothing is lost, and the daemon recovers when it is back; a poll the
+//! registry stalls shows in `status` as running now; `kill -9` in
 //! the middle of an import leaves the previous current version intact and the next
 //! start removes the staging leftovers and completes the import; SIGTERM in the middle
 //! of an import exits 0 within a bounded time with the staging volume removed; SIGINT
@@ -157,9 +158,14 @@ fn polls_fail_while_the_registry_is_down_and_recover_when_it_is_back() {
     );
     println!("last_error: {}", fedora["last_error"]);
     assert_eq!(fedora["last_poll_result"], "failed", "{fedora}");
+    // Read at any moment, status tells when the retry comes or that it runs now.
     assert!(
         fedora["next_poll"].is_string(),
         "a failed poll is retried: {fedora}"
+    );
+    assert!(
+        fedora["activity"] == "waiting" || fedora["activity"] == "polling",
+        "{fedora}"
     );
     // Retried with a delay, not in a loop: the 2 s interval caps the backoff, so a few
     // a second at most (a retry loop would fail hundreds of times a second).
@@ -191,6 +197,46 @@ fn polls_fail_while_the_registry_is_down_and_recover_when_it_is_back() {
     v2.push(&registry, "os/fedora:latest");
     daemon.wait_for_current("fedora", &v2.digest);
     assert!(v2.same_as(&node.current_link("fedora")));
+}
+
+#[test]
+fn a_poll_stalled_by_the_registry_shows_in_status_as_running_now() {
+    let registry = Registry::start();
+    let throttle = Throttle::start(&registry);
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = TestDisk::new(dir.path(), "v1", 2 * MIB, 211);
+    v1.push(&registry, "os/fedora:latest");
+
+    let mut node = Node::new();
+    node.config.insecure(&throttle.host_port());
+    node.config
+        .source("fedora", &throttle.reference("os/fedora:latest"))
+        .interval = Some("2s".into());
+    let daemon = node.start();
+    daemon.wait_for_current("fedora", &v1.digest);
+
+    // The next poll's answer never comes: the poll stays in flight for as long as we look.
+    throttle.hold();
+    let fedora = daemon.wait_for("status to show the stalled poll", || {
+        let fedora = daemon.source_status("fedora");
+        (fedora["activity"] == "polling").then_some(fedora)
+    });
+    let started: chrono::DateTime<chrono::Utc> = fedora["next_poll"]
+        .as_str()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("a running poll has no start time: {fedora}"));
+    assert!(started <= chrono::Utc::now(), "{fedora}");
+    assert_eq!(fedora["importing"], Value::Null, "{fedora}");
+    let text = node.status_text();
+    assert!(text.contains("next poll: running now"), "{text}");
+
+    throttle.unlimited();
+    daemon.wait_for("the poll to end and the next one to be scheduled", || {
+        let fedora = daemon.source_status("fedora");
+        let next: Option<chrono::DateTime<chrono::Utc>> =
+            fedora["next_poll"].as_str().and_then(|t| t.parse().ok());
+        (fedora["activity"] == "waiting" && next > Some(started)).then_some(())
+    });
 }
 
 /// A node whose source `fedora` is served through a throttle: v1 (small) is current,

@@ -292,6 +292,13 @@ impl Node {
         status_json(&self.config_path())
     }
 
+    /// `bootsource status` as a person reads it, which must succeed.
+    pub fn status_text(&self) -> String {
+        let mut command = bs::command(["status", "--config"]);
+        command.arg(self.config_path());
+        expect_success(&tools::run_any_status(&mut command), "status")
+    }
+
     /// `bootsource poll`, which must succeed.
     pub fn poll(&self) {
         poll(&self.config_path());
