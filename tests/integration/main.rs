@@ -12,6 +12,8 @@ mod daemon_signals;
 mod daemon_storage;
 mod daemon_updates;
 mod harness;
+mod harness_faults;
+mod import_faults;
 mod import_formats;
 mod import_hostile;
 mod import_inspect;
