@@ -115,6 +115,48 @@ fn cuts_at_set_offsets_resume_with_range_requests() {
 }
 
 #[test]
+fn a_burst_of_server_errors_mid_download_is_retried() {
+    let s = Setup::new();
+    s.proxy.add(When::get("/blobs/"), Fault::CutAfter(CUT));
+    for code in [500, 502, 503] {
+        s.proxy.add(When::get("/blobs/"), Fault::Status(code));
+    }
+    let stderr = s.import_ok();
+    println!("faults injected: {:?}", s.proxy.injected_by_kind());
+    assert_eq!(s.proxy.injected(), 4);
+    assert!(stderr.contains("resuming"), "{stderr}");
+    assert_eq!(
+        s.layer_ranges(),
+        [Some(0), Some(CUT), Some(CUT), Some(CUT), Some(CUT)]
+    );
+}
+
+#[test]
+fn rate_limiting_mid_download_is_retried() {
+    let s = Setup::new();
+    s.proxy.add(When::get("/blobs/"), Fault::CutAfter(CUT));
+    s.proxy.add(
+        When::get("/blobs/").times(2),
+        Fault::TooManyRequests {
+            retry_after_secs: 1,
+        },
+    );
+    s.import_ok();
+    assert_eq!(s.proxy.injected(), 3);
+    assert_eq!(s.layer_ranges(), [Some(0), Some(CUT), Some(CUT), Some(CUT)]);
+}
+
+#[test]
+fn server_errors_without_end_fail_cleanly_and_keep_the_target() {
+    let s = Setup::new();
+    s.proxy
+        .add(When::get("/blobs/").times(u64::MAX), Fault::Status(503));
+    s.import_fails_keeping_target(&["503"]);
+    // The first try and five retries (the importer's MAX_RESUMES), then a clean end.
+    assert_eq!(s.proxy.injected(), 6);
+}
+
+#[test]
 fn server_errors_on_the_manifest_fail_cleanly_and_keep_the_target() {
     let s = Setup::new();
     s.proxy

@@ -4,7 +4,10 @@
 //! fallback to defaults) and a fresh one per `connect`, because oci-client keeps the
 //! first credentials it sees for a registry. Blobs are fetched with a `Range` request
 //! from byte 0, so the same code path resumes a dropped download from where it broke;
-//! the [`Verifier`] hashes across resumes, so no byte is trusted twice or skipped.
+//! the [`Verifier`] hashes across resumes, so no byte is trusted twice or skipped. A
+//! blob request is tried again (with backoff, a bounded number of times) when the
+//! connection drops and when the registry answers that it cannot serve it *now*: 429,
+//! or 500/502/503/504 from it or a proxy in front of it.
 //!
 //! `--tls-verify=false` (or a host in `insecure_registries`) works as in skopeo: HTTPS
 //! without certificate checks if the registry speaks TLS, else plain HTTP.
@@ -180,9 +183,13 @@ impl Registry {
             .client
             .pull_blob_stream_partial(self.reference.as_oci(), digest.as_str(), offset, None)
             .await
-            .map_err(|e| match e {
-                OciDistributionError::RequestError(_) => Failure::Dropped(self.error(e)),
-                e => Failure::Fatal(self.error(e)),
+            .map_err(|e| {
+                let error = self.error(e);
+                if is_transient(&error) {
+                    Failure::Dropped(error)
+                } else {
+                    Failure::Fatal(error)
+                }
             })?;
         // A registry that ignores Range sends the whole blob again: skip what we have.
         let (mut stream, mut skip) = match response {
@@ -227,6 +234,25 @@ enum Failure {
     Fatal(Error),
 }
 
+/// Whether a failed blob request may succeed if tried again: the connection broke, the
+/// registry asked us to slow down, or it failed for now (a restart, an overloaded or
+/// misconfigured proxy in front of it).
+fn is_transient(error: &Error) -> bool {
+    use OciDistributionError::{RequestError, ServerError};
+    error.is_rate_limited()
+        || matches!(
+            error,
+            Error::Registry {
+                source: RequestError(_)
+                    | ServerError {
+                        code: 408 | 500 | 502 | 503 | 504,
+                        ..
+                    },
+                ..
+            }
+        )
+}
+
 fn client(
     reference: &RegistryRef,
     options: &RegistryOptions,
@@ -248,4 +274,31 @@ fn client(
     };
     Client::try_from(config)
         .map_err(|e| Error::Tls(format!("cannot build the registry client: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answered(code: u16) -> Error {
+        Error::Registry {
+            reference: "r/x@sha256:0".into(),
+            source: OciDistributionError::ServerError {
+                code,
+                url: "http://r/v2/x/blobs/sha256:0".into(),
+                message: String::new(),
+            },
+        }
+    }
+
+    #[test]
+    fn overload_and_rate_limits_are_worth_another_try_refusals_are_not() {
+        for code in [408, 429, 500, 502, 503, 504] {
+            assert!(is_transient(&answered(code)), "{code}");
+        }
+        for code in [400, 403, 404, 416, 501] {
+            assert!(!is_transient(&answered(code)), "{code}");
+        }
+        assert!(!is_transient(&Error::NoDisk));
+    }
 }
