@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::common::bootsource::{
-    PLAIN_HTTP, dir_entries, expect_error, expect_success, import, import_json,
+    PLAIN_HTTP, dir_entries, expect_error, expect_success, import, import_json, serve,
 };
 use crate::common::daemon::TestDisk;
 use crate::common::faults::{Fault, FaultProxy, When};
@@ -25,7 +25,7 @@ const CUT: u64 = MIB;
 
 /// An incompressible 4 MiB disk (its layer is as large) behind a fault proxy.
 struct Setup {
-    _registry: Registry,
+    registry: Registry,
     proxy: FaultProxy,
     _dir: TempDir,
     disk: TestDisk,
@@ -41,7 +41,7 @@ impl Setup {
         disk.push(&registry, "os/img:1");
         let proxy = FaultProxy::start(&registry);
         Setup {
-            _registry: registry,
+            registry,
             proxy,
             _dir: dir,
             disk,
@@ -226,4 +226,37 @@ fn a_content_length_longer_than_the_body_is_survived() {
     s.proxy.add(When::get("/blobs/"), Fault::LyingLength(4096));
     s.import_ok();
     assert_eq!(s.proxy.injected(), 1);
+}
+
+#[test]
+fn a_content_length_shorter_than_the_body_is_resumed() {
+    let s = Setup::new();
+    // The answer ends, cleanly, 4 KiB before the blob does.
+    s.proxy.add(When::get("/blobs/"), Fault::LyingLength(-4096));
+    s.import_ok();
+    assert_eq!(s.proxy.injected(), 1);
+    assert_eq!(s.layer_ranges(), [Some(0), Some(s.layer() - 4096)]);
+}
+
+/// The other side of resuming a short answer: a registry whose blob really is shorter
+/// than its descriptor says serves nothing past its end, and that is reported as what
+/// it is — a size mismatch — not as a failed registry request.
+#[test]
+fn a_blob_shorter_than_its_descriptor_is_a_size_mismatch() {
+    let s = Setup::new();
+    let short = s.disk.image.clone().tamper_layer(0, |bytes| {
+        bytes.truncate(bytes.len() - 4096);
+    });
+    serve(&s.registry, "os/img:1", &short);
+    let stderr = s.import_fails_keeping_target(&["size mismatch"]);
+    assert!(stderr.contains("hint: "), "no hint:\n{stderr}");
+    // Every try after the first asks from where the blob really ends. (distribution
+    // 2.8 declares the blob's length on its 416, so the client sees a broken answer
+    // and tries again, up to its bound.)
+    let ranges = s.layer_ranges();
+    assert_eq!(ranges[0], Some(0));
+    assert!(
+        ranges[1..].iter().all(|r| *r == Some(s.layer() - 4096)),
+        "{ranges:?}"
+    );
 }

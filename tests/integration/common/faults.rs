@@ -370,6 +370,9 @@ struct Response {
     reason: String,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
+    /// The body ended before the `Content-Length` the registry declared (distribution
+    /// 2.8 declares the blob's length on a 416): relayed as it came, lie included.
+    short_of: Option<u64>,
 }
 
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -478,6 +481,7 @@ fn write_response(
         reason,
         headers,
         mut body,
+        short_of,
     } = response;
     let mut head = format!("HTTP/1.1 {status} {reason}\r\n");
     for (name, value) in &headers {
@@ -496,8 +500,9 @@ fn write_response(
     } else {
         body.len() as u64
     };
-    let declared = match fault {
-        Some(Fault::LyingLength(delta)) => length.saturating_add_signed(*delta),
+    let declared = match (fault, short_of) {
+        (Some(Fault::LyingLength(delta)), _) => length.saturating_add_signed(*delta),
+        (_, Some(declared)) => declared,
         _ => length,
     };
     head.push_str(&format!("Content-Length: {declared}\r\n\r\n"));
@@ -508,6 +513,11 @@ fn write_response(
     }
     let at = |n: u64| usize::try_from(n).map_or(body.len(), |n| n.min(body.len()));
     match fault {
+        None if short_of.is_some() => {
+            client.write_all(&body)?;
+            client.flush()?;
+            return Ok(false);
+        }
         None => client.write_all(&body)?,
         Some(Fault::CutAfter(n)) => {
             client.write_all(&body[..at(*n)])?;
@@ -616,43 +626,44 @@ fn forward(request: &Request, upstream: SocketAddr) -> io::Result<Response> {
         .ok_or_else(|| io::Error::other(format!("bad status line {:?}", lines[0])))?;
     let reason = status_line.next().unwrap_or("").to_owned();
     let headers = parse_headers(&lines[1..]);
-    let body = read_body(&mut reader, request, status, &headers)?;
+    let (body, short_of) = read_body(&mut reader, request, status, &headers)?;
     Ok(Response {
         status,
         reason,
         headers,
         body,
+        short_of,
     })
 }
 
-/// The answer's body, by its framing (none, chunked, `Content-Length`, or to the end).
+/// The answer's body, by its framing (none, chunked, `Content-Length`, or to the end),
+/// and the declared length if the body fell short of it.
 fn read_body(
     reader: &mut impl BufRead,
     request: &Request,
     status: u16,
     headers: &[(String, String)],
-) -> io::Result<Vec<u8>> {
+) -> io::Result<(Vec<u8>, Option<u64>)> {
     let mut body = Vec::new();
     if request.method == "HEAD" || status == 204 || status == 304 || status < 200 {
-        return Ok(body);
+        return Ok((body, None));
     }
     let chunked = header(headers, "transfer-encoding")
         .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
     if chunked {
-        return read_chunked(reader);
+        return Ok((read_chunked(reader)?, None));
     }
     match header(headers, "content-length").and_then(|v| v.trim().parse::<u64>().ok()) {
         Some(length) => {
             reader.take(length).read_to_end(&mut body)?;
-            if (body.len() as u64) < length {
-                return Err(io::ErrorKind::UnexpectedEof.into());
-            }
+            let short_of = ((body.len() as u64) < length).then_some(length);
+            Ok((body, short_of))
         }
         None => {
             reader.read_to_end(&mut body)?;
+            Ok((body, None))
         }
     }
-    Ok(body)
 }
 
 fn read_chunked(reader: &mut impl BufRead) -> io::Result<Vec<u8>> {
