@@ -5,6 +5,7 @@
 
 mod common;
 
+mod daemon_faults;
 mod daemon_metrics;
 mod daemon_mirrors;
 mod daemon_service;
