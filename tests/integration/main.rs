@@ -22,3 +22,4 @@ mod import_layers;
 mod import_resume;
 mod import_sources;
 mod import_targets;
+mod soak;

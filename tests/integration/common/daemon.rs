@@ -463,6 +463,25 @@ impl Daemon {
         self.pid
     }
 
+    /// How many file descriptors the daemon has open (`/proc/PID/fd`).
+    pub fn open_fds(&self) -> usize {
+        fs::read_dir(format!("/proc/{}/fd", self.pid))
+            .unwrap_or_else(|e| panic!("/proc/{}/fd: {e}", self.pid))
+            .count()
+    }
+
+    /// The daemon's resident set size in bytes (`VmRSS` of `/proc/PID/status`).
+    pub fn rss(&self) -> u64 {
+        let path = format!("/proc/{}/status", self.pid);
+        let status = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no VmRSS in {path}"));
+        kib * 1024
+    }
+
     /// Sends `signal` to the daemon.
     pub fn signal(&self, signal: Signal) {
         let pid = Pid::from_raw(i32::try_from(self.pid).unwrap());

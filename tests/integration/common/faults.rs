@@ -17,7 +17,7 @@
 //! matching requests to let through first, how many to hit) and a fault; the first
 //! rule that wants a request gets it. [`FaultProxy::chaos`] adds seeded random faults on
 //! top, for the soak. A fault that cannot apply to an answer (a body fault on an error
-//! or a `HEAD`) is not counted and stays pending. Every request is logged as [`Served`]
+//! or a `HEAD`, a cut past the end of the body) is not counted and stays pending. Every request is logged as [`Served`]
 //! with the fault it got, so tests count what they injected ([`FaultProxy::injected`]).
 //!
 //! The relay re-frames every answer with its own `Content-Length` (no chunked
@@ -84,6 +84,15 @@ impl Fault {
     /// Whether the fault is in the answer's body (so it needs the registry's answer).
     fn is_in_body(&self) -> bool {
         !matches!(self, Fault::Status(_) | Fault::TooManyRequests { .. })
+    }
+
+    /// Whether the fault changes a body of `len` bytes (a cut or stall past its end
+    /// would not).
+    fn changes_body_of(&self, len: usize) -> bool {
+        match self {
+            Fault::CutAfter(at) | Fault::Stall { after: at, .. } => *at < len as u64,
+            _ => len > 0,
+        }
     }
 
     /// Whether the fault can apply to `request` at all, before anyone answers it.
@@ -429,7 +438,7 @@ fn answer(
     };
     served.status = response.status;
     let has_body = request.method != "HEAD" && (200..300).contains(&response.status);
-    let fault = fault.filter(|_| has_body && !response.body.is_empty());
+    let fault = fault.filter(|f| has_body && f.changes_body_of(response.body.len()));
     if fault.is_some() {
         shared.plan.lock().unwrap().count(rule);
     }
