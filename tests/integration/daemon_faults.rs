@@ -5,12 +5,15 @@
 //! clean failure (counted, `last_error`, the staging volume removed) — and v1, the
 //! current version until v2 is published, is never touched.
 
+use std::fs;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::common::bootsource as bs;
 use crate::common::daemon::{Daemon, Node, TestDisk, current_digest, source_of};
-use crate::common::faults::{Fault, FaultProxy, When};
+use crate::common::faults::{Fault, FaultProxy, HOSTILE_BODY, When, has_control_sequences};
 use crate::common::registry::Registry;
+use crate::common::tools;
 use tempfile::TempDir;
 
 const MIB: u64 = 1 << 20;
@@ -191,4 +194,35 @@ fn rate_limited_and_failing_polls_back_off_and_recover() {
     assert!(failed >= 3.0, "{failed}");
     assert!(s.v2.same_as(&s.node.current_link("fedora")));
     s.wait_no_staging();
+}
+
+/// A hostile error body (terminal control sequences, a forged line) ends up in the
+/// daemon's log, `last_error` and `bootsource status`: escaped in all three.
+#[test]
+fn a_hostile_error_body_is_escaped_in_the_log_and_the_status() {
+    let s = Setup::new();
+    s.proxy.add(
+        When::get("/manifests/").times(u64::MAX),
+        Fault::Answer(500, HOSTILE_BODY.into()),
+    );
+    s.v2.push(&s.registry, "os/fedora:latest");
+    s.node.poll();
+    let fedora = s
+        .daemon
+        .wait_for("a poll failed with the hostile answer", || {
+            let fedora = s.daemon.source_status("fedora");
+            let error = fedora["last_error"].as_str().unwrap_or_default();
+            error.contains("owned").then_some(fedora)
+        });
+    println!("last_error: {}", fedora["last_error"]);
+    let mut command = bs::command(["status", "--config"]);
+    command.arg(s.node.config_path());
+    let text = bs::expect_success(&tools::run_any_status(&mut command), "status");
+    assert!(text.contains("owned"), "{text}");
+    assert!(!has_control_sequences(&text), "status: {text:?}");
+    assert!(!text.lines().any(|l| l.starts_with("hint: run")), "{text}");
+    let log = fs::read_to_string(s.daemon.log_path()).unwrap();
+    assert!(log.contains("owned"), "{log}");
+    assert!(!has_control_sequences(&log), "daemon log: {log:?}");
+    s.assert_v1_current_and_intact();
 }

@@ -15,7 +15,7 @@ use crate::common::bootsource::{
     PLAIN_HTTP, dir_entries, expect_error, expect_success, import, import_json, serve,
 };
 use crate::common::daemon::TestDisk;
-use crate::common::faults::{Fault, FaultProxy, When};
+use crate::common::faults::{Fault, FaultProxy, HOSTILE_BODY, When, has_control_sequences};
 use crate::common::registry::Registry;
 use tempfile::TempDir;
 
@@ -258,5 +258,22 @@ fn a_blob_shorter_than_its_descriptor_is_a_size_mismatch() {
     assert!(
         ranges[1..].iter().all(|r| *r == Some(s.layer() - 4096)),
         "{ranges:?}"
+    );
+}
+
+/// What a registry says is shown, never obeyed: the control characters of an error
+/// body reach the terminal escaped, and its newline cannot forge a line of ours.
+#[test]
+fn a_hostile_error_body_is_printed_escaped() {
+    let s = Setup::new();
+    s.proxy.add(
+        When::get("/manifests/").times(u64::MAX),
+        Fault::Answer(500, HOSTILE_BODY.into()),
+    );
+    let stderr = s.import_fails_keeping_target(&["500", "owned"]);
+    assert!(!has_control_sequences(&stderr), "{stderr:?}");
+    assert!(
+        !stderr.lines().any(|l| l.starts_with("hint: run")),
+        "a forged line:\n{stderr}"
     );
 }

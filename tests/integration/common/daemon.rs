@@ -516,6 +516,11 @@ impl Daemon {
         }
     }
 
+    /// The file the daemon logs to, as written (colours and all).
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
     /// This daemon's log so far (without colours).
     pub fn log(&self) -> String {
         strip_ansi(&fs::read_to_string(&self.log).unwrap_or_default())

