@@ -4,7 +4,8 @@
 //! Four sources poll every second, each its own tag; the test moves the tags between
 //! five tiny images (1 MiB disks) every few polls, so imports happen all the time, and
 //! the proxy injects a random fault into one request in four: cuts, 500/502/503, 429,
-//! stalls, other bytes on resumed ranges, lying lengths. Each published version is
+//! stalls, other bytes on resumed ranges, lying lengths, error bodies with terminal
+//! control sequences. Each published version is
 //! compared byte for byte with its image while the run goes on. At the end the faults
 //! stop, every source must settle on its tag's image, and: the daemon's open file
 //! descriptors and RSS are about where they were after the first 100 cycles (printed),
@@ -24,7 +25,7 @@ use serde_json::Value;
 use tempfile::TempDir;
 
 use crate::common::daemon::{Daemon, Node, TestDisk, current_digest, source_of};
-use crate::common::faults::{Chaos, Fault, FaultProxy};
+use crate::common::faults::{Chaos, Fault, FaultProxy, HOSTILE_BODY};
 use crate::common::oci::Artifact as _;
 use crate::common::push;
 use crate::common::registry::Registry;
@@ -64,6 +65,7 @@ fn chaos_faults() -> Vec<Fault> {
         Fault::AlterResumedRange(16),
         Fault::LyingLength(-100),
         Fault::LyingLength(100),
+        Fault::Answer(500, HOSTILE_BODY.into()),
     ]
 }
 
