@@ -16,10 +16,12 @@
 //!
 //! A plan is a list of rules, each a [`When`] (method, a part of the path, how many
 //! matching requests to let through first, how many to hit) and a fault; the first
-//! rule that wants a request gets it. [`FaultProxy::chaos`] adds seeded random faults on
-//! top, for the soak. A fault that cannot apply to an answer (a body fault on an error
-//! or a `HEAD`, a cut past the end of the body) is not counted and stays pending. Every request is logged as [`Served`]
-//! with the fault it got, so tests count what they injected ([`FaultProxy::injected`]).
+//! rule that wants a request gets it, so rules of one request each make a script.
+//! [`FaultProxy::chaos`] adds seeded random faults on top, for the soak. A fault that
+//! cannot apply to an answer (a body fault on an error or a `HEAD`, a cut past the end
+//! of the body) is not counted, and a rule's stays pending. Every request is logged as
+//! [`Served`] with the fault it got, so tests count what they injected
+//! ([`FaultProxy::injected`]).
 //!
 //! The relay re-frames every answer with its own `Content-Length` (no chunked
 //! encoding), and keeps client connections alive unless a fault closes them. Request
