@@ -1,4 +1,5 @@
-//! Sizes and rates for people: `1.5 GiB`, `210 MB/s`, `64M` on the command line.
+//! Sizes and rates for people: `1.5 GiB`, `210 MB/s`, `64M` on the command line; and
+//! text from outside (a registry's error body) made safe to show them on a terminal.
 
 /// `1536` → `1.5 KiB`.
 pub fn bytes(n: u64) -> String {
@@ -59,6 +60,24 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("size {text:?} is too large"))
 }
 
+/// `text` under `label`, safe for a terminal whoever wrote it
+/// ([`bootsource_importer::escape_controls`]),
+/// each further line indented under the first: so a registry's error body cannot pass
+/// for a line of ours (`hint: …`).
+pub fn labelled(label: &str, text: &str) -> String {
+    let indent = " ".repeat(label.chars().count());
+    let lines = text.trim_end_matches('\n').split('\n');
+    let mut out = String::with_capacity(label.len() + text.len());
+    for (i, line) in lines.enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        out.push_str(if i == 0 { label } else { &indent });
+        out.push_str(&bootsource_importer::escape_controls(line));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,5 +94,16 @@ mod tests {
         assert_eq!(parse_size("4096"), Ok(4096));
         assert!(parse_size("12X").is_err());
         assert!(parse_size("M").is_err());
+    }
+
+    #[test]
+    fn text_from_outside_is_escaped_and_cannot_forge_a_line() {
+        let body = "\x1b]0;owned\x07\x1b[2Jred\u{9b}1m\r\nhint: run this\n";
+        assert_eq!(
+            labelled("error: ", body),
+            "error: \\u{1b}]0;owned\\u{7}\\u{1b}[2Jred\\u{9b}1m\\u{d}\n       hint: run this"
+        );
+        assert_eq!(labelled("  e: ", "a\u{202e}b\tc"), "  e: a\\u{202e}b\tc");
+        assert_eq!(labelled("x: ", "plain"), "x: plain");
     }
 }

@@ -61,5 +61,25 @@ fn init_logging(default: &str) {
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .with_target(false)
+        .fmt_fields(escaped_fields())
         .init();
+}
+
+/// Log fields as the default formatter writes them, with control characters escaped:
+/// an error may quote a registry's answer, which must reach neither a terminal as
+/// commands nor the journal as lines of its own.
+fn escaped_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> {
+    use std::fmt::Debug;
+    use tracing_subscriber::field::MakeExt as _;
+    use tracing_subscriber::fmt::format::{Writer, debug_fn};
+    debug_fn(
+        |writer: &mut Writer<'_>, field: &tracing::field::Field, value: &dyn Debug| {
+            let text = bootsource_importer::escape_controls(&format!("{value:?}"));
+            match field.name() {
+                "message" => writer.write_str(&text),
+                name => write!(writer, "{name}={text}"),
+            }
+        },
+    )
+    .delimited(" ")
 }

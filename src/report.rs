@@ -7,11 +7,14 @@ use bootsource_importer::Error as ImportError;
 use bootsource_place::{Error as PlaceError, Unusable};
 use bootsource_storage::Error as StoreError;
 
+use crate::human;
+
 /// Prints `error: …`, each cause on its own line, and a hint when one applies.
 pub fn print_error(e: &anyhow::Error) {
-    eprintln!("error: {e}");
+    // Causes may quote a registry's answer: escaped, never obeyed.
+    eprintln!("{}", human::labelled("error: ", &e.to_string()));
     for cause in e.chain().skip(1) {
-        eprintln!("  caused by: {cause}");
+        eprintln!("{}", human::labelled("  caused by: ", &cause.to_string()));
     }
     if let Some(hint) = hint(e) {
         eprintln!("hint: {hint}");

@@ -75,6 +75,11 @@ impl Verifier {
         &self.layer.digest
     }
 
+    /// The blob's declared size.
+    pub fn size(&self) -> u64 {
+        self.layer.size
+    }
+
     /// Bytes received so far: where a resumed download continues.
     pub fn received(&self) -> u64 {
         self.received

@@ -49,6 +49,7 @@ pub mod qcow2;
 mod reference;
 mod report;
 mod source;
+mod text;
 
 use std::sync::Arc;
 
@@ -63,6 +64,7 @@ pub use progress::{Cancel, Progress, ProgressSnapshot};
 pub use reference::{ParseSourceError, ReferenceProblem, RegistryRef, SourceRef};
 pub use report::{DiskInfo, ImageInfo, ImportReport, Qcow2Info};
 pub use source::{RegistryError, RegistryOptions, ResolvedImage, TlsProblem};
+pub use text::{escape_controls, printable};
 
 use pipeline::Settings;
 use source::ImageSource;

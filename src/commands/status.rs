@@ -158,7 +158,7 @@ fn text(status: &Status) -> String {
             );
         }
         if let Some(e) = &rt.last_error {
-            out += &format!("  error:     {e}\n");
+            out += &format!("{}\n", human::labelled("  error:     ", e));
         }
     }
     if !status.orphaned.is_empty() {

@@ -6,6 +6,7 @@
 mod common;
 
 mod daemon_endpoint;
+mod daemon_faults;
 mod daemon_instance;
 mod daemon_metrics;
 mod daemon_mirrors;
@@ -15,6 +16,8 @@ mod daemon_storage;
 mod daemon_stuck;
 mod daemon_updates;
 mod harness;
+mod harness_faults;
+mod import_faults;
 mod import_formats;
 mod import_hostile;
 mod import_hostile_local;
@@ -25,4 +28,5 @@ mod import_resume;
 mod import_signals;
 mod import_sources;
 mod import_targets;
+mod soak;
 mod storage_overlap;

@@ -490,6 +490,25 @@ impl Daemon {
             .is_some_and(|(code, body)| code == 200 && body.trim() == "ok")
     }
 
+    /// How many file descriptors the daemon has open (`/proc/PID/fd`).
+    pub fn open_fds(&self) -> usize {
+        fs::read_dir(format!("/proc/{}/fd", self.pid))
+            .unwrap_or_else(|e| panic!("/proc/{}/fd: {e}", self.pid))
+            .count()
+    }
+
+    /// The daemon's resident set size in bytes (`VmRSS` of `/proc/PID/status`).
+    pub fn rss(&self) -> u64 {
+        let path = format!("/proc/{}/status", self.pid);
+        let status = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no VmRSS in {path}"));
+        kib * 1024
+    }
+
     /// Sends `signal` to the daemon.
     pub fn signal(&self, signal: Signal) {
         let pid = Pid::from_raw(i32::try_from(self.pid).unwrap());
@@ -524,9 +543,9 @@ impl Daemon {
         }
     }
 
-    /// This daemon's log so far, byte for byte (colours included).
-    pub fn raw_log(&self) -> Vec<u8> {
-        fs::read(&self.log).unwrap_or_default()
+    /// The file the daemon logs to, as written (colours and all).
+    pub fn log_path(&self) -> &Path {
+        &self.log
     }
 
     /// This daemon's log so far (without colours).

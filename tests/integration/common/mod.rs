@@ -45,15 +45,19 @@
 //! | [`loopdev`] | loop block devices over temporary files, detached on drop |
 //! | [`proxy`] | a `tinyproxy` HTTP proxy on 127.0.0.1 that logs what it forwards |
 //! | [`daemon`] | a test node running `bootsource daemon`: config, signals, `/metrics`, status |
+//! | [`acceptor`] | the accept loop of those relays, which can close every open connection |
 //! | [`throttle`] | a slow (or stalled) network in front of a registry, for imports caught mid-way |
+//! | [`faults`] | an HTTP relay in front of a registry that cuts, refuses, stalls, alters and lies |
 //! | [`xfs`] | XFS with reflink on a loop device, mounted; unmounted and detached on drop |
 
+pub mod acceptor;
 pub mod auth;
 pub mod bootsource;
 pub mod canned;
 pub mod client;
 pub mod daemon;
 pub mod disk;
+pub mod faults;
 pub mod loopdev;
 pub mod oci;
 pub mod proxy;

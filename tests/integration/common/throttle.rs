@@ -19,12 +19,13 @@
 //! ```
 
 use std::io::{ErrorKind, Read as _, Write as _};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::{self, JoinHandle, sleep};
+use std::thread::{self, sleep};
 use std::time::Duration;
 
+use super::acceptor::Acceptor;
 use super::registry::Registry;
 
 /// The rate meaning "as fast as the registry sends".
@@ -37,9 +38,8 @@ const HOLD_TICK: Duration = Duration::from_millis(5);
 /// A running forwarder; stopped on drop.
 #[derive(Debug)]
 pub struct Throttle {
-    port: u16,
     shared: Arc<Shared>,
-    acceptor: Option<JoinHandle<()>>,
+    acceptor: Acceptor,
 }
 
 #[derive(Debug)]
@@ -50,37 +50,27 @@ struct Shared {
     /// Bytes sent back to clients so far.
     forwarded: AtomicU64,
     stop: AtomicBool,
-    /// Both ends of every connection, to close them on drop.
-    streams: Mutex<Vec<TcpStream>>,
 }
 
 impl Throttle {
     /// Forwards a free 127.0.0.1 port to `registry`, unlimited at first.
     pub fn start(registry: &Registry) -> Throttle {
-        let upstream: SocketAddr = registry.host_port().parse().unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
         let shared = Arc::new(Shared {
-            upstream,
+            upstream: registry.host_port().parse().unwrap(),
             rate: AtomicU64::new(UNLIMITED),
             forwarded: AtomicU64::new(0),
             stop: AtomicBool::new(false),
-            streams: Mutex::new(Vec::new()),
         });
         let acceptor = {
             let shared = Arc::clone(&shared);
-            thread::spawn(move || accept(&listener, &shared))
+            Acceptor::start(move |client| relay(client, &shared))
         };
-        Throttle {
-            port,
-            shared,
-            acceptor: Some(acceptor),
-        }
+        Throttle { shared, acceptor }
     }
 
     /// `127.0.0.1:PORT`: use it in place of the registry's.
     pub fn host_port(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("127.0.0.1:{}", self.acceptor.port())
     }
 
     /// `docker://127.0.0.1:PORT/{repo_and_tag}` through the throttle.
@@ -106,9 +96,7 @@ impl Throttle {
 
     /// Drops every open connection, as a flaky network does; new ones are accepted.
     pub fn cut(&self) {
-        for stream in self.shared.streams.lock().unwrap().drain(..) {
-            let _ = stream.shutdown(Shutdown::Both);
-        }
+        self.acceptor.close_all();
     }
 
     /// Bytes sent back to clients so far.
@@ -119,40 +107,24 @@ impl Throttle {
 
 impl Drop for Throttle {
     fn drop(&mut self) {
+        // Held answers give up; the acceptor, dropped next, closes the connections.
         self.shared.stop.store(true, Ordering::SeqCst);
-        for stream in self.shared.streams.lock().unwrap().drain(..) {
-            let _ = stream.shutdown(Shutdown::Both);
-        }
-        // Wakes the acceptor blocked in accept().
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
-        if let Some(acceptor) = self.acceptor.take() {
-            let _ = acceptor.join();
-        }
     }
 }
 
-fn accept(listener: &TcpListener, shared: &Arc<Shared>) {
-    for client in listener.incoming() {
-        if shared.stop.load(Ordering::SeqCst) {
-            return;
-        }
-        let Ok(client) = client else { continue };
-        let Ok(server) = TcpStream::connect(shared.upstream) else {
-            // The registry is down: the client sees the connection close.
-            continue;
-        };
-        let _ = client.set_nodelay(true);
-        let _ = server.set_nodelay(true);
-        {
-            let mut streams = shared.streams.lock().unwrap();
-            streams.push(client.try_clone().unwrap());
-            streams.push(server.try_clone().unwrap());
-        }
-        let (client_in, server_out) = (client.try_clone().unwrap(), server.try_clone().unwrap());
-        thread::spawn(move || requests(client_in, server_out));
-        let shared = Arc::clone(shared);
-        thread::spawn(move || answers(server, client, &shared));
-    }
+/// Forwards one connection both ways until either side closes.
+fn relay(client: TcpStream, shared: &Shared) {
+    let Ok(server) = TcpStream::connect(shared.upstream) else {
+        // The registry is down: the client sees the connection close.
+        return;
+    };
+    let _ = client.set_nodelay(true);
+    let _ = server.set_nodelay(true);
+    let (Ok(client_in), Ok(server_out)) = (client.try_clone(), server.try_clone()) else {
+        return;
+    };
+    thread::spawn(move || requests(client_in, server_out));
+    answers(server, client, shared);
 }
 
 /// Client to registry, unpaced.

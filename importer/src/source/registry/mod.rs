@@ -10,7 +10,11 @@
 //! Blobs are fetched with a `Range` request from where the [`Verifier`] stands, so the
 //! same code path resumes a dropped download; the verifier hashes across resumes, so no
 //! byte is trusted twice or skipped. A registry that ignores `Range` sends the whole
-//! blob again and the bytes already had are skipped.
+//! blob again and the bytes already had are skipped. A blob request is tried again
+//! (with backoff, a bounded number of times) when the connection drops, when an answer
+//! ends cleanly before the blob does (a short `Content-Length`), and when the registry
+//! answers that it cannot serve it *now*: 408, 429, or 500/502/503/504 from it or a
+//! proxy in front of it.
 //!
 //! `--tls-verify=false` (or a host in `insecure_registries`) works as in skopeo: HTTPS
 //! without certificate checks if the registry speaks TLS, else plain HTTP.
@@ -73,7 +77,8 @@ impl Default for RegistryOptions {
 pub enum RegistryError {
     /// The registry answered with an error status.
     #[error(
-        "{url} answered HTTP {status}{}{}",
+        "{url} answered HTTP {status}{}{}{}",
+        reason_text(*status),
         codes_text(codes),
         message_text(message)
     )]
@@ -139,6 +144,14 @@ pub enum RegistryError {
         /// The `Content-Range` received.
         got: String,
     },
+}
+
+fn reason_text(status: u16) -> String {
+    StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .map(|r| format!(" {r}"))
+        .unwrap_or_default()
 }
 
 fn codes_text(codes: &[String]) -> String {
@@ -238,15 +251,27 @@ impl Registry {
         verifier.finish(outcome).await;
     }
 
-    /// Downloads the whole blob, resuming after dropped connections and transient
-    /// server errors.
+    /// Downloads the whole blob, resuming after dropped connections, transient server
+    /// errors and answers that end before the blob does.
     async fn download(&self, verifier: &mut Verifier) -> Result<()> {
         let mut resumes = 0;
+        // Where an answer last ended cleanly before the end of the blob.
+        let mut ended_short_at = None;
         loop {
-            match self.fetch_from(verifier).await {
-                Ok(()) => return Ok(()),
-                Err(Attempt::Fatal(e)) => return Err(e),
-                Err(Attempt::Dropped(e)) if resumes < MAX_RESUMES => {
+            let attempt = match self.fetch_from(verifier).await {
+                Ok(()) if verifier.received() >= verifier.size() => return Ok(()),
+                Ok(()) => {
+                    ended_short_at = Some(verifier.received());
+                    Attempt::Dropped(Error::BlobRead {
+                        digest: *verifier.layer(),
+                        offset: verifier.received(),
+                        source: std::io::ErrorKind::UnexpectedEof.into(),
+                    })
+                }
+                Err(attempt) => attempt,
+            };
+            match attempt {
+                Attempt::Dropped(e) if resumes < MAX_RESUMES => {
                     resumes += 1;
                     tracing::warn!(
                         layer = %verifier.layer(),
@@ -257,12 +282,19 @@ impl Registry {
                     );
                     tokio::time::sleep(Duration::from_millis(200 << resumes)).await;
                 }
-                Err(Attempt::Dropped(e)) => return Err(e),
+                // The registry ended an answer here and serves nothing past it: by its
+                // own account the blob ends here, which the size check reports.
+                Attempt::Dropped(_) | Attempt::Fatal(_)
+                    if ended_short_at == Some(verifier.received()) =>
+                {
+                    return Ok(());
+                }
+                Attempt::Dropped(e) | Attempt::Fatal(e) => return Err(e),
             }
         }
     }
 
-    /// Streams the blob from where `verifier` stands to its end.
+    /// Streams the blob from where `verifier` stands to the end of the answer.
     async fn fetch_from(&self, verifier: &mut Verifier) -> Result<(), Attempt> {
         let offset = verifier.received();
         let url = self.session.url("blobs", &verifier.layer().to_string());
@@ -285,6 +317,9 @@ impl Registry {
             let chunk = match response.chunk().await {
                 Ok(Some(chunk)) => chunk,
                 Ok(None) => return Ok(()),
+                // The whole blob is here and only the answer's end went wrong (a lying
+                // Content-Length): the digest check says whether the bytes are right.
+                Err(_) if verifier.received() == verifier.size() => return Ok(()),
                 Err(e) => {
                     return Err(Attempt::Dropped(Error::BlobRead {
                         digest: *verifier.layer(),
@@ -339,12 +374,16 @@ enum Attempt {
 }
 
 impl Attempt {
-    /// A transport failure or a passing server error (502, 503, 504) is resumed.
+    /// Whether a failed blob request may succeed if tried again: the connection broke,
+    /// the registry asked us to slow down, or it failed for now (a restart, an
+    /// overloaded or misconfigured proxy in front of it).
     fn of(e: Error) -> Self {
         let transient = match &e {
             Error::Registry { source, .. } => match &**source {
                 RegistryError::Transport { .. } => true,
-                RegistryError::Status { status, .. } => matches!(status, 502..=504),
+                RegistryError::Status { status, .. } => {
+                    matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
+                }
                 _ => false,
             },
             _ => false,
@@ -354,5 +393,36 @@ impl Attempt {
         } else {
             Self::Fatal(e)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answered(status: u16) -> Error {
+        Error::Registry {
+            reference: "r/x@sha256:0".into(),
+            source: Box::new(RegistryError::Status {
+                url: "http://r/v2/x/blobs/sha256:0".into(),
+                status,
+                codes: Vec::new(),
+                message: String::new(),
+                retry_after: None,
+            }),
+        }
+    }
+
+    #[test]
+    fn overload_and_rate_limits_are_worth_another_try_refusals_are_not() {
+        for status in [408, 429, 500, 502, 503, 504] {
+            let attempt = Attempt::of(answered(status));
+            assert!(matches!(attempt, Attempt::Dropped(_)), "{status}");
+        }
+        for status in [400, 403, 404, 416, 501] {
+            let attempt = Attempt::of(answered(status));
+            assert!(matches!(attempt, Attempt::Fatal(_)), "{status}");
+        }
+        assert!(matches!(Attempt::of(Error::NoDisk), Attempt::Fatal(_)));
     }
 }

@@ -12,6 +12,7 @@ use reqwest::Response;
 use serde::Deserialize;
 
 use super::RegistryError;
+pub(crate) use crate::text::printable;
 
 /// Error bodies read at most (the rest is not read).
 const ERROR_BODY_BYTES: usize = 16 << 10;
@@ -128,25 +129,6 @@ pub(super) fn summarise(body: &[u8]) -> (Vec<String>, String) {
             printable(&String::from_utf8_lossy(body), MESSAGE_CHARS),
         ),
     }
-}
-
-/// `text` made safe to print: control characters (terminal escapes, newlines that
-/// would forge log lines) shown as `\u{…}` escapes, and cut to `max` characters with
-/// `…` when longer.
-pub(crate) fn printable(text: &str, max: usize) -> String {
-    let mut out = String::new();
-    for (n, c) in text.chars().enumerate() {
-        if n == max {
-            out.push('…');
-            break;
-        }
-        if c.is_control() {
-            out.extend(c.escape_unicode());
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 #[cfg(test)]
