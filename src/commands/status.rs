@@ -18,7 +18,9 @@
 //! the import ends); a failed poll's retry is always visible.
 
 use anyhow::Context;
-use bootsource_storage::{SourceStatus, Store, Version};
+use std::path::PathBuf;
+
+use bootsource_storage::{Digest, SourceStatus, Store, Timestamp, Version, VolumeId};
 use serde::Serialize;
 
 use crate::cli::StatusArgs;
@@ -31,7 +33,7 @@ use crate::state::{Activity, DaemonState, SourceRuntime};
 struct Status {
     daemon: Daemon,
     sources: Vec<SourceView>,
-    orphaned: Vec<Version>,
+    orphaned: Vec<VersionView>,
 }
 
 #[derive(Debug, Serialize)]
@@ -60,11 +62,63 @@ impl Daemon {
 #[derive(Debug, Serialize)]
 struct SourceView {
     #[serde(flatten)]
-    store: SourceStatus,
+    store: StoreView,
     auto_update: bool,
     storage: String,
     #[serde(flatten)]
     runtime: SourceRuntime,
+}
+
+/// What the store holds for a source, in the contract's shape.
+#[derive(Debug, Serialize)]
+struct StoreView {
+    name: String,
+    current: Option<CurrentView>,
+    versions: Vec<VersionView>,
+}
+
+/// A version: `{"digest", "volume", "path", "created", "last_used"}`.
+#[derive(Debug, Serialize)]
+struct VersionView {
+    digest: Digest,
+    volume: VolumeId,
+    path: PathBuf,
+    created: Timestamp,
+    last_used: Timestamp,
+}
+
+/// The current version: `{"digest", "volume", "path"}`.
+#[derive(Debug, Serialize)]
+struct CurrentView {
+    digest: Digest,
+    volume: VolumeId,
+    path: PathBuf,
+}
+
+impl From<&Version> for VersionView {
+    fn from(v: &Version) -> Self {
+        Self {
+            digest: v.digest,
+            volume: v.volume.clone(),
+            path: v.path.clone(),
+            created: v.created,
+            last_used: v.last_used,
+        }
+    }
+}
+
+impl From<&SourceStatus> for StoreView {
+    fn from(s: &SourceStatus) -> Self {
+        Self {
+            name: s.name.clone(),
+            current: s.current.as_ref().map(|v| CurrentView {
+                digest: v.digest,
+                volume: v.volume.clone(),
+                path: v.path.clone(),
+            }),
+            versions: s.versions.iter().map(VersionView::from).collect(),
+        }
+    }
 }
 
 pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
@@ -94,7 +148,7 @@ fn collect(config: &Config) -> anyhow::Result<Status> {
             rt = rt.without_daemon();
         }
         sources.push(SourceView {
-            store: store_status,
+            store: StoreView::from(&store_status),
             auto_update: s.auto_update,
             storage: config.storage_of(s).to_owned(),
             runtime: rt,
@@ -103,7 +157,12 @@ fn collect(config: &Config) -> anyhow::Result<Status> {
     Ok(Status {
         daemon,
         sources,
-        orphaned: store.orphans().context("reading orphaned versions")?,
+        orphaned: store
+            .orphans()
+            .context("reading orphaned versions")?
+            .iter()
+            .map(VersionView::from)
+            .collect(),
     })
 }
 
@@ -215,5 +274,51 @@ mod tests {
         assert_eq!(importing, "  next poll: after the import\n");
         assert_eq!(line(Some(Activity::Disabled), None), "");
         assert_eq!(line(None, None), "", "no daemon, no polls");
+    }
+
+    fn version(n: u8, current: bool) -> Version {
+        let digest: Digest = format!("sha256:{}", format!("{n:02x}").repeat(32))
+            .parse()
+            .unwrap();
+        Version {
+            digest,
+            volume: VolumeId::new("fedora", &digest).unwrap(),
+            path: PathBuf::from(format!("/srv/images/v{n}")),
+            created: Timestamp::now(),
+            last_used: Timestamp::now(),
+            namespace: "os-images".into(),
+            source: "fedora".into(),
+            backend: "local".into(),
+            kind: bootsource_storage::BackendKind::Dir,
+            size: 1 << 20,
+            current,
+        }
+    }
+
+    #[test]
+    fn a_source_serialises_to_the_contract() {
+        let status = SourceStatus {
+            name: "fedora".into(),
+            current: Some(version(2, true)),
+            versions: vec![version(1, false), version(2, true)],
+            importing: None,
+        };
+        let json = serde_json::to_value(StoreView::from(&status)).unwrap();
+        let current = json["current"].as_object().unwrap();
+        let mut keys: Vec<_> = current.keys().cloned().collect();
+        keys.sort();
+        assert_eq!(keys, ["digest", "path", "volume"]);
+        assert_eq!(json["current"]["path"], "/srv/images/v2");
+        let first = json["versions"][0].as_object().unwrap();
+        let mut keys: Vec<_> = first.keys().cloned().collect();
+        keys.sort();
+        assert_eq!(keys, ["created", "digest", "last_used", "path", "volume"]);
+        assert!(first["created"].as_str().unwrap().ends_with('Z'));
+        assert_eq!(json["name"], "fedora");
+        let none = SourceStatus {
+            current: None,
+            ..status
+        };
+        assert!(serde_json::to_value(StoreView::from(&none)).unwrap()["current"].is_null());
     }
 }

@@ -34,7 +34,7 @@ use bootsource_importer::{Cancel, Progress, ProgressSnapshot};
 use bootsource_poller::{
     Decision, ImportTicket, PollTicket, Poller, PollerConfig, SourceSpec, SplitMix64, TicketId,
 };
-use bootsource_storage::Store;
+use bootsource_storage::{SourceStatus, Store};
 use chrono::Utc;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
@@ -140,6 +140,18 @@ async fn open_store(config: &Config) -> anyhow::Result<Arc<Store>> {
     Ok(Arc::new(store))
 }
 
+/// Every boot source the catalog knows in the store's namespace, read off the runtime.
+/// A catalog that cannot be read is an error — never taken for "no versions", which
+/// would import everything again.
+async fn read_catalog(store: &Arc<Store>) -> anyhow::Result<BTreeMap<String, SourceStatus>> {
+    let store = Arc::clone(store);
+    let sources = tokio::task::spawn_blocking(move || store.sources())
+        .await
+        .context("catalog thread failed")?
+        .context("reading the catalog")?;
+    Ok(sources.into_iter().map(|s| (s.name.clone(), s)).collect())
+}
+
 fn seed() -> u64 {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -162,7 +174,7 @@ impl Daemon {
         loop {
             self.stop_overdue();
             self.start_due();
-            self.publish_state();
+            self.publish_state().await;
             let mut nap = self
                 .poller
                 .time_until_wakeup(Utc::now())
@@ -191,11 +203,17 @@ impl Daemon {
             .transpose()?;
         if config.store_config() != self.config.store_config() {
             self.store = open_store(&config).await?;
-            for orphan in self.store.orphans().unwrap_or_default() {
+            let store = Arc::clone(&self.store);
+            let orphans = tokio::task::spawn_blocking(move || store.orphans())
+                .await
+                .context("catalog thread failed")?
+                .context("reading the catalog")?;
+            for orphan in orphans {
                 tracing::warn!(namespace = %orphan.namespace, source = %orphan.source, volume = %orphan.volume,
                     "version outside the configured namespace or storage; left in place (orphaned)");
             }
         }
+        let catalog = read_catalog(&self.store).await?;
         let specs: Vec<SourceSpec> = config
             .sources
             .iter()
@@ -227,9 +245,10 @@ impl Daemon {
             .map(|s| (s.name.clone(), jobs::SourceJob::new(&config, s)))
             .collect();
         for s in &config.sources {
-            let current = self.store.current(&s.name).ok().flatten();
+            let known = catalog.get(&s.name);
             // A version on another backend does not count: the source moves (imports afresh).
-            let digest = current
+            let digest = known
+                .and_then(|k| k.current.as_ref())
                 .filter(|v| v.backend == config.storage_of(s))
                 .map(|v| v.digest);
             self.poller.set_current_digest(&s.name, digest, now)?;
@@ -237,7 +256,10 @@ impl Daemon {
                 .auto_update
                 .with_label_values(&[&s.name])
                 .set(i64::from(s.auto_update));
-            self.count_versions(&s.name);
+            self.metrics
+                .versions
+                .with_label_values(&[&s.name])
+                .set(gauge(known.map_or(0, |k| k.versions.len())));
         }
         if let Some(instance) = moved {
             instance.write_pid()?;
@@ -353,7 +375,7 @@ impl Daemon {
                     .last_successful_poll
                     .with_label_values(&[&ticket.source])
                     .set(now.timestamp() as f64);
-                self.publish_state();
+                self.publish_state().await;
                 self.metrics
                     .polls
                     .with_label_values(&[&ticket.source, result])
@@ -362,17 +384,17 @@ impl Daemon {
             Event::Polled(ticket, Err(failure)) => {
                 tracing::warn!(source = %ticket.source, error = %failure.message, "poll failed");
                 let _ = self.poller.poll_failed(&ticket, now, &failure);
-                self.publish_state();
+                self.publish_state().await;
                 self.metrics
                     .polls
                     .with_label_values(&[&ticket.source, "failed"])
                     .inc();
             }
-            Event::Imported(ticket, result) => self.finish_import(ticket, result),
+            Event::Imported(ticket, result) => self.finish_import(ticket, result).await,
         }
     }
 
-    fn finish_import(&mut self, ticket: ImportTicket, result: anyhow::Result<Imported>) {
+    async fn finish_import(&mut self, ticket: ImportTicket, result: anyhow::Result<Imported>) {
         let now = Utc::now();
         let source = ticket.source.clone();
         let mut timed_out = false;
@@ -435,20 +457,27 @@ impl Daemon {
                 "failure"
             }
         };
-        self.count_versions(&source);
-        self.publish_state();
+        self.count_versions(&source).await;
+        self.publish_state().await;
         self.metrics
             .imports
             .with_label_values(&[&source, outcome])
             .inc();
     }
 
-    fn count_versions(&self, source: &str) {
-        if let Ok(versions) = self.store.versions(source) {
-            self.metrics
+    /// Sets the versions-kept gauge from the catalog, read off the runtime.
+    async fn count_versions(&self, source: &str) {
+        let (store, name) = (Arc::clone(&self.store), source.to_owned());
+        let versions = tokio::task::spawn_blocking(move || store.versions(&name)).await;
+        match versions {
+            Ok(Ok(versions)) => self
+                .metrics
                 .versions
                 .with_label_values(&[source])
-                .set(gauge(versions.len()));
+                .set(gauge(versions.len())),
+            Ok(Err(e)) => tracing::warn!(source, error = %format!("{:#}", anyhow::Error::from(e)),
+                "cannot read the catalog to count versions"),
+            Err(e) => tracing::warn!(source, error = %e, "catalog thread failed"),
         }
     }
 
@@ -471,8 +500,9 @@ impl Daemon {
         running.counted = now;
     }
 
-    /// Updates gauges, the state file and systemd's status line.
-    fn publish_state(&mut self) {
+    /// Updates gauges, the state file (written off the runtime) and systemd's status
+    /// line.
+    async fn publish_state(&mut self) {
         let mut running = std::mem::take(&mut self.running);
         for r in running.values_mut() {
             self.count_progress(r);
@@ -516,8 +546,13 @@ impl Daemon {
         systemd::status(&status_line(&state));
         self.last_state = state.clone();
         state.updated = Some(Utc::now());
-        if let Err(e) = state.save(&self.config.state_dir) {
-            tracing::warn!(error = %e, "cannot write the daemon state for `bootsource status`");
+        let dir = self.config.state_dir.clone();
+        match tokio::task::spawn_blocking(move || state.save(&dir)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot write the daemon state for `bootsource status`");
+            }
+            Err(e) => tracing::warn!(error = %e, "state-file thread failed"),
         }
     }
 
@@ -534,7 +569,9 @@ impl Daemon {
         let deadline = tokio::time::Instant::now() + grace;
         while !self.running.is_empty() {
             match tokio::time::timeout_at(deadline, inbox.recv()).await {
-                Ok(Some(Event::Imported(ticket, result))) => self.finish_import(ticket, result),
+                Ok(Some(Event::Imported(ticket, result))) => {
+                    self.finish_import(ticket, result).await;
+                }
                 Ok(Some(Event::Polled(..))) => {}
                 Ok(None) | Err(_) => {
                     let sources: Vec<&str> =
@@ -545,7 +582,7 @@ impl Daemon {
                 }
             }
         }
-        self.publish_state();
+        self.publish_state().await;
         self.instance.remove_pid();
         tracing::info!("stopped");
     }

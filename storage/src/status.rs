@@ -1,15 +1,9 @@
-//! What the store reports: versions, per-source status, orphans.
+//! What the store reports: versions, per-source status, orphans, as plain values.
 //!
-//! [`Version`] and [`SourceStatus`] serialize to exactly the fields of the
-//! `bootsource status --json` contract (DESIGN.md): a version is `{"digest", "volume",
-//! "path", "created", "last_used"}`, a source's `current` is `{"digest", "volume",
-//! "path"}` or `null`. The binary adds its own fields (`name`, `auto_update`,
-//! `last_poll`, `last_error`, `importing` with byte counts) around them, for instance
-//! with `#[serde(flatten)]`. Everything else is available as plain fields.
+//! How they are shown (`bootsource status --json` and its text) is the binary's
+//! business: this module knows no output format.
 
 use std::path::PathBuf;
-
-use serde::{Serialize, Serializer};
 
 use crate::catalog::{State, VolumeRecord};
 use crate::config::BackendKind;
@@ -17,7 +11,7 @@ use crate::names::{Digest, VolumeId};
 use crate::time::Timestamp;
 
 /// One sealed version of a boot source.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Version {
     /// The manifest digest it was imported from.
     pub digest: Digest,
@@ -30,22 +24,16 @@ pub struct Version {
     /// When it was last current or cloned.
     pub last_used: Timestamp,
     /// Its golden-image namespace.
-    #[serde(skip)]
     pub namespace: String,
     /// Its boot source.
-    #[serde(skip)]
     pub source: String,
     /// The backend it lives on.
-    #[serde(skip)]
     pub backend: String,
     /// The backend's kind.
-    #[serde(skip)]
     pub kind: BackendKind,
     /// The virtual size in bytes.
-    #[serde(skip)]
     pub size: u64,
     /// Whether it is its source's current version.
-    #[serde(skip)]
     pub current: bool,
 }
 
@@ -95,17 +83,15 @@ impl From<&VolumeRecord> for Importing {
 }
 
 /// What the store holds for one boot source.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceStatus {
     /// The source.
     pub name: String,
     /// Its current version.
-    #[serde(serialize_with = "current_ref")]
     pub current: Option<Version>,
     /// Every sealed version, current included, oldest first.
     pub versions: Vec<Version>,
     /// An import being staged, if any.
-    #[serde(skip)]
     pub importing: Option<Importing>,
 }
 
@@ -137,22 +123,4 @@ impl SourceStatus {
             .sort_by_key(|v| (v.created, v.volume.clone()));
         status
     }
-}
-
-/// `current` as the contract has it: `{"digest", "volume", "path"}` or `null`.
-fn current_ref<S: Serializer>(current: &Option<Version>, s: S) -> Result<S::Ok, S::Error> {
-    #[derive(Serialize)]
-    struct CurrentRef<'a> {
-        digest: &'a Digest,
-        volume: &'a VolumeId,
-        path: &'a PathBuf,
-    }
-    current
-        .as_ref()
-        .map(|v| CurrentRef {
-            digest: &v.digest,
-            volume: &v.volume,
-            path: &v.path,
-        })
-        .serialize(s)
 }

@@ -435,3 +435,44 @@ fn sigterm_while_the_registry_stalls_mid_import_still_cleans_up() {
     let status = t.node.status();
     t.assert_v1_intact(common::daemon::source_of(&status, "fedora"));
 }
+
+/// A catalog that cannot be read is an error, never "no current version": taken for
+/// that, the daemon would import every source again. A reload that cannot read it is
+/// refused, the old state stays in force, and no import is attempted.
+#[test]
+fn an_unreadable_catalog_refuses_the_reload_instead_of_importing_again() {
+    let registry = Registry::start();
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = TestDisk::new(dir.path(), "v1", 2 * MIB, 301);
+    v1.push(&registry, "os/fedora:latest");
+    let mut node = Node::new();
+    node.config.insecure(&registry.host_port());
+    node.config
+        .source("fedora", &registry.reference("os/fedora:latest"))
+        .interval = Some("1s".into());
+    let daemon = node.start();
+    daemon.wait_for_current("fedora", &v1.digest);
+
+    let catalog = node.config.state_dir.join("catalog.json");
+    let good = std::fs::read(&catalog).unwrap();
+    std::fs::write(&catalog, b"{ not json").unwrap();
+    daemon.signal(Signal::SIGHUP);
+    daemon.wait_for("the reload refused", || {
+        (daemon.reloads("failure") == 1.0).then_some(())
+    });
+    // Polls go on with the version in force: up to date, nothing imported.
+    let up_to_date = [("source", "fedora"), ("result", "up_to_date")];
+    let before = counter(&daemon, "bootsource_polls_total", &up_to_date);
+    daemon.wait_for("a poll after the refused reload", || {
+        (counter(&daemon, "bootsource_polls_total", &up_to_date) > before).then_some(())
+    });
+    let failed = [("source", "fedora"), ("result", "failure")];
+    assert_eq!(counter(&daemon, "bootsource_imports_total", &failed), 0.0);
+
+    std::fs::write(&catalog, good).unwrap();
+    daemon.signal(Signal::SIGHUP);
+    daemon.wait_for("the reload accepted", || {
+        (daemon.reloads("success") == 1.0).then_some(())
+    });
+    assert!(v1.same_as(&node.current_link("fedora")));
+}

@@ -63,7 +63,7 @@ fn publishes_atomically_and_a_known_digest_is_a_no_op() {
 }
 
 #[test]
-fn status_json_follows_the_contract_and_read_only_opens_write_nothing() {
+fn status_reports_current_and_versions_and_read_only_opens_write_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let config = dir_store(&tmp);
     let store = Store::open(config.clone()).unwrap();
@@ -73,20 +73,9 @@ fn status_json_follows_the_contract_and_read_only_opens_write_nothing() {
     let ro = Store::open_read_only(config).unwrap();
     let status = ro.sources().unwrap();
     assert_eq!(status.len(), 1);
-    let json = serde_json::to_value(&status[0]).unwrap();
-    let current = &json["current"];
-    assert_eq!(current["digest"], v2.digest.to_string());
-    assert_eq!(current["volume"], v2.volume.as_str());
-    assert_eq!(current["path"], v2.path.to_str().unwrap());
-    assert_eq!(current.as_object().unwrap().len(), 3);
-    let versions = json["versions"].as_array().unwrap();
-    assert_eq!(versions.len(), 2);
-    let first = versions[0].as_object().unwrap();
-    let mut keys: Vec<_> = first.keys().cloned().collect();
-    keys.sort();
-    assert_eq!(keys, ["created", "digest", "last_used", "path", "volume"]);
-    assert_eq!(first["volume"], v1.volume.as_str());
-    assert!(first["created"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(status[0].current.as_ref(), Some(&v2));
+    let volumes: Vec<_> = status[0].versions.iter().map(|v| &v.volume).collect();
+    assert_eq!(volumes, [&v1.volume, &v2.volume], "oldest first");
 
     let before = fs::read(tmp.path().join("state/catalog.json")).unwrap();
     assert!(matches!(
