@@ -17,6 +17,7 @@ use bytes::Bytes;
 
 use super::decoder::{Limits, MAX_PASSES, PassEnd};
 use super::header::Header;
+use super::host_use::{self, HostUse};
 use super::inflate::Inflater;
 use super::mapping::{self, Kind, Mapping};
 use super::refcount::RefcountRegions;
@@ -60,6 +61,8 @@ pub(super) struct Clusters {
     cursor: u64,
     refcounts: RefcountRegions,
     tables: Tables,
+    /// The host bytes the L2 entries read so far were given.
+    host_use: HostUse,
     pending: BTreeMap<(u64, u64), Pending>,
     next_seq: u64,
     gathering: u64,
@@ -79,6 +82,7 @@ impl Clusters {
         };
         Self {
             refcounts: RefcountRegions::new(&header, stream_len),
+            host_use: HostUse::new(header.cluster_bits, host_use::MAX_BYTES),
             header,
             stream_len,
             limits,
@@ -297,8 +301,14 @@ impl Clusters {
                 host: m.host,
             }),
             Kind::L2Table { l1_index } => {
-                let mappings =
-                    mapping::parse_l2(&self.header, l1_index, &bytes, m.host, self.stream_len)?;
+                let mappings = mapping::parse_l2(
+                    &self.header,
+                    l1_index,
+                    &bytes,
+                    m.host,
+                    self.stream_len,
+                    &mut self.host_use,
+                )?;
                 for data in mappings {
                     self.insert(data, out)?;
                 }

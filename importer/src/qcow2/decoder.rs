@@ -25,12 +25,17 @@
 //! # Memory bound
 //!
 //! With cluster size `cs`, at most
-//! `spool_bytes + 8·l1_entries + 40·pending + assembly_bytes + cs` bytes:
+//! `spool_bytes + 8·l1_entries + 40·pending + assembly_bytes + host_use + cs` bytes:
 //! the spool cap (default 64 MiB; qemu-img output needs a few KiB), the L1 table
 //! (at most 32 MiB, QEMU's limit; 16 KiB per TiB at 64 KiB clusters), about 40 bytes per
 //! mapping read but not yet served (one or two L2 tables' worth in written-in-order
-//! images: 8192 per table at 64 KiB clusters; capped by `max_pending`), and compressed
-//! clusters or L2 tables split across chunks (capped by `assembly_bytes`).
+//! images: 8192 per table at 64 KiB clusters; capped by `max_pending`), compressed
+//! clusters or L2 tables split across chunks (capped by `assembly_bytes`), and the
+//! record of host bytes the L2 entries were given, which refuses two entries sharing
+//! them (a write bomb): two bits per host cluster in 4 KiB pages allocated as first
+//! touched, plus about 32 bytes per compressed cluster, capped at 64 MiB (past it the
+//! image is refused with `LimitExceeded`). A 10 GiB image at 64 KiB clusters needs
+//! 40 KiB of pages, plus 5 MiB if every cluster is compressed.
 
 use bytes::Bytes;
 
