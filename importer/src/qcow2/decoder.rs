@@ -160,23 +160,22 @@ impl Decoder {
 
     /// Ends a pass: call once all `stream_len` bytes have been fed.
     pub fn finish_pass(&mut self) -> Result<PassEnd> {
-        let past_end = Error::Qcow2PastEnd {
-            what: "image",
-            offset: self.pos,
-            len: self.stream_len - self.pos,
-            stream_len: self.pos,
-        };
-        let Phase::Clusters(clusters) = &mut self.phase else {
-            return Err(past_end);
-        };
-        if self.pos != self.stream_len {
-            return Err(past_end);
+        match &mut self.phase {
+            Phase::Clusters(clusters) if self.pos == self.stream_len => {
+                let end = clusters.finish_pass()?;
+                if end == PassEnd::Again {
+                    self.pos = 0;
+                }
+                Ok(end)
+            }
+            // Cut short, or too short to hold a header.
+            _ => Err(Error::Qcow2PastEnd {
+                what: "image",
+                offset: self.pos,
+                len: self.stream_len - self.pos,
+                stream_len: self.pos,
+            }),
         }
-        let end = clusters.finish_pass()?;
-        if end == PassEnd::Again {
-            self.pos = 0;
-        }
-        Ok(end)
     }
 }
 
