@@ -375,7 +375,7 @@ fn truncated_image_is_an_error_not_zeros() {
 /// Where L1 entry 0's L2 table sits in a qcow2 file.
 fn first_l2_table(image: &[u8]) -> usize {
     let l1 = be64(image, 40) as usize;
-    let table = be64(image, l1) & 0x00ff_ffff_ffff_fe00;
+    let table = be64(image, l1) & OFFSET_MASK;
     assert_ne!(table, 0, "L1 entry 0 is unallocated");
     table as usize
 }
@@ -385,7 +385,7 @@ fn be64(image: &[u8], at: usize) -> u64 {
 }
 
 /// Rewrites every entry of the first L2 table that maps a guest cluster of the disk as a
-/// copy of the first entry `allocated` accepts. Returns the entry's host offset.
+/// copy of the first entry whose descriptor `allocated` accepts; that descriptor.
 fn repeat_one_l2_entry(image: &mut [u8], allocated: impl Fn(u64) -> bool) -> u64 {
     let cluster_bits = u32::from_be_bytes(image[20..24].try_into().unwrap());
     let extended = be64(image, 72) & (1 << 4) != 0;
