@@ -321,6 +321,31 @@ fn compressed_image_rewritten_after_creation() {
     assert_eq!(assert_round_trip(&image, Limits::default()).passes, 1);
 }
 
+/// Images edited the ways qemu edits them: clusters freed and reused, compressed
+/// writes into an existing image, snapshots taken and reverted to. Snapshots share
+/// clusters with the active tables, never two active entries one cluster: none of
+/// these may be taken for a write bomb.
+#[test]
+fn edited_images_share_no_host_bytes() {
+    let image = Image::converted(24 * MIB, &["-c", "-o", "cluster_size=4096"]);
+    // Compressed writes need unallocated clusters: the discarded range, a zero block.
+    image.io(&[
+        "discard 0 6M",
+        "write -P 0xab 1M 3M",
+        "write -c -P 0xac 5M 64k",
+        "write -c -P 0xad 8256k 64k",
+    ]);
+    assert_round_trip(&image, Limits::default());
+    let image = Image::converted(16 * MIB, &["-c"]);
+    run("qemu-img", &["snapshot", "-c", "one", image.path()]);
+    image.io(&["write -P 0x61 1M 1M", "write -c -P 0x62 4M 64k"]);
+    run("qemu-img", &["snapshot", "-c", "two", image.path()]);
+    image.io(&["discard 0 2M", "write -P 0x63 6M 1M"]);
+    run("qemu-img", &["snapshot", "-a", "one", image.path()]);
+    image.io(&["write -P 0x64 9M 64k", "write -c -P 0x65 10496k 64k"]);
+    assert_round_trip(&image, Limits::default());
+}
+
 #[test]
 fn empty_disk() {
     let image = Image::converted(0, &[]);
@@ -337,4 +362,115 @@ fn truncated_image_is_an_error_not_zeros() {
         let text = err.map(|e| e.to_string()).unwrap_or_default();
         assert!(text.contains("truncated"), "cut at {cut}: {text:?}");
     }
+}
+
+// ---- write bombs: L2 entries sharing host bytes ----
+//
+// Each image is a valid qemu-img conversion whose first L2 table is then rewritten so
+// that every entry repeats one allocated entry: a file of a few MiB that would write the
+// same cluster hundreds of times. In a valid image each host cluster backs at most one
+// guest cluster, so the decoder must refuse — naming the offsets — having written no
+// more than the file holds.
+
+/// Where L1 entry 0's L2 table sits in a qcow2 file.
+fn first_l2_table(image: &[u8]) -> usize {
+    let l1 = be64(image, 40) as usize;
+    let table = be64(image, l1) & OFFSET_MASK;
+    assert_ne!(table, 0, "L1 entry 0 is unallocated");
+    table as usize
+}
+
+fn be64(image: &[u8], at: usize) -> u64 {
+    u64::from_be_bytes(image[at..at + 8].try_into().unwrap())
+}
+
+/// Rewrites every entry of the first L2 table that maps a guest cluster of the disk as a
+/// copy of the first entry whose descriptor `allocated` accepts; that descriptor.
+fn repeat_one_l2_entry(image: &mut [u8], allocated: impl Fn(u64) -> bool) -> u64 {
+    let cluster_bits = u32::from_be_bytes(image[20..24].try_into().unwrap());
+    let extended = be64(image, 72) & (1 << 4) != 0;
+    let entry_len = if extended { 16 } else { 8 };
+    let virtual_size = be64(image, 24);
+    let entries = ((1usize << cluster_bits) / entry_len)
+        .min(virtual_size.div_ceil(1 << cluster_bits) as usize);
+    let table = first_l2_table(image);
+    let first = (0..entries)
+        .map(|i| table + i * entry_len)
+        .find(|&at| allocated(be64(image, at)))
+        .expect("an allocated L2 entry");
+    let entry = image[first..first + entry_len].to_vec();
+    for i in 0..entries {
+        let at = table + i * entry_len;
+        image[at..at + entry_len].copy_from_slice(&entry);
+    }
+    be64(&entry, 0)
+}
+
+/// Decodes a hostile image that must be refused; the error and the guest bytes the
+/// decoder emitted before refusing.
+fn refusal(image: &[u8]) -> (bootsource_importer::Error, u64) {
+    let image = Bytes::copy_from_slice(image);
+    let mut decoder = Decoder::new(image.len() as u64, Limits::default());
+    let mut extents = Vec::new();
+    let mut emitted = 0;
+    for _ in 0..bootsource_importer::qcow2::MAX_PASSES {
+        for chunk in image.chunks(1 << 20) {
+            let fed = decoder.feed(&image.slice_ref(chunk), &mut extents);
+            emitted += extents.drain(..).map(|e| e.guest_len()).sum::<u64>();
+            if let Err(e) = fed {
+                return (e, emitted);
+            }
+        }
+        match decoder.finish_pass() {
+            Ok(PassEnd::Again) => {}
+            Ok(PassEnd::Complete) => panic!("decoded, writing {emitted} bytes"),
+            Err(e) => return (e, emitted),
+        }
+    }
+    unreachable!("finish_pass ends after MAX_PASSES");
+}
+
+fn assert_refused_as_shared(image: &[u8], host: u64) {
+    let (err, emitted) = refusal(image);
+    let text = err.to_string();
+    assert!(
+        matches!(err, bootsource_importer::Error::Qcow2Invalid { .. }),
+        "{err:?}"
+    );
+    assert!(text.contains(&format!("{host:#x}")), "{text}");
+    assert!(
+        emitted <= image.len() as u64,
+        "{emitted} bytes emitted from a {}-byte file before the refusal",
+        image.len()
+    );
+}
+
+const OFFSET_MASK: u64 = 0x00ff_ffff_ffff_fe00;
+const COMPRESSED: u64 = 1 << 62;
+
+#[test]
+fn plain_clusters_sharing_one_host_cluster_are_refused() {
+    let image = Image::converted(24 * MIB, &[]);
+    let mut bytes = std::fs::read(&image.qcow2).unwrap();
+    let word = repeat_one_l2_entry(&mut bytes, |e| e & OFFSET_MASK != 0 && e & COMPRESSED == 0);
+    assert_refused_as_shared(&bytes, word & OFFSET_MASK);
+}
+
+#[test]
+fn compressed_clusters_sharing_one_host_offset_are_refused() {
+    for options in [&["-c"][..], &["-c", "-o", "compression_type=zstd"]] {
+        let image = Image::converted(24 * MIB, options);
+        let mut bytes = std::fs::read(&image.qcow2).unwrap();
+        let word = repeat_one_l2_entry(&mut bytes, |e| e & COMPRESSED != 0);
+        // 64 KiB clusters: the host offset is bits 0..54.
+        assert_refused_as_shared(&bytes, word & ((1 << 54) - 1));
+    }
+}
+
+#[test]
+fn subcluster_runs_sharing_one_host_cluster_are_refused() {
+    let image = Image::converted(24 * MIB, &["-o", "extended_l2=on"]);
+    let mut bytes = std::fs::read(&image.qcow2).unwrap();
+    let word = repeat_one_l2_entry(&mut bytes, |e| e & OFFSET_MASK != 0);
+    assert_refused_as_shared(&bytes, word & OFFSET_MASK);
 }

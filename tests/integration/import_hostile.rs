@@ -643,24 +643,84 @@ fn l1_entry_pointing_at_the_l1_table() {
     assert_same_disk(&path, &target, &report);
 }
 
-/// Two guest clusters backed by one host cluster (as after deduplication): valid for
-/// qemu, and the import must write the data at both places.
+/// Two guest clusters backed by one host cluster. qemu reads it, but no qemu writer makes
+/// it (a host cluster of the active tables has refcount 1), and it is the seed of a
+/// write bomb: refused, naming the shared cluster.
 #[test]
-fn one_data_cluster_mapped_twice() {
+fn one_data_cluster_mapped_twice_is_refused() {
     let fixture = Fixture::new();
     let qcow2 = fixture.qcow2(&[]);
     let first = qcow2.find_l2_entry(|e| e & OFFSET_MASK != 0);
     let word = qcow2.u64_at(first);
     let unallocated = qcow2.find_l2_entry(|e| e == 0);
     let image = qcow2.set_u64(unallocated, word & !COPIED);
-    let path = fixture.path("shared.qcow2");
-    fs::write(&path, &image.bytes).unwrap();
-    assert!(
-        !disk::qemu_img_compare(&fixture.raw, &path),
-        "the patch changed nothing"
+    let host = format!("{:#x}", word & OFFSET_MASK);
+    refused_qcow2(
+        &fixture,
+        &image,
+        &["invalid qcow2 image", "another L2 entry", &host],
     );
-    let target = fixture.path("imported.raw");
-    let output = import_bounded(&fixture.source(&image.bytes), &target, &["--json"]);
-    let report = bs::ImportReport::parse(&expect_success(&output, "import"));
-    assert_same_disk(&path, &target, &report);
+}
+
+/// A 1 GiB image holding one 64 KiB cluster, written by `qemu-io` (compressed or not),
+/// whose first L2 table is then made to map all its 8192 guest clusters to that one
+/// cluster: a layer of a few KiB that would write 512 MiB. The host offset it shares.
+fn write_bomb(fixture: &Fixture, compressed: bool) -> (Qcow2, u64) {
+    let path = fixture.path("bomb.qcow2");
+    common::tools::run_command(
+        Command::new("qemu-img")
+            .args(["create", "-f", "qcow2"])
+            .arg(&path)
+            .arg("1G"),
+    );
+    let write = if compressed {
+        "write -c -P 0xab 0 64k"
+    } else {
+        "write -P 0xab 0 64k"
+    };
+    common::tools::run_command(
+        Command::new("qemu-io")
+            .args(["-f", "qcow2", "-c", write])
+            .arg(&path),
+    );
+    let mut qcow2 = Qcow2::read(&path);
+    let first = qcow2.l2_entry_at(0);
+    let word = qcow2.u64_at(first);
+    assert_eq!(word & COMPRESSED != 0, compressed, "{word:#x}");
+    for index in 1..8192 {
+        let at = qcow2.l2_entry_at(index);
+        qcow2 = qcow2.set_u64(at, word);
+    }
+    let offset_bits = 62 - (qcow2.cluster_bits() - 8);
+    let host = if compressed {
+        word & ((1 << offset_bits) - 1)
+    } else {
+        word & OFFSET_MASK
+    };
+    (qcow2, host)
+}
+
+/// [`write_bomb`] is refused before it writes more than its one cluster.
+fn assert_bomb_refused(compressed: bool) {
+    let fixture = Fixture::new();
+    let (bomb, host) = write_bomb(&fixture, compressed);
+    let layer = Blob::layer(&disk_tar("disk.img", &bomb.bytes), LayerType::OciTarZstd);
+    println!("a {}-byte layer", layer.size());
+    assert!(layer.size() < 64 << 10, "{} bytes", layer.size());
+    let host = format!("{host:#x}");
+    refused_qcow2(
+        &fixture,
+        &bomb,
+        &["invalid qcow2 image", "another L2 entry", &host],
+    );
+}
+
+#[test]
+fn every_l2_entry_mapping_one_data_cluster_is_refused() {
+    assert_bomb_refused(false);
+}
+
+#[test]
+fn every_l2_entry_mapping_one_compressed_cluster_is_refused() {
+    assert_bomb_refused(true);
 }

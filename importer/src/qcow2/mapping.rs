@@ -4,9 +4,11 @@
 //! range to a guest range: a plain cluster, a run of allocated subclusters (extended L2),
 //! or a compressed cluster. Unallocated and zero entries need no mapping: the target
 //! reads as zeros wherever nothing is written. Every range is checked against the image
-//! length here, so the decoder never waits for bytes that cannot come.
+//! length here, so the decoder never waits for bytes that cannot come, and each entry
+//! claims its host bytes in the [`HostUse`], so no two entries are given the same.
 
 use super::Header;
+use super::host_use::HostUse;
 use crate::{Error, Result};
 
 /// Bits 9–55 of L1 and standard L2 entries: a cluster-aligned host offset.
@@ -80,13 +82,27 @@ pub(super) fn l2_tables(h: &Header, l1: &[u64], stream_len: u64) -> Result<Vec<M
     Ok(tables)
 }
 
-/// The mappings of one L2 table. `table_host` is where the table sits, for messages.
+/// One L2 entry as read from its table.
+struct Entry {
+    /// Where the entry sits in the file, for messages.
+    at: u64,
+    /// The guest offset of the cluster it maps.
+    guest: u64,
+    /// The cluster descriptor.
+    word: u64,
+    /// The subcluster bitmap of an extended L2 entry.
+    bitmap: Option<u64>,
+}
+
+/// The mappings of one L2 table, each entry's host bytes claimed in `used`.
+/// `table_host` is where the table sits, for messages.
 pub(super) fn parse_l2(
     h: &Header,
     l1_index: u64,
     table: &[u8],
     table_host: u64,
     stream_len: u64,
+    used: &mut HostUse,
 ) -> Result<Vec<Mapping>> {
     let entry_bytes = usize::try_from(h.l2_entry_bytes()).expect("8 or 16");
     let mut out = Vec::new();
@@ -99,25 +115,36 @@ pub(super) fn parse_l2(
         let word = u64::from_be_bytes(raw[..8].try_into().expect("8 bytes"));
         let bitmap =
             (entry_bytes == 16).then(|| u64::from_be_bytes(raw[8..].try_into().expect("8 bytes")));
-        let at = table_host + i * h.l2_entry_bytes();
-        entry_mappings(h, guest, word, bitmap, at, stream_len, &mut out)?;
+        let entry = Entry {
+            at: table_host + i * h.l2_entry_bytes(),
+            guest,
+            word,
+            bitmap,
+        };
+        entry_mappings(h, &entry, stream_len, used, &mut out)?;
     }
     Ok(out)
 }
 
 fn entry_mappings(
     h: &Header,
-    guest: u64,
-    word: u64,
-    bitmap: Option<u64>,
-    at: u64,
+    entry: &Entry,
     stream_len: u64,
+    used: &mut HostUse,
     out: &mut Vec<Mapping>,
 ) -> Result<()> {
+    let &Entry {
+        at,
+        guest,
+        word,
+        bitmap,
+    } = entry;
     let cs = h.cluster_size();
     let guest_len = cs.min(h.virtual_size - guest);
     if word & COMPRESSED != 0 {
-        out.push(compressed(h, guest, guest_len, word, stream_len)?);
+        let m = compressed(h, guest, guest_len, word, stream_len)?;
+        used.claim_compressed(m.host, m.end(), at)?;
+        out.push(m);
         return Ok(());
     }
     let host = word & OFFSET_MASK;
@@ -138,6 +165,7 @@ fn entry_mappings(
         let zero = h.version >= 3 && word & ZERO_FLAG != 0;
         if host != 0 && !zero {
             check_in_stream("data cluster", host, guest_len, stream_len)?;
+            used.claim_data(host, at)?;
             out.push(Mapping {
                 host,
                 len: guest_len,
@@ -146,18 +174,18 @@ fn entry_mappings(
         }
         return Ok(());
     };
-    subcluster_mappings(h, guest, host, bitmap, at, stream_len, out)
+    subcluster_mappings(h, entry, host, bitmap, stream_len, used, out)
 }
 
 /// Extended L2: bits 0–31 say which of the 32 subclusters hold data, bits 32–63 which
 /// read as zeros. Runs of allocated subclusters become one mapping each.
 fn subcluster_mappings(
     h: &Header,
-    guest: u64,
+    &Entry { at, guest, .. }: &Entry,
     host: u64,
     bitmap: u64,
-    at: u64,
     stream_len: u64,
+    used: &mut HostUse,
     out: &mut Vec<Mapping>,
 ) -> Result<()> {
     let allocated = bitmap & 0xffff_ffff;
@@ -173,6 +201,9 @@ fn subcluster_mappings(
             at,
             "allocated subclusters without a host cluster",
         ));
+    }
+    if allocated != 0 {
+        used.claim_data(host, at)?;
     }
     let sc = h.cluster_size() / 32;
     let mut bit = 0u64;
@@ -247,6 +278,7 @@ fn check_in_stream(what: &'static str, host: u64, len: u64, stream_len: u64) -> 
 mod tests {
     use super::*;
     use crate::qcow2::Codec;
+    use crate::qcow2::host_use::MAX_BYTES;
 
     fn header(cluster_bits: u32, virtual_size: u64, extended_l2: bool) -> Header {
         Header {
@@ -267,13 +299,19 @@ mod tests {
         entries.iter().flat_map(|e| e.to_be_bytes()).collect()
     }
 
+    /// Parses `table` as the L2 table of L1 entry 0, at 0x40000, with nothing claimed yet.
+    fn parse(h: &Header, table: &[u8], stream_len: u64) -> Result<Vec<Mapping>> {
+        let mut used = HostUse::new(h.cluster_bits, MAX_BYTES);
+        parse_l2(h, 0, table, 0x40000, stream_len, &mut used)
+    }
+
     const LEN: u64 = 1 << 30;
 
     #[test]
     fn plain_zero_and_unallocated_entries() {
         let h = header(16, 4 << 16, false);
         let t = table(&[0x50000 | 1 << 63, 0, 0x60000 | ZERO_FLAG, 0x70000]);
-        let m = parse_l2(&h, 0, &t, 0x40000, LEN).unwrap();
+        let m = parse(&h, &t, LEN).unwrap();
         assert_eq!(
             m,
             vec![
@@ -294,7 +332,7 @@ mod tests {
     #[test]
     fn the_last_cluster_is_cut_at_the_virtual_size() {
         let h = header(16, 0x10000 + 1000, false);
-        let m = parse_l2(&h, 0, &table(&[0x50000, 0x60000, 0x70000]), 0x40000, LEN).unwrap();
+        let m = parse(&h, &table(&[0x50000, 0x60000, 0x70000]), LEN).unwrap();
         assert_eq!(m.len(), 2, "entries past the virtual size are ignored");
         assert_eq!(m[1].len, 1000);
     }
@@ -304,7 +342,7 @@ mod tests {
         let h = header(16, 1 << 20, false);
         // x = 54: offset 0x12345 (unaligned), 3 additional sectors.
         let word = COMPRESSED | (3 << 54) | 0x12345;
-        let m = parse_l2(&h, 0, &table(&[word]), 0x40000, LEN).unwrap();
+        let m = parse(&h, &table(&[word]), LEN).unwrap();
         assert_eq!(m[0].host, 0x12345);
         assert_eq!(m[0].len, 4 * 512 - 0x145);
         assert_eq!(
@@ -321,7 +359,7 @@ mod tests {
         let h = header(21, 4 << 21, false);
         // x = 49: 13-bit sector count.
         let word = COMPRESSED | (0x1fff << 49) | 0x200;
-        let m = parse_l2(&h, 0, &table(&[0, word]), 0x40000, 0x10000).unwrap();
+        let m = parse(&h, &table(&[0, word]), 0x10000).unwrap();
         assert_eq!(m[0].host, 0x200);
         assert_eq!(
             m[0].len,
@@ -342,7 +380,7 @@ mod tests {
         let h = header(16, 1 << 20, true);
         // Subclusters 0-1 and 4 allocated, 2 reads as zero; 2 KiB each.
         let bitmap = 0b1_0011 | (0b100 << 32);
-        let m = parse_l2(&h, 0, &table(&[0x50000, bitmap]), 0x40000, LEN).unwrap();
+        let m = parse(&h, &table(&[0x50000, bitmap]), LEN).unwrap();
         assert_eq!(
             m,
             vec![
@@ -363,11 +401,7 @@ mod tests {
     #[test]
     fn refuses_inconsistent_entries() {
         let h = header(16, 1 << 20, false);
-        let err = |entries: &[u64], len| {
-            parse_l2(&h, 0, &table(entries), 0x40000, len)
-                .unwrap_err()
-                .to_string()
-        };
+        let err = |entries: &[u64], len| parse(&h, &table(entries), len).unwrap_err().to_string();
         assert!(err(&[0x58000], LEN).contains("not cluster aligned"));
         assert!(err(&[0x50000 | 0x4], LEN).contains("reserved"));
         assert!(err(&[0x50000 | 1 << 56], LEN).contains("reserved"));
@@ -375,13 +409,43 @@ mod tests {
         assert!(err(&[0x50000], 0x58000).contains("past its end"));
         assert!(err(&[COMPRESSED | 0x60000], 0x58000).contains("past its end"));
         let x = header(16, 1 << 20, true);
-        let err = |e: &[u64]| {
-            parse_l2(&x, 0, &table(e), 0x40000, LEN)
-                .unwrap_err()
-                .to_string()
-        };
+        let err = |e: &[u64]| parse(&x, &table(e), LEN).unwrap_err().to_string();
         assert!(err(&[0x50000, 1 | (1 << 32)]).contains("both allocated and zero"));
         assert!(err(&[0, 1]).contains("without a host cluster"));
+    }
+
+    #[test]
+    fn entries_sharing_host_bytes_are_refused() {
+        let h = header(16, 1 << 20, false);
+        let err = parse(&h, &table(&[0x50000, 0x60000, 0x50000 | 1 << 63]), LEN)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("at byte 0x40010"), "{err}");
+        assert!(
+            err.contains("data cluster 0x50000 is already mapped"),
+            "{err}"
+        );
+        let word = COMPRESSED | (3 << 54) | 0x12345;
+        let err = parse(&h, &table(&[word, 0, word]), LEN).unwrap_err();
+        assert!(
+            err.to_string().contains("0x12345 is already mapped"),
+            "{err}"
+        );
+        // Extended L2: one entry's runs share its host cluster; another entry may not,
+        // even for other subclusters.
+        let x = header(16, 1 << 20, true);
+        parse(&x, &table(&[0x50000, 0b101]), LEN).unwrap();
+        let err = parse(&x, &table(&[0x50000, 0b1, 0x50000, 0b10]), LEN).unwrap_err();
+        assert!(err.to_string().contains("at byte 0x40010"), "{err}");
+    }
+
+    #[test]
+    fn claims_hold_across_tables() {
+        let h = header(16, 1 << 30, false);
+        let mut used = HostUse::new(h.cluster_bits, MAX_BYTES);
+        parse_l2(&h, 0, &table(&[0x50000]), 0x40000, LEN, &mut used).unwrap();
+        let err = parse_l2(&h, 1, &table(&[0x50000]), 0x60000, LEN, &mut used).unwrap_err();
+        assert!(err.to_string().contains("at byte 0x60000"), "{err}");
     }
 
     #[test]

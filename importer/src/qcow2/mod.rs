@@ -2,9 +2,10 @@
 //!
 //! The format knowledge lives here and knows nothing about where bytes come from:
 //! [`Header`] parses and vets the header, `mapping` turns L1/L2 tables into host→guest
-//! ranges, the `spool` keeps bytes that arrive before their tables, [`Decoder`] drives it
-//! all as a pure state machine, and [`Inflater`] decompresses compressed clusters
-//! (deflate or zstd) wherever the caller chooses to run it.
+//! ranges, `host_use` sees that no two of them are given the same host bytes, the `spool` keeps bytes that arrive before their tables, `clusters` serves
+//! each byte range as its tables say once the header is known, [`Decoder`] drives it
+//! all as a pure state machine through its phases, and [`Inflater`] decompresses
+//! compressed clusters (deflate or zstd) wherever the caller chooses to run it.
 //!
 //! ```
 //! use bootsource_importer::qcow2::{Decoder, Limits, PassEnd};
@@ -24,8 +25,10 @@
 //! # }
 //! ```
 
+mod clusters;
 mod decoder;
 mod header;
+mod host_use;
 mod inflate;
 mod mapping;
 mod refcount;
