@@ -144,14 +144,14 @@ pub enum Error {
     // ---- qcow2 ----
     /// The image uses a feature a standalone streaming import cannot honour.
     #[error("qcow2 image uses {0}, which is not supported")]
-    Qcow2Unsupported(String),
+    Qcow2Unsupported(crate::qcow2::Qcow2Feature),
     /// The image's metadata is inconsistent.
-    #[error("invalid qcow2 image at byte {offset:#x}: {reason}")]
+    #[error("invalid qcow2 image at byte {offset:#x}: {problem}")]
     Qcow2Invalid {
         /// Offset in the qcow2 file of the faulty field or table.
         offset: u64,
         /// What is wrong.
-        reason: String,
+        problem: crate::qcow2::Qcow2Problem,
     },
     /// A table or cluster lies beyond the end of the image: it was truncated.
     #[error(
@@ -168,14 +168,15 @@ pub enum Error {
         stream_len: u64,
     },
     /// A compressed cluster did not decompress to a full cluster.
-    #[error("compressed cluster at byte {host:#x} (guest {guest:#x}) is corrupt: {reason}")]
+    #[error("compressed cluster at byte {host:#x} (guest {guest:#x}) is corrupt")]
     CorruptCluster {
         /// Offset of the compressed bytes in the qcow2 file.
         host: u64,
         /// Guest offset it maps to.
         guest: u64,
         /// What the decompressor said.
-        reason: String,
+        #[source]
+        source: crate::qcow2::InflateError,
     },
     /// Reading the image needed more passes than any valid layout needs.
     #[error(
@@ -187,7 +188,7 @@ pub enum Error {
     },
     /// A decoder limit would be exceeded.
     #[error("qcow2 image exceeds the streaming limit: {0}")]
-    LimitExceeded(String),
+    LimitExceeded(crate::qcow2::Limit),
 
     /// The disk is larger than the configured limit (`max_virtual_size`).
     #[error(
@@ -318,12 +319,6 @@ impl Error {
         })
     }
 
-    pub(crate) fn qcow2_invalid(offset: u64, reason: impl Into<String>) -> Self {
-        Self::Qcow2Invalid {
-            offset,
-            reason: reason.into(),
-        }
-    }
 }
 
 #[cfg(test)]

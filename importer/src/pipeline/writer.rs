@@ -152,10 +152,10 @@ fn work(
                 cluster.resize(usize::try_from(len).expect("a cluster fits in memory"), 0);
                 inflater
                     .inflate(codec, &bytes, &mut cluster)
-                    .map_err(|reason| Error::CorruptCluster {
+                    .map_err(|source| Error::CorruptCluster {
                         host,
                         guest: offset.0,
-                        reason,
+                        source,
                     })?;
                 place.write_at(offset.0, &cluster)?;
             }

@@ -22,6 +22,7 @@ use super::inflate::Inflater;
 use super::mapping::{self, Kind, Mapping};
 use super::refcount::RefcountRegions;
 use super::spool::Spool;
+use super::problem::Limit;
 use crate::extent::{Extent, GuestOffset};
 use crate::{Error, Result};
 
@@ -213,10 +214,10 @@ impl Clusters {
                     .extend_from_slice(&chunk[idx(from - chunk_start)..idx(to - chunk_start)]);
                 self.gathering += to - from;
                 if self.gathering > self.limits.assembly_bytes {
-                    return Err(Error::LimitExceeded(format!(
-                        "more than {} bytes of overlapping tables or compressed clusters at byte {from:#x}",
-                        self.limits.assembly_bytes
-                    )));
+                    return Err(Error::LimitExceeded(Limit::Assembly {
+                        limit: self.limits.assembly_bytes,
+                        at: from,
+                    }));
                 }
                 if end <= e {
                     let p = self.pending.remove(&key).expect("present");
@@ -333,10 +334,7 @@ impl Clusters {
     /// Files a mapping: ahead of the cursor it waits; behind it, its bytes must be spooled.
     fn insert(&mut self, m: Mapping, out: &mut Vec<Extent>) -> Result<()> {
         if self.pending.len() >= self.limits.max_pending {
-            return Err(Error::LimitExceeded(format!(
-                "more than {} clusters mapped ahead of their data",
-                self.limits.max_pending
-            )));
+            return Err(Error::LimitExceeded(Limit::Pending(self.limits.max_pending)));
         }
         if m.host >= self.cursor {
             self.wait_for(m, Vec::new());

@@ -5,6 +5,7 @@
 //! QEMU's own limits and the stream length, so that nothing downstream allocates or
 //! seeks on the word of a hostile image.
 
+use super::problem::{Qcow2Feature, Qcow2Problem, invalid};
 use crate::{Error, Result};
 
 /// `QFI\xfb`.
@@ -80,12 +81,12 @@ impl Header {
             return Ok(None);
         };
         if bytes[..4] != MAGIC {
-            return Err(invalid(0, "not a qcow2 image (bad magic)"));
+            return Err(invalid(0, Qcow2Problem::BadMagic));
         }
         let fixed_len = match version {
             2 => 72,
             3 => 104,
-            v => return Err(Error::Qcow2Unsupported(format!("qcow2 version {v}"))),
+            v => return Err(Error::Qcow2Unsupported(Qcow2Feature::Version(v))),
         };
         if bytes.len() < fixed_len {
             return Ok(None);
@@ -98,7 +99,7 @@ impl Header {
         if version == 3 && (header_len < 104 || header_len % 8 != 0) {
             return Err(invalid(
                 100,
-                format!("header length {header_len} is not a multiple of 8 of at least 104"),
+                Qcow2Problem::HeaderLength(u64::from(header_len)),
             ));
         }
         let wants_compression_byte = incompatible & INCOMPAT_COMPRESSION != 0;
@@ -108,32 +109,23 @@ impl Header {
         check_features(incompatible, be64(8).unwrap(), be32(32).unwrap())?;
         let cluster_bits = be32(20).unwrap();
         if !(MIN_CLUSTER_BITS..=MAX_CLUSTER_BITS).contains(&cluster_bits) {
-            return Err(invalid(
-                20,
-                format!("cluster_bits {cluster_bits} outside 9..=21"),
-            ));
+            return Err(invalid(20, Qcow2Problem::ClusterBits(cluster_bits)));
         }
         let codec = if wants_compression_byte {
             if header_len < 105 {
-                return Err(invalid(
-                    100,
-                    "compression type bit set but header has no compression type",
-                ));
+                return Err(invalid(100, Qcow2Problem::NoCompressionType));
             }
             match bytes[104] {
                 0 => Codec::Deflate,
                 1 => Codec::Zstd,
-                t => return Err(Error::Qcow2Unsupported(format!("compression type {t}"))),
+                t => return Err(Error::Qcow2Unsupported(Qcow2Feature::CompressionType(t))),
             }
         } else {
             Codec::Deflate
         };
         let extended_l2 = incompatible & INCOMPAT_EXTL2 != 0;
         if extended_l2 && cluster_bits < 14 {
-            return Err(invalid(
-                20,
-                "extended L2 entries need clusters of at least 16 KiB",
-            ));
+            return Err(invalid(20, Qcow2Problem::ExtendedL2SmallClusters));
         }
         let header = Self {
             version,
@@ -156,35 +148,26 @@ impl Header {
     fn with_l1(mut self, l1_size: u32, header_len: u64, stream_len: u64) -> Result<Self> {
         let cs = self.cluster_size();
         if header_len > cs {
-            return Err(invalid(
-                100,
-                format!("header length {header_len} exceeds the cluster size"),
-            ));
+            return Err(invalid(100, Qcow2Problem::HeaderPastCluster(header_len)));
         }
         let guest_clusters = self.virtual_size.div_ceil(cs);
         let needed = guest_clusters.div_ceil(self.l2_entries());
         if u64::from(l1_size) < needed {
             return Err(invalid(
                 36,
-                format!("L1 has {l1_size} entries but the virtual size needs {needed}"),
+                Qcow2Problem::L1TooShort {
+                    entries: l1_size,
+                    needed,
+                },
             ));
         }
         let l1_bytes = needed * 8;
         if l1_bytes > MAX_L1_BYTES {
-            return Err(invalid(
-                36,
-                format!("L1 table of {l1_bytes} bytes exceeds QEMU's 32 MiB limit"),
-            ));
+            return Err(invalid(36, Qcow2Problem::L1TooLarge(l1_bytes)));
         }
         if needed > 0 {
             if self.l1_offset < cs || self.l1_offset % cs != 0 {
-                return Err(invalid(
-                    40,
-                    format!(
-                        "L1 offset {:#x} is not a cluster boundary after the header",
-                        self.l1_offset
-                    ),
-                ));
+                return Err(invalid(40, Qcow2Problem::L1Misplaced(self.l1_offset)));
             }
             if self.l1_offset.saturating_add(l1_bytes) > stream_len {
                 return Err(Error::Qcow2PastEnd {
@@ -222,36 +205,27 @@ impl Header {
 
 fn check_features(incompatible: u64, backing_offset: u64, crypt_method: u32) -> Result<()> {
     if backing_offset != 0 {
-        return Err(Error::Qcow2Unsupported(
-            "a backing file (container disks must be standalone; run qemu-img convert first)"
-                .into(),
-        ));
+        return Err(Error::Qcow2Unsupported(Qcow2Feature::BackingFile));
     }
     match crypt_method {
         0 => {}
-        1 => return Err(Error::Qcow2Unsupported("AES encryption".into())),
-        2 => return Err(Error::Qcow2Unsupported("LUKS encryption".into())),
-        m => return Err(Error::Qcow2Unsupported(format!("encryption method {m}"))),
+        1 => return Err(Error::Qcow2Unsupported(Qcow2Feature::AesEncryption)),
+        2 => return Err(Error::Qcow2Unsupported(Qcow2Feature::LuksEncryption)),
+        m => return Err(Error::Qcow2Unsupported(Qcow2Feature::Encryption(m))),
     }
     if incompatible & INCOMPAT_CORRUPT != 0 {
-        return Err(Error::Qcow2Unsupported(
-            "an image marked corrupt (run qemu-img check -r all)".into(),
-        ));
+        return Err(Error::Qcow2Unsupported(Qcow2Feature::MarkedCorrupt));
     }
     if incompatible & INCOMPAT_DATA_FILE != 0 {
-        return Err(Error::Qcow2Unsupported("an external data file".into()));
+        return Err(Error::Qcow2Unsupported(Qcow2Feature::ExternalDataFile));
     }
     let unknown = incompatible & !INCOMPAT_KNOWN;
     if unknown != 0 {
-        return Err(Error::Qcow2Unsupported(format!(
-            "unknown incompatible feature bits {unknown:#x}"
+        return Err(Error::Qcow2Unsupported(Qcow2Feature::UnknownIncompatible(
+            unknown,
         )));
     }
     Ok(())
-}
-
-fn invalid(offset: u64, reason: impl Into<String>) -> Error {
-    Error::qcow2_invalid(offset, reason)
 }
 
 #[cfg(test)]

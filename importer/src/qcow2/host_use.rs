@@ -23,6 +23,7 @@
 
 use std::collections::BTreeMap;
 
+use super::problem::{Limit, Qcow2Problem, invalid};
 use crate::{Error, Result};
 
 /// The most bytes the record may take.
@@ -72,16 +73,10 @@ impl HostUse {
         let cluster = host >> self.cluster_bits;
         let start = cluster << self.cluster_bits;
         if self.data.contains(cluster) {
-            return Err(shared(
-                at,
-                format!("data cluster {start:#x} is already mapped by another L2 entry"),
-            ));
+            return Err(invalid(at, Qcow2Problem::DataClusterShared(start)));
         }
         if self.packed.contains(cluster) {
-            return Err(shared(
-                at,
-                format!("data cluster {start:#x} holds compressed clusters of another L2 entry"),
-            ));
+            return Err(invalid(at, Qcow2Problem::DataClusterPacked(start)));
         }
         self.charge(self.data.page_cost(cluster), at)?;
         self.data.insert(cluster);
@@ -92,10 +87,7 @@ impl HostUse {
     /// `at`: it may share only its first and last sectors with its neighbours.
     pub fn claim_compressed(&mut self, host: u64, end: u64, at: u64) -> Result<()> {
         if self.compressed.contains_key(&host) {
-            return Err(shared(
-                at,
-                format!("compressed cluster at {host:#x} is already mapped by another L2 entry"),
-            ));
+            return Err(invalid(at, Qcow2Problem::CompressedShared(host)));
         }
         if let Some((&before, &len)) = self.compressed.range(..host).next_back()
             && before + u64::from(len) > host + SECTOR
@@ -109,12 +101,12 @@ impl HostUse {
         }
         let clusters = (host >> self.cluster_bits)..=((end - 1) >> self.cluster_bits);
         if let Some(cluster) = clusters.clone().find(|&c| self.data.contains(c)) {
-            return Err(shared(
+            return Err(invalid(
                 at,
-                format!(
-                    "compressed cluster at {host:#x} lies in data cluster {:#x} of another L2 entry",
-                    cluster << self.cluster_bits
-                ),
+                Qcow2Problem::CompressedInData {
+                    host,
+                    cluster: cluster << self.cluster_bits,
+                },
             ));
         }
         self.charge(COMPRESSED_COST, at)?;
@@ -129,27 +121,18 @@ impl HostUse {
 
     fn charge(&mut self, cost: u64, at: u64) -> Result<()> {
         if self.bytes + cost > self.cap {
-            return Err(Error::LimitExceeded(format!(
-                "more than {} bytes to record the host clusters mapped, at L2 entry {at:#x}",
-                self.cap
-            )));
+            return Err(Error::LimitExceeded(Limit::HostUseRecord {
+                limit: self.cap,
+                at,
+            }));
         }
         self.bytes += cost;
         Ok(())
     }
 }
 
-fn shared(at: u64, reason: String) -> Error {
-    Error::qcow2_invalid(at, reason)
-}
-
 fn overlap(host: u64, other: u64, at: u64) -> Error {
-    shared(
-        at,
-        format!(
-            "compressed cluster at {host:#x} overlaps the one at {other:#x} of another L2 entry by more than a sector"
-        ),
-    )
+    invalid(at, Qcow2Problem::CompressedOverlap { host, other })
 }
 
 /// A set of cluster numbers: a bitmap in pages allocated as first touched.
@@ -268,7 +251,7 @@ mod tests {
         used.claim_data(0, 1).unwrap();
         used.claim_data(512, 2).unwrap();
         let err = used.claim_data(PAGE_BITS * 512, 3).unwrap_err();
-        assert!(matches!(err, Error::LimitExceeded(_)), "{err}");
+        assert!(matches!(err, Error::LimitExceeded(Limit::HostUseRecord { .. })), "{err}");
         let mut used = HostUse::new(9, 3 * COMPRESSED_COST + PAGE_COST);
         for i in 0..3 {
             used.claim_compressed(0x1000 + i * 512, 0x1200 + i * 512, i)

@@ -11,6 +11,27 @@ use zstd::stream::raw::{Decoder as ZstdDecoder, InBuffer, Operation, OutBuffer};
 
 use super::Codec;
 
+/// Why a compressed cluster did not inflate.
+#[derive(Debug, thiserror::Error)]
+pub enum InflateError {
+    /// The deflate stream is not valid.
+    #[error("invalid deflate stream")]
+    Deflate(#[source] flate2::DecompressError),
+    /// The zstd frame is not valid.
+    #[error("invalid zstd frame")]
+    Zstd(#[source] std::io::Error),
+    /// The stream ended before the cluster was full.
+    #[error("the {codec:?} stream ended after {produced} of {wanted} bytes")]
+    Short {
+        /// The encoding.
+        codec: Codec,
+        /// Bytes it produced.
+        produced: u64,
+        /// The cluster's length.
+        wanted: u64,
+    },
+}
+
 /// Reusable decompressor state for compressed clusters.
 pub struct Inflater {
     deflate: Decompress,
@@ -33,26 +54,32 @@ impl Inflater {
     }
 
     /// Fills `out` entirely from `input`, or says why it could not.
-    pub fn inflate(&mut self, codec: Codec, input: &[u8], out: &mut [u8]) -> Result<(), String> {
+    pub fn inflate(
+        &mut self,
+        codec: Codec,
+        input: &[u8],
+        out: &mut [u8],
+    ) -> Result<(), InflateError> {
         match codec {
             Codec::Deflate => self.deflate(input, out),
             Codec::Zstd => self.zstd(input, out),
         }
     }
 
-    fn deflate(&mut self, input: &[u8], out: &mut [u8]) -> Result<(), String> {
+    fn deflate(&mut self, input: &[u8], out: &mut [u8]) -> Result<(), InflateError> {
         self.deflate.reset(false);
         let status = self
             .deflate
             .decompress(input, out, FlushDecompress::Finish)
-            .map_err(|e| format!("deflate: {e}"))?;
+            .map_err(InflateError::Deflate)?;
         let produced = self.deflate.total_out();
         // QEMU accepts Z_BUF_ERROR once the output is full: the cluster is what counts.
         if produced != out.len() as u64 {
-            return Err(format!(
-                "deflate stream ended after {produced} of {} bytes ({status:?})",
-                out.len()
-            ));
+            return Err(InflateError::Short {
+                codec: Codec::Deflate,
+                produced,
+                wanted: out.len() as u64,
+            });
         }
         debug_assert!(matches!(
             status,
@@ -61,8 +88,8 @@ impl Inflater {
         Ok(())
     }
 
-    fn zstd(&mut self, input: &[u8], out: &mut [u8]) -> Result<(), String> {
-        self.zstd.reinit().map_err(|e| format!("zstd: {e}"))?;
+    fn zstd(&mut self, input: &[u8], out: &mut [u8]) -> Result<(), InflateError> {
+        self.zstd.reinit().map_err(InflateError::Zstd)?;
         let mut src = InBuffer::around(input);
         let mut dst = OutBuffer::around(out);
         loop {
@@ -70,7 +97,7 @@ impl Inflater {
             let hint = self
                 .zstd
                 .run(&mut src, &mut dst)
-                .map_err(|e| format!("zstd: {e}"))?;
+                .map_err(InflateError::Zstd)?;
             let full = dst.pos() == dst.capacity();
             if hint == 0 || full || before == (src.pos(), dst.pos()) {
                 break;
@@ -78,7 +105,11 @@ impl Inflater {
         }
         let (produced, want) = (dst.pos(), dst.capacity());
         if produced != want {
-            return Err(format!("zstd frame ended after {produced} of {want} bytes"));
+            return Err(InflateError::Short {
+                codec: Codec::Zstd,
+                produced: produced as u64,
+                wanted: want as u64,
+            });
         }
         Ok(())
     }
@@ -136,14 +167,20 @@ mod tests {
         let err = inf
             .inflate(Codec::Deflate, &input[..input.len() / 2], &mut out)
             .unwrap_err();
-        assert!(err.contains("ended after"), "{err}");
+        assert!(
+            matches!(err, InflateError::Short { codec: Codec::Deflate, .. }),
+            "{err}"
+        );
         assert!(inf.inflate(Codec::Zstd, &input, &mut out).is_err());
         assert!(inf.inflate(Codec::Deflate, &[0xff; 64], &mut out).is_err());
         let z = zstd::bulk::compress(&data[..1000], 3).unwrap();
-        assert!(
-            inf.inflate(Codec::Zstd, &z, &mut out)
-                .unwrap_err()
-                .contains("1000 of 65536")
-        );
+        assert!(matches!(
+            inf.inflate(Codec::Zstd, &z, &mut out).unwrap_err(),
+            InflateError::Short {
+                codec: Codec::Zstd,
+                produced: 1000,
+                wanted: 65536
+            }
+        ));
     }
 }

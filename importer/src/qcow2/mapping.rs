@@ -9,6 +9,7 @@
 
 use super::Header;
 use super::host_use::HostUse;
+use super::problem::{Qcow2Problem, invalid};
 use crate::{Error, Result};
 
 /// Bits 9–55 of L1 and standard L2 entries: a cluster-aligned host offset.
@@ -59,10 +60,7 @@ pub(super) fn l2_tables(h: &Header, l1: &[u64], stream_len: u64) -> Result<Vec<M
             continue;
         }
         if host % cs != 0 {
-            return Err(Error::qcow2_invalid(
-                at,
-                format!("L2 table offset {host:#x} is not cluster aligned"),
-            ));
+            return Err(invalid(at, Qcow2Problem::L2Misaligned(host)));
         }
         check_in_stream("L2 table", host, cs, stream_len)?;
         tables.push(Mapping {
@@ -74,10 +72,7 @@ pub(super) fn l2_tables(h: &Header, l1: &[u64], stream_len: u64) -> Result<Vec<M
     let mut by_host: Vec<&Mapping> = tables.iter().collect();
     by_host.sort_unstable_by_key(|m| m.host);
     if let Some(w) = by_host.windows(2).find(|w| w[0].host == w[1].host) {
-        return Err(Error::qcow2_invalid(
-            w[0].host,
-            "two L1 entries point to the same L2 table",
-        ));
+        return Err(invalid(w[0].host, Qcow2Problem::L2Shared));
     }
     Ok(tables)
 }
@@ -149,16 +144,10 @@ fn entry_mappings(
     }
     let host = word & OFFSET_MASK;
     if word & RESERVED != 0 {
-        return Err(Error::qcow2_invalid(
-            at,
-            format!("L2 entry {word:#x} sets reserved bits"),
-        ));
+        return Err(invalid(at, Qcow2Problem::ReservedBits(word)));
     }
     if host % cs != 0 {
-        return Err(Error::qcow2_invalid(
-            at,
-            format!("data cluster offset {host:#x} is not cluster aligned"),
-        ));
+        return Err(invalid(at, Qcow2Problem::DataMisaligned(host)));
     }
     let Some(bitmap) = bitmap else {
         // Zero flag (v3), or unallocated: reads as zeros either way without a backing file.
@@ -191,16 +180,10 @@ fn subcluster_mappings(
     let allocated = bitmap & 0xffff_ffff;
     let zeros = bitmap >> 32;
     if allocated & zeros != 0 {
-        return Err(Error::qcow2_invalid(
-            at + 8,
-            "subclusters marked both allocated and zero",
-        ));
+        return Err(invalid(at + 8, Qcow2Problem::SubclustersAllocatedAndZero));
     }
     if allocated != 0 && host == 0 {
-        return Err(Error::qcow2_invalid(
-            at,
-            "allocated subclusters without a host cluster",
-        ));
+        return Err(invalid(at, Qcow2Problem::SubclustersWithoutCluster));
     }
     if allocated != 0 {
         used.claim_data(host, at)?;

@@ -31,9 +31,11 @@ mod header;
 mod host_use;
 mod inflate;
 mod mapping;
+mod problem;
 mod refcount;
 mod spool;
 
 pub use decoder::{Decoder, Limits, MAX_PASSES, PassEnd};
 pub use header::{Codec, Header, MAGIC};
-pub use inflate::Inflater;
+pub use inflate::{InflateError, Inflater};
+pub use problem::{Limit, Qcow2Feature, Qcow2Problem};
