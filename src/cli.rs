@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use bootsource_importer::{Platform, SourceRef};
+use bootsource_importer::{ImageRef, Platform};
 use clap::{Args, Parser, Subcommand};
 
 /// Keeps golden VM disk images on local storage up to date from container disks.
@@ -88,7 +88,7 @@ pub struct RegistryFlags {
 #[derive(Debug, Args)]
 pub struct ImportArgs {
     /// docker://HOST[:PORT]/REPO[:TAG|@DIGEST] or oci:DIR[:TAG].
-    pub source: SourceRef,
+    pub source: ImageRef,
     /// A file to create (sparse, sized to the disk) or an existing block device.
     #[arg(long, value_name = "TARGET")]
     pub to: PathBuf,
@@ -117,7 +117,7 @@ pub struct ImportArgs {
 #[derive(Debug, Args)]
 pub struct InspectArgs {
     /// docker://HOST[:PORT]/REPO[:TAG|@DIGEST] or oci:DIR[:TAG].
-    pub source: SourceRef,
+    pub source: ImageRef,
     #[command(flatten)]
     pub registry: RegistryFlags,
     /// Print JSON instead of text.

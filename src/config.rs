@@ -37,7 +37,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use bootsource_importer::{Platform, SourceRef};
+use bootsource_importer::{ImageRef, Platform};
 use bootsource_poller::Schedule;
 use bootsource_storage::{BackendConfig, BackendKind, StoreConfig};
 use serde::Deserialize;
@@ -143,7 +143,7 @@ pub struct SourceConfig {
     pub name: String,
     /// `docker://…` or `oci:…`.
     #[serde(deserialize_with = "from_str")]
-    pub image: SourceRef,
+    pub image: ImageRef,
     /// Poll and import new digests; off keeps the current version.
     #[serde(default = "yes")]
     pub auto_update: bool,

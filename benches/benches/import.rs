@@ -12,7 +12,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use bootsource_importer::{Import, ImportOptions, ImportReport, SourceRef};
+use bootsource_importer::{ImageRef, Import, ImportOptions, ImportReport};
 use bootsource_place::Target;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
@@ -61,7 +61,7 @@ fn imports(c: &mut Criterion) {
             bootsource_benches::missing(&oci);
             continue;
         };
-        let source: SourceRef = format!("oci:{}:bench", layout.display())
+        let source: ImageRef = format!("oci:{}:bench", layout.display())
             .parse()
             .expect("an oci: reference");
         let run = || {
@@ -78,7 +78,7 @@ fn imports(c: &mut Criterion) {
 }
 
 async fn import_to(
-    source: &SourceRef,
+    source: &ImageRef,
     target: &std::path::Path,
 ) -> Result<ImportReport, Box<dyn std::error::Error>> {
     let checked = Target::check(target)?;

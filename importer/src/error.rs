@@ -318,7 +318,6 @@ impl Error {
             Some(current)
         })
     }
-
 }
 
 #[cfg(test)]

@@ -13,14 +13,14 @@ use std::time::Instant;
 
 use bootsource_place::Place;
 
+use crate::origin::{Origin, ResolvedImage};
 use crate::pipeline::{self, Caller, Outcome};
-use crate::source::{ImageSource, ResolvedImage};
-use crate::{DiskInfo, Error, ImportOptions, ImportReport, Result, SourceRef};
+use crate::{DiskInfo, Error, ImageRef, ImportOptions, ImportReport, Result};
 
 /// An import paused before its first write, knowing its image and disk.
 #[derive(Debug)]
 pub struct Import {
-    source: String,
+    reference: String,
     image: ResolvedImage,
     disk: DiskInfo,
     place: std::sync::mpsc::SyncSender<Arc<dyn Place>>,
@@ -30,18 +30,18 @@ pub struct Import {
 }
 
 impl Import {
-    /// Resolves `source`, finds its disk and reads up to the disk's virtual size.
-    pub async fn start(source: &SourceRef, options: &ImportOptions) -> Result<Self> {
+    /// Resolves `reference`, finds its disk and reads up to the disk's virtual size.
+    pub async fn start(reference: &ImageRef, options: &ImportOptions) -> Result<Self> {
         let started = Instant::now();
-        let src = ImageSource::connect(source, &options.registry).await?;
-        let image = src.resolve(&options.platform()).await?;
+        let origin = Origin::connect(reference, &options.registry).await?;
+        let image = origin.resolve(&options.platform()).await?;
         check_layers(&image)?;
-        tracing::info!(source = %source, digest = %image.digest, layers = image.layers.len(), "importing");
+        tracing::info!(image = %reference, digest = %image.digest, layers = image.layers.len(), "importing");
         let (handshake, Caller { announced, place }) = pipeline::handshake();
         let settings = options.settings();
         let resolved = image.clone();
         let pipeline = tokio::task::spawn_blocking(move || {
-            pipeline::run(&src, &resolved, &settings, handshake)
+            pipeline::run(&origin, &resolved, &settings, handshake)
         });
         let disk = match announced.await {
             Ok(disk) => disk,
@@ -49,7 +49,7 @@ impl Import {
             Err(_) => return Err(joined(pipeline.await).err().unwrap_or_else(stopped_early)),
         };
         Ok(Self {
-            source: source.to_string(),
+            reference: reference.to_string(),
             image,
             disk,
             place,
@@ -78,7 +78,7 @@ impl Import {
         let outcome = joined(self.pipeline.await)?;
         let converted = outcome.converted;
         Ok(ImportReport {
-            source: self.source,
+            image: self.reference,
             digest: self.image.digest,
             manifest_digest: self.image.manifest_digest,
             platform: self.image.platform,

@@ -3,7 +3,7 @@
 //! The pipeline, stage by stage (each its own module):
 //!
 //! ```text
-//! source (registry | OCI layout) → blob bytes, sha256 checked while streaming
+//! origin (registry | OCI layout) → blob bytes, sha256 checked while streaming
 //!   → layer decompression (gzip | zstd | none) → tar walk to disk/<file>
 //!   → format sniff → qcow2 stream decoder | raw passthrough → extents
 //!   → writer (inflate compressed clusters in parallel, skip zeros, pwrite) → target
@@ -20,9 +20,9 @@
 //! # async fn f() -> Result<(), Box<dyn std::error::Error>> {
 //! use bootsource_importer::{Import, ImportOptions};
 //! use bootsource_place::Target;
-//! let source = "docker://127.0.0.1:5000/os/fedora:41".parse()?;
+//! let image = "docker://127.0.0.1:5000/os/fedora:41".parse()?;
 //! let target = Target::check("/var/lib/vms/fedora.img".as_ref())?; // fails fast
-//! let import = Import::start(&source, &ImportOptions::default()).await?;
+//! let import = Import::start(&image, &ImportOptions::default()).await?;
 //! let open = target.open(import.disk().virtual_size, None)?;
 //! let report = import.write_into(open.place()).await?;
 //! open.commit()?;
@@ -42,13 +42,13 @@ mod gzip;
 mod import;
 mod layer;
 pub mod manifest;
+mod origin;
 mod pipeline;
 mod platform;
 mod progress;
 pub mod qcow2;
 mod reference;
 mod report;
-mod source;
 mod text;
 
 use std::sync::Arc;
@@ -59,15 +59,15 @@ pub use error::{Error, Result};
 pub use extent::{Extent, GuestOffset};
 pub use format::DiskFormat;
 pub use import::Import;
+pub use origin::{RegistryError, RegistryOptions, ResolvedImage, TlsProblem};
 pub use platform::{ParsePlatformError, Platform};
 pub use progress::{Cancel, Progress, ProgressSnapshot};
-pub use reference::{ParseSourceError, ReferenceProblem, RegistryRef, SourceRef};
+pub use reference::{ImageRef, ParseImageRefError, ReferenceProblem, RegistryRef};
 pub use report::{DiskInfo, ImageInfo, ImportReport, Qcow2Info};
-pub use source::{RegistryError, RegistryOptions, ResolvedImage, TlsProblem};
 pub use text::{escape_controls, printable};
 
+use origin::Origin;
 use pipeline::Settings;
-use source::ImageSource;
 
 /// The largest virtual size imported unless configured otherwise: 1 TiB.
 pub const DEFAULT_MAX_VIRTUAL_SIZE: u64 = 1 << 40;
@@ -121,25 +121,25 @@ impl ImportOptions {
     }
 }
 
-/// The digest `source` points at now: a `HEAD` request for a registry (the index
+/// The digest `image` points at now: a `HEAD` request for a registry (the index
 /// digest for a multi-arch tag), the index entry for a layout. What the poller compares.
-pub async fn resolve_digest(source: &SourceRef, options: &ImportOptions) -> Result<Digest> {
-    ImageSource::connect(source, &options.registry)
+pub async fn resolve_digest(image: &ImageRef, options: &ImportOptions) -> Result<Digest> {
+    Origin::connect(image, &options.registry)
         .await?
         .digest()
         .await
 }
 
-/// Describes `source` and its disk, reading the disk's layer only up to its size.
-pub async fn inspect(source: &SourceRef, options: &ImportOptions) -> Result<ImageInfo> {
-    let import = Import::start(source, options).await?;
-    let image = import.image().clone();
+/// Describes the image `reference` names and its disk, reading the disk's layer only up to its size.
+pub async fn inspect(reference: &ImageRef, options: &ImportOptions) -> Result<ImageInfo> {
+    let import = Import::start(reference, options).await?;
+    let resolved = import.image().clone();
     Ok(ImageInfo {
-        source: source.to_string(),
-        digest: image.digest,
-        manifest_digest: image.manifest_digest,
-        platform: image.platform,
-        layers: image.layers,
+        image: reference.to_string(),
+        digest: resolved.digest,
+        manifest_digest: resolved.manifest_digest,
+        platform: resolved.platform,
+        layers: resolved.layers,
         disk: import.disk().clone(),
     })
 }

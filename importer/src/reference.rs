@@ -8,11 +8,11 @@
 //!   the index must hold exactly one image, as skopeo requires.
 //!
 //! ```
-//! use bootsource_importer::SourceRef;
-//! let src: SourceRef = "docker://127.0.0.1:5000/os/fedora:41".parse().unwrap();
+//! use bootsource_importer::ImageRef;
+//! let src: ImageRef = "docker://127.0.0.1:5000/os/fedora:41".parse().unwrap();
 //! assert_eq!(src.to_string(), "docker://127.0.0.1:5000/os/fedora:41");
-//! let layout: SourceRef = "oci:./layout:41".parse().unwrap();
-//! assert!(matches!(layout, SourceRef::Layout { .. }));
+//! let layout: ImageRef = "oci:./layout:41".parse().unwrap();
+//! assert!(matches!(layout, ImageRef::Layout { .. }));
 //! ```
 
 use std::fmt;
@@ -23,7 +23,7 @@ use crate::Digest;
 
 /// A parsed image source.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SourceRef {
+pub enum ImageRef {
     /// An image in a registry.
     Registry(RegistryRef),
     /// An image in an OCI layout directory.
@@ -46,7 +46,7 @@ pub struct RegistryRef {
 
 /// Why a source string could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ParseSourceError {
+pub enum ParseImageRefError {
     /// No `docker://` or `oci:` prefix.
     #[error("unsupported transport in {0:?}: use docker://HOST/REPO:TAG or oci:DIR[:TAG]")]
     UnknownTransport(String),
@@ -139,10 +139,10 @@ impl RegistryRef {
 }
 
 impl FromStr for RegistryRef {
-    type Err = ParseSourceError;
+    type Err = ParseImageRefError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        parse_registry_ref(text).map_err(|problem| ParseSourceError::InvalidReference {
+        parse_registry_ref(text).map_err(|problem| ParseImageRefError::InvalidReference {
             text: text.to_owned(),
             problem,
         })
@@ -269,8 +269,8 @@ impl fmt::Display for RegistryRef {
     }
 }
 
-impl FromStr for SourceRef {
-    type Err = ParseSourceError;
+impl FromStr for ImageRef {
+    type Err = ParseImageRefError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         if let Some(rest) = text.strip_prefix("docker://") {
@@ -283,18 +283,18 @@ impl FromStr for SourceRef {
                 None => (rest, None),
             };
             if dir.is_empty() {
-                return Err(ParseSourceError::EmptyLayoutPath);
+                return Err(ParseImageRefError::EmptyLayoutPath);
             }
             return Ok(Self::Layout {
                 dir: PathBuf::from(dir),
                 tag,
             });
         }
-        Err(ParseSourceError::UnknownTransport(text.to_owned()))
+        Err(ParseImageRefError::UnknownTransport(text.to_owned()))
     }
 }
 
-impl fmt::Display for SourceRef {
+impl fmt::Display for ImageRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Registry(r) => write!(f, "docker://{r}"),
@@ -310,14 +310,14 @@ mod tests {
 
     #[test]
     fn docker_hub_names_are_normalised() {
-        let src: SourceRef = "docker://fedora".parse().unwrap();
+        let src: ImageRef = "docker://fedora".parse().unwrap();
         assert_eq!(src.to_string(), "docker://docker.io/library/fedora:latest");
     }
 
     #[test]
     fn digest_pinned_reference_keeps_its_digest() {
         let d = Digest::of(b"m");
-        let SourceRef::Registry(r) = format!("docker://127.0.0.1:5000/os/f@{d}").parse().unwrap()
+        let ImageRef::Registry(r) = format!("docker://127.0.0.1:5000/os/f@{d}").parse().unwrap()
         else {
             panic!("not a registry ref")
         };
@@ -329,15 +329,15 @@ mod tests {
     #[test]
     fn layout_tag_is_optional() {
         assert_eq!(
-            "oci:/srv/layout".parse::<SourceRef>().unwrap(),
-            SourceRef::Layout {
+            "oci:/srv/layout".parse::<ImageRef>().unwrap(),
+            ImageRef::Layout {
                 dir: "/srv/layout".into(),
                 tag: None
             }
         );
         assert_eq!(
-            "oci:layout:v1".parse::<SourceRef>().unwrap(),
-            SourceRef::Layout {
+            "oci:layout:v1".parse::<ImageRef>().unwrap(),
+            ImageRef::Layout {
                 dir: "layout".into(),
                 tag: Some("v1".into())
             }
@@ -380,7 +380,7 @@ mod tests {
             "docker://h.io/r/",
             "docker://h.io:port/r",
         ] {
-            assert!(bad.parse::<SourceRef>().is_err(), "{bad} accepted");
+            assert!(bad.parse::<ImageRef>().is_err(), "{bad} accepted");
         }
     }
 }

@@ -10,8 +10,9 @@ use crate::{Digest, Platform};
 /// The facts of an image and its disk, as `bootsource inspect` shows them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ImageInfo {
-    /// The source as given.
-    pub source: String,
+    /// The image reference as given (`docker://…`, `oci:…`); `source` in JSON.
+    #[serde(rename = "source")]
+    pub image: String,
     /// The digest the reference resolves to (the index digest for multi-arch images).
     pub digest: Digest,
     /// The chosen platform's manifest digest.
@@ -68,8 +69,9 @@ impl From<Header> for Qcow2Info {
 /// What an import did, as its one-line summary and `--json` show.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ImportReport {
-    /// The source as given.
-    pub source: String,
+    /// The image reference as given (`docker://…`, `oci:…`); `source` in JSON.
+    #[serde(rename = "source")]
+    pub image: String,
     /// The digest the reference resolved to (the index digest for multi-arch images).
     pub digest: Digest,
     /// The chosen platform's manifest digest.

@@ -15,7 +15,7 @@ use std::io::IsTerminal;
 use std::path::Path;
 
 use anyhow::Context;
-use bootsource_importer::{Cancel, Import, ImportOptions, ImportReport, SourceRef};
+use bootsource_importer::{Cancel, ImageRef, Import, ImportOptions, ImportReport};
 use bootsource_place::Target;
 use nix::sys::signal::Signal;
 use serde::Serialize;
@@ -69,7 +69,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
 
 /// Starts the import, opens the target at the disk's size, fills and commits it.
 async fn import(
-    source: &SourceRef,
+    source: &ImageRef,
     target: Target,
     min_free: Option<u64>,
     options: &ImportOptions,
@@ -147,7 +147,7 @@ fn summary(r: &ImportReport, target: &Path) -> String {
     };
     format!(
         "imported {} ({}) to {}: {} {}, {} downloaded, {} written, {:.1} s ({}){passes}",
-        r.source,
+        r.image,
         r.digest,
         target.display(),
         r.format,

@@ -22,7 +22,7 @@ pub async fn run(args: InspectArgs) -> anyhow::Result<()> {
 fn text(info: &ImageInfo) -> String {
     let mut out = format!(
         "Source:          {}\nDigest:          {}\n",
-        info.source, info.digest
+        info.image, info.digest
     );
     if info.manifest_digest != info.digest {
         out += &format!("Manifest digest: {}\n", info.manifest_digest);

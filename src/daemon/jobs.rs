@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use anyhow::{Context, anyhow};
 use bootsource_importer::{
-    Cancel, Digest, Import, ImportOptions, Progress, RegistryOptions, SourceRef,
+    Cancel, Digest, ImageRef, Import, ImportOptions, Progress, RegistryOptions,
 };
 use bootsource_poller::{Failure, RetryAfter};
 use bootsource_storage::{Stage, Staging, Store, Version};
@@ -38,13 +38,13 @@ pub struct SourceJob {
 impl SourceJob {
     pub fn new(config: &Config, source: &SourceConfig) -> Self {
         let mirrors = match &source.image {
-            SourceRef::Registry(r) => config
+            ImageRef::Registry(r) => config
                 .registries
                 .iter()
                 .filter(|reg| reg.prefix == r.registry())
                 .flat_map(|reg| reg.mirrors.iter().map(|m| (m.location.clone(), m.insecure)))
                 .collect(),
-            SourceRef::Layout { .. } => Vec::new(),
+            ImageRef::Layout { .. } => Vec::new(),
         };
         Self {
             source: source.clone(),
@@ -64,8 +64,8 @@ impl SourceJob {
     }
 
     /// Where to fetch `image` from, in order: each mirror, then the origin.
-    fn candidates(&self, image: &SourceRef) -> Vec<(SourceRef, RegistryOptions)> {
-        let SourceRef::Registry(r) = image else {
+    fn candidates(&self, image: &ImageRef) -> Vec<(ImageRef, RegistryOptions)> {
+        let ImageRef::Registry(r) = image else {
             return vec![(image.clone(), self.registry.clone())];
         };
         let mut out: Vec<_> = self
@@ -76,7 +76,7 @@ impl SourceJob {
                 if *insecure {
                     options.insecure_registries.push(location.clone());
                 }
-                (SourceRef::Registry(r.on_registry(location)), options)
+                (ImageRef::Registry(r.on_registry(location)), options)
             })
             .collect();
         out.push((image.clone(), self.registry.clone()));
@@ -201,7 +201,7 @@ fn next_candidate(
     e: bootsource_importer::Error,
     cancel: &Cancel,
     ctx: &SourceJob,
-    candidate: &SourceRef,
+    candidate: &ImageRef,
 ) -> anyhow::Result<bootsource_importer::Error> {
     if cancel.is_cancelled() {
         return Err(anyhow::Error::from(e).context("import cancelled"));
@@ -268,10 +268,10 @@ async fn present(
 }
 
 /// Pins a registry reference to `digest` so a moving tag cannot change what is imported.
-fn pinned(image: &SourceRef, digest: Digest) -> SourceRef {
+fn pinned(image: &ImageRef, digest: Digest) -> ImageRef {
     match image {
-        SourceRef::Registry(r) => SourceRef::Registry(r.with_digest(digest)),
-        layout @ SourceRef::Layout { .. } => layout.clone(),
+        ImageRef::Registry(r) => ImageRef::Registry(r.with_digest(digest)),
+        layout @ ImageRef::Layout { .. } => layout.clone(),
     }
 }
 

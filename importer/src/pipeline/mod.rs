@@ -1,6 +1,6 @@
 //! The import pipeline: layers, top-down, into one conversion.
 //!
-//! Threads by role: the source streams and hashes the blob (a tokio task or a reader
+//! Threads by role: the origin streams and hashes the blob (a tokio task or a reader
 //! thread); this module runs on one blocking thread that decompresses the layer,
 //! walks its tar and decodes the disk; the writer pool inflates compressed clusters
 //! and writes. Every hand-over is a bounded channel, so memory stays flat however big
@@ -21,8 +21,8 @@ use crate::disk::{self, DiskEntry, LayerOutcome, Whiteouts};
 use crate::format::{self, DiskFormat};
 use crate::layer::{self, LayerReader};
 use crate::manifest::Layer;
+use crate::origin::{Origin, ResolvedImage};
 use crate::qcow2::PassEnd;
-use crate::source::{ImageSource, ResolvedImage};
 use crate::{Error, Result};
 
 use conversion::Conversion;
@@ -39,16 +39,16 @@ pub(crate) struct Outcome {
 /// Imports the disk of `image` into the place `handshake` receives once the disk's
 /// size is known. Blocking: run it on its own thread.
 pub(crate) fn run(
-    source: &ImageSource,
+    origin: &Origin,
     image: &ResolvedImage,
     settings: &Settings,
     handshake: Handshake,
 ) -> Result<Outcome> {
     std::thread::scope(|scope| {
         let mut conversion = Conversion::new(scope, settings, handshake);
-        let (layer, disk, above) = first_pass(source, image, settings, &mut conversion)?;
+        let (layer, disk, above) = first_pass(origin, image, settings, &mut conversion)?;
         while conversion.end_pass()? == PassEnd::Again {
-            read_disk_again(source, &layer, &disk, &above, settings, &mut conversion)?;
+            read_disk_again(origin, &layer, &disk, &above, settings, &mut conversion)?;
         }
         let converted = conversion.finish()?;
         settings
@@ -62,7 +62,7 @@ pub(crate) fn run(
 /// Scans layers top-down, feeding the winning disk file to `conversion` and checking
 /// that layer's digest. Returns the layer, the disk entry and the whiteouts above it.
 fn first_pass(
-    source: &ImageSource,
+    origin: &Origin,
     image: &ResolvedImage,
     settings: &Settings,
     conversion: &mut Conversion<'_, '_>,
@@ -70,7 +70,7 @@ fn first_pass(
     let mut whiteouts = Whiteouts::default();
     for layer in image.layers.iter().rev() {
         let above = whiteouts.clone();
-        let mut reader = open_layer(source, layer, settings)?;
+        let mut reader = open_layer(origin, layer, settings)?;
         let io_error = io_error_for(layer, &reader);
         let outcome = disk::walk_layer(
             &mut reader,
@@ -93,14 +93,14 @@ fn first_pass(
 /// from the first pass are reported as the digest mismatch they are, whatever they
 /// broke first (the tar, the decompressor, or which file is the disk).
 fn read_disk_again(
-    source: &ImageSource,
+    origin: &Origin,
     layer: &Layer,
     disk: &DiskEntry,
     above: &Whiteouts,
     settings: &Settings,
     conversion: &mut Conversion<'_, '_>,
 ) -> Result<()> {
-    let mut reader = open_layer(source, layer, settings)?;
+    let mut reader = open_layer(origin, layer, settings)?;
     let io_error = io_error_for(layer, &reader);
     let mut whiteouts = above.clone();
     let mut changed = false;
@@ -128,7 +128,7 @@ fn read_disk_again(
     }
 }
 
-fn open_layer(source: &ImageSource, layer: &Layer, settings: &Settings) -> Result<LayerReader> {
+fn open_layer(origin: &Origin, layer: &Layer, settings: &Settings) -> Result<LayerReader> {
     let progress = &settings.progress;
     let downloaded = progress.downloaded.load(Ordering::Relaxed);
     progress
@@ -136,7 +136,7 @@ fn open_layer(source: &ImageSource, layer: &Layer, settings: &Settings) -> Resul
         .store(downloaded + layer.size, Ordering::Relaxed);
     LayerReader::new(
         layer,
-        source.open_blob(
+        origin.open_blob(
             layer,
             std::sync::Arc::clone(progress),
             settings.cancel.clone(),

@@ -20,9 +20,9 @@ use super::header::Header;
 use super::host_use::{self, HostUse};
 use super::inflate::Inflater;
 use super::mapping::{self, Kind, Mapping};
+use super::problem::Limit;
 use super::refcount::RefcountRegions;
 use super::spool::Spool;
-use super::problem::Limit;
 use crate::extent::{Extent, GuestOffset};
 use crate::{Error, Result};
 
@@ -334,7 +334,9 @@ impl Clusters {
     /// Files a mapping: ahead of the cursor it waits; behind it, its bytes must be spooled.
     fn insert(&mut self, m: Mapping, out: &mut Vec<Extent>) -> Result<()> {
         if self.pending.len() >= self.limits.max_pending {
-            return Err(Error::LimitExceeded(Limit::Pending(self.limits.max_pending)));
+            return Err(Error::LimitExceeded(Limit::Pending(
+                self.limits.max_pending,
+            )));
         }
         if m.host >= self.cursor {
             self.wait_for(m, Vec::new());

@@ -251,7 +251,10 @@ mod tests {
         used.claim_data(0, 1).unwrap();
         used.claim_data(512, 2).unwrap();
         let err = used.claim_data(PAGE_BITS * 512, 3).unwrap_err();
-        assert!(matches!(err, Error::LimitExceeded(Limit::HostUseRecord { .. })), "{err}");
+        assert!(
+            matches!(err, Error::LimitExceeded(Limit::HostUseRecord { .. })),
+            "{err}"
+        );
         let mut used = HostUse::new(9, 3 * COMPRESSED_COST + PAGE_COST);
         for i in 0..3 {
             used.claim_compressed(0x1000 + i * 512, 0x1200 + i * 512, i)

@@ -168,7 +168,13 @@ mod tests {
             .inflate(Codec::Deflate, &input[..input.len() / 2], &mut out)
             .unwrap_err();
         assert!(
-            matches!(err, InflateError::Short { codec: Codec::Deflate, .. }),
+            matches!(
+                err,
+                InflateError::Short {
+                    codec: Codec::Deflate,
+                    ..
+                }
+            ),
             "{err}"
         );
         assert!(inf.inflate(Codec::Zstd, &input, &mut out).is_err());

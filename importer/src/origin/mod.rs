@@ -16,7 +16,7 @@ use std::sync::Arc;
 use crate::blob::BlobReader;
 use crate::manifest::{self, Layer, Manifest};
 use crate::progress::{Cancel, Progress};
-use crate::{Digest, Error, Platform, Result, SourceRef};
+use crate::{Digest, Error, ImageRef, Platform, Result};
 
 pub use registry::{RegistryError, RegistryOptions};
 pub use tls::TlsProblem;
@@ -34,27 +34,27 @@ pub struct ResolvedImage {
     pub layers: Vec<Layer>,
 }
 
-/// An opened image source. Cheap to clone; blob streams may be opened from any thread.
+/// Where an image comes from, opened: a registry or an OCI layout. Cheap to clone; blob streams may be opened from any thread.
 #[derive(Debug, Clone)]
-pub(crate) enum ImageSource {
+pub(crate) enum Origin {
     Registry(Arc<registry::Registry>),
     Layout(Arc<layout::Layout>),
 }
 
-impl ImageSource {
-    /// Prepares access to `source`; for a registry this builds the client (TLS, auth).
-    pub async fn connect(source: &SourceRef, options: &RegistryOptions) -> Result<Self> {
-        Ok(match source {
-            SourceRef::Registry(r) => {
+impl Origin {
+    /// Prepares access to `image`; for a registry this builds the client (TLS, auth).
+    pub async fn connect(image: &ImageRef, options: &RegistryOptions) -> Result<Self> {
+        Ok(match image {
+            ImageRef::Registry(r) => {
                 Self::Registry(Arc::new(registry::Registry::connect(r, options).await?))
             }
-            SourceRef::Layout { dir, tag } => {
+            ImageRef::Layout { dir, tag } => {
                 Self::Layout(Arc::new(layout::Layout::open(dir, tag.as_deref())?))
             }
         })
     }
 
-    /// The digest the reference points at now, as cheaply as the source allows.
+    /// The digest the reference points at now, as cheaply as the origin allows.
     pub async fn digest(&self) -> Result<Digest> {
         match self {
             Self::Registry(r) => r.head_digest().await,

@@ -18,8 +18,8 @@ use tokio::sync::Mutex;
 use super::challenge::{self, Challenge};
 use super::response::{self, printable};
 use super::{RegistryError, RegistryOptions};
-use crate::source::auth::Credentials;
-use crate::source::{auth, tls};
+use crate::origin::auth::Credentials;
+use crate::origin::{auth, tls};
 use crate::{Error, Result};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
