@@ -52,11 +52,8 @@ pub enum Error {
         reason: String,
     },
     /// A manifest or index could not be understood.
-    #[error("invalid manifest: {reason}")]
-    InvalidManifest {
-        /// What is wrong.
-        reason: String,
-    },
+    #[error("invalid manifest")]
+    InvalidManifest(#[source] crate::manifest::ManifestProblem),
     /// No entry of an index matches the wanted platform.
     #[error("no image for platform {wanted} (the index offers: {available})")]
     NoMatchingPlatform {
