@@ -45,6 +45,28 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A file that must be a regular file is something else (a FIFO, a device, …).
+    #[error("{path} is a {kind}, not a regular file")]
+    NotRegularFile {
+        /// The file.
+        path: PathBuf,
+        /// What it is instead: `FIFO`, `character device`, `directory`, …
+        kind: &'static str,
+    },
+    /// A symbolic link inside an OCI layout, which is never followed.
+    #[error("{path} is a symbolic link; links inside an OCI layout are not followed")]
+    LinkRefused {
+        /// The link.
+        path: PathBuf,
+    },
+    /// A local file holds more than anything of its kind may.
+    #[error("{path} is larger than {limit} bytes")]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The most we read.
+        limit: u64,
+    },
     /// A manifest or index could not be understood.
     #[error("invalid manifest: {reason}")]
     InvalidManifest {

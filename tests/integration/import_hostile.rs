@@ -146,7 +146,12 @@ impl Fixture {
 /// Runs `bootsource import SOURCE --to TARGET EXTRA…` under `timeout` and GNU `time`;
 /// its output, after checking that it stayed within the memory bound.
 fn import_bounded(source: &str, target: &Path, extra: &[&str]) -> Output {
-    let inner = import_command(source, target, extra);
+    bounded(&import_command(source, target, extra))
+}
+
+/// Runs `inner` (a `bootsource` command) under `timeout` and GNU `time`; its output,
+/// after checking that it stayed within the memory bound.
+pub(crate) fn bounded(inner: &Command) -> Output {
     let mut command = Command::new("timeout");
     command
         .arg(TIME_LIMIT)
@@ -171,7 +176,7 @@ fn import_bounded(source: &str, target: &Path, extra: &[&str]) -> Output {
 
 /// Imports `source` (bounded in time and memory); it must fail with `phrases`, leaving
 /// nothing at the target. Returns stderr.
-fn refused(source: &str, extra: &[&str], phrases: &[&str]) -> String {
+pub(crate) fn refused(source: &str, extra: &[&str], phrases: &[&str]) -> String {
     let out = tempfile::tempdir().unwrap();
     let target = out.path().join("imported.raw");
     let stderr = expect_error(&import_bounded(source, &target, extra), phrases);

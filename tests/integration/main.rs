@@ -14,6 +14,7 @@ mod daemon_updates;
 mod harness;
 mod import_formats;
 mod import_hostile;
+mod import_hostile_files;
 mod import_inspect;
 mod import_layers;
 mod import_resume;
