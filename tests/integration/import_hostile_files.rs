@@ -1,19 +1,24 @@
 //! Hostile local files: an OCI layout (on removable media, or in a directory another
-//! user can write) whose files are links, FIFOs or too large to hold in memory.
+//! user can write) whose files are links, FIFOs or too large to hold in memory, and
+//! config and auth files that are not regular files or are oversized.
 //!
 //! Inside a layout nothing is followed: a link is refused even when it leads to honest
-//! bytes. The layout directory the user names may be a link. Every run is bounded in
+//! bytes. The paths a user names (the layout directory, `--config`, `--auth-file`) may
+//! be links, but must lead to a directory or a regular file. Every run is bounded in
 //! time and memory ([`bounded`]) and must end in a clear error, never a hang (a FIFO
 //! with no writer blocks whoever opens it) or a read of `/dev/zero` into memory.
 
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
+use serde_json::json;
 use tempfile::TempDir;
 
-use crate::common::bootsource::{self as bs, disk_tar, expect_success, image, layout};
+use crate::common::bootsource::{
+    self as bs, disk_tar, expect_error, expect_success, image, layout,
+};
 use crate::common::oci::{Artifact as _, Image, LayerType};
 use crate::common::{disk, tools};
 use crate::import_hostile::{bounded, refused};
@@ -80,6 +85,19 @@ fn replace_with_fifo(path: &Path) {
 
 fn make_fifo(path: &Path) {
     tools::run_command(Command::new("mkfifo").arg(path));
+}
+
+/// Runs `with_file` on `/dev/zero` and on a FIFO named `name`: each must be refused,
+/// naming the file and what it is.
+fn refuses_special_files(name: &str, with_file: impl Fn(&Path) -> Output) {
+    expect_error(
+        &with_file(Path::new("/dev/zero")),
+        &["/dev/zero", "character device"],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join(name);
+    make_fifo(&fifo);
+    expect_error(&with_file(&fifo), &[name, "FIFO"]);
 }
 
 // ---- OCI layouts ----
@@ -160,4 +178,71 @@ fn layout_directory_named_through_a_link_is_read() {
         &["--json"],
     ));
     expect_success(&output, "import");
+}
+
+// ---- config and auth files ----
+
+/// Writes what `contents` makes in a scratch directory (a valid file, made larger than
+/// any real one of its kind) as `name`; `with_file` on it must refuse it, naming it.
+fn refuses_oversized_file(
+    name: &str,
+    with_file: impl Fn(&Path) -> Output,
+    contents: impl FnOnce(&Path) -> Vec<u8>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    fs::write(&path, contents(dir.path())).unwrap();
+    expect_error(&with_file(&path), &[name, "larger than"]);
+}
+
+/// `bootsource status --config PATH`, bounded in time and memory.
+fn status_with_config(config: &Path) -> Output {
+    let mut command = bs::command(["status", "--config"]);
+    command.arg(config);
+    bounded(&command)
+}
+
+/// A config file that is a device or a FIFO: reading `/dev/zero` as text never ends,
+/// and a FIFO never opens.
+#[test]
+fn config_file_that_is_not_a_regular_file_is_refused() {
+    refuses_special_files("config.toml", status_with_config);
+}
+
+#[test]
+fn oversized_config_file_is_refused() {
+    refuses_oversized_file("config.toml", status_with_config, |dir| {
+        let mut text = format!(
+            "state_dir = {:?}\n[[source]]\nname = \"a\"\nimage = \"docker://127.0.0.1:1/a:1\"\n",
+            dir.join("state")
+        );
+        text.push_str(&format!("# {}\n", "x".repeat(2 << 20)));
+        text.into_bytes()
+    });
+}
+
+/// `import docker://… --auth-file PATH` against a port nobody listens on: the auth file
+/// is read before any connection, so its error is the one reported.
+fn import_with_auth_file(auth_file: &Path) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = bs::import_command(
+        "docker://127.0.0.1:1/os/image:1",
+        &dir.path().join("imported.raw"),
+        &["--tls-verify=false", "--auth-file"],
+    );
+    command.arg(auth_file);
+    bounded(&command)
+}
+
+#[test]
+fn auth_file_that_is_not_a_regular_file_is_refused() {
+    refuses_special_files("auth.json", import_with_auth_file);
+}
+
+#[test]
+fn oversized_auth_file_is_refused() {
+    refuses_oversized_file("auth.json", import_with_auth_file, |_| {
+        let padding = "x".repeat(2 << 20);
+        serde_json::to_vec(&json!({ "auths": {}, "padding": padding })).unwrap()
+    });
 }

@@ -3,14 +3,19 @@
 //! The file is `--auth-file`, else `$REGISTRY_AUTH_FILE`, else the first that exists
 //! of `$XDG_RUNTIME_DIR/containers/auth.json`, `~/.config/containers/auth.json` and
 //! `~/.docker/config.json` — podman's order. A registry with no entry is accessed
-//! anonymously (oci-client still performs the registry's token handshake).
+//! anonymously (oci-client still performs the registry's token handshake). The file
+//! must be a regular file of at most [`AUTH_FILE_LIMIT`] bytes: a FIFO would block the
+//! import and `/dev/zero` would never end.
 
 use std::path::{Path, PathBuf};
 
 use docker_credential::{CredentialRetrievalError, DockerCredential};
 use oci_client::secrets::RegistryAuth;
 
-use crate::{Error, Result};
+use crate::{Error, Result, read_regular_file};
+
+/// The largest auth file read: thousands of registries' entries.
+const AUTH_FILE_LIMIT: u64 = 1 << 20;
 
 /// The auth file to use when none is given.
 fn default_auth_file() -> Option<PathBuf> {
@@ -32,27 +37,35 @@ pub(super) fn credentials(auth_file: Option<&Path>, registry: &str) -> Result<Re
     let Some(path) = auth_file.map(Path::to_owned).or_else(default_auth_file) else {
         return Ok(RegistryAuth::Anonymous);
     };
-    let error = |reason: String| Error::Credentials {
+    let document = read_regular_file(&path, AUTH_FILE_LIMIT)?;
+    parse_credentials(&document, registry).map_err(|reason| Error::Credentials {
         registry: registry.to_owned(),
-        path: path.clone(),
+        path,
         reason,
-    };
-    let file = std::fs::File::open(&path).map_err(|e| error(e.to_string()))?;
+    })
+}
+
+/// The credentials an auth file's `document` holds for `registry`, or why it cannot
+/// be used. Pure: the fuzzer feeds it arbitrary bytes.
+pub(crate) fn parse_credentials(
+    document: &[u8],
+    registry: &str,
+) -> std::result::Result<RegistryAuth, String> {
     // Docker Hub entries are keyed by its legacy URL.
     let server = if registry == "docker.io" {
         "https://index.docker.io/v1/"
     } else {
         registry
     };
-    match docker_credential::get_credential_from_reader(std::io::BufReader::new(file), server) {
+    match docker_credential::get_credential_from_reader(document, server) {
         Ok(DockerCredential::UsernamePassword(user, password)) => {
             Ok(RegistryAuth::Basic(user, password))
         }
-        Ok(DockerCredential::IdentityToken(_)) => Err(error(
+        Ok(DockerCredential::IdentityToken(_)) => Err(
             "identity tokens are not supported; log in with a password or token as password".into(),
-        )),
+        ),
         Err(CredentialRetrievalError::NoCredentialConfigured) => Ok(RegistryAuth::Anonymous),
-        Err(e) => Err(error(e.to_string())),
+        Err(e) => Err(e.to_string()),
     }
 }
 
