@@ -4,16 +4,19 @@
 //! (PEM CA certificates) in `--cert-dir`, or, without it, in
 //! `/etc/containers/certs.d/HOST:PORT/` and `/etc/docker/certs.d/HOST:PORT/`, as
 //! podman and docker do. Client certificates (`*.cert` + `*.key`) are not supported by
-//! the registry client; their presence is logged, not silently ignored.
+//! the registry client; their presence is logged, not silently ignored. A `*.crt` must
+//! be a regular file of at most [`CERT_FILE_LIMIT`] bytes.
 
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 
 use oci_client::client::{Certificate, CertificateEncoding};
 
-use crate::{Error, Result};
+use crate::{Error, Result, read_regular_file};
 
 const SYSTEM_CERT_DIRS: [&str; 2] = ["/etc/containers/certs.d", "/etc/docker/certs.d"];
+/// The largest `*.crt` read: a whole system CA bundle is a few hundred KiB.
+const CERT_FILE_LIMIT: u64 = 1 << 20;
 
 /// Installs the ring crypto provider for rustls once per process (lighter to build
 /// than aws-lc, and all a registry client needs).
@@ -63,8 +66,7 @@ pub(super) fn extra_roots(cert_dir: Option<&Path>, registry: &str) -> Result<Vec
 }
 
 fn read_pem(path: &Path) -> Result<Certificate> {
-    let data = std::fs::read(path)
-        .map_err(|e| Error::Tls(format!("cannot read {}: {e}", path.display())))?;
+    let data = read_regular_file(path, CERT_FILE_LIMIT)?;
     if !data
         .windows(27)
         .any(|w| w == b"-----BEGIN CERTIFICATE-----")
@@ -99,6 +101,25 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("bad.crt"), "{err}");
+    }
+
+    /// A `*.crt` that is a FIFO blocked the import; one that is a sparse 1 TiB file
+    /// was read whole. Both are refused, naming the file.
+    #[test]
+    fn crt_files_that_are_fifos_or_huge_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("ca.crt");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let err = extra_roots(Some(dir.path()), "h:1").unwrap_err();
+        assert!(
+            matches!(&err, Error::NotRegularFile { path, kind: "FIFO" } if *path == fifo),
+            "{err:?}"
+        );
+        std::fs::remove_file(&fifo).unwrap();
+        let huge = std::fs::File::create(&fifo).unwrap();
+        huge.set_len(1 << 40).unwrap();
+        let err = extra_roots(Some(dir.path()), "h:1").unwrap_err();
+        assert!(matches!(err, Error::TooLarge { .. }), "{err:?}");
     }
 
     #[test]
