@@ -8,11 +8,11 @@
 
 mod cli;
 mod commands;
-mod config;
 mod daemon;
-mod human;
 mod report;
 mod state;
+
+use bootsource::{config, human};
 
 use std::process::ExitCode;
 

@@ -28,6 +28,8 @@ mod disk;
 mod error;
 mod extent;
 mod format;
+#[doc(hidden)]
+pub mod fuzz;
 mod gzip;
 mod layer;
 mod local_file;

@@ -18,6 +18,7 @@ use crate::manifest::{self, Layer, Manifest};
 use crate::progress::{Cancel, Progress};
 use crate::{Digest, Error, Platform, Result, SourceRef};
 
+pub(crate) use auth::parse_credentials;
 pub use registry::RegistryOptions;
 
 /// An image resolved to one platform's manifest.
