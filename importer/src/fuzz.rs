@@ -52,14 +52,15 @@ pub fn walk_tar(tar: &[u8], stop_after_disk: bool, names: &str) {
 ///
 /// When both decode the stream (up to [`OUTPUT_CAP`]) but to different bytes.
 pub fn gunzip(stream: &[u8]) {
-    let ours = read_capped(GzipReader::new(stream));
-    let theirs = read_capped(flate2::bufread::MultiGzDecoder::new(stream));
+    let ours = read_prefix(GzipReader::new(stream));
+    let theirs = read_prefix(flate2::bufread::MultiGzDecoder::new(stream));
     if let (Ok(ours), Ok(theirs)) = (ours, theirs) {
         assert!(ours == theirs, "our gzip reader and flate2 disagree");
     }
 }
 
-fn read_capped(reader: impl Read) -> io::Result<Vec<u8>> {
+/// The first [`OUTPUT_CAP`] bytes `reader` gives (all of them if fewer).
+fn read_prefix(reader: impl Read) -> io::Result<Vec<u8>> {
     let mut out = Vec::new();
     reader.take(OUTPUT_CAP).read_to_end(&mut out)?;
     Ok(out)

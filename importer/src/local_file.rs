@@ -40,7 +40,7 @@ pub fn read_regular_file(path: &Path, limit: u64) -> Result<Vec<u8>> {
 }
 
 /// Opens the regular file at `path` for reading, following links.
-pub(crate) fn open_regular(path: &Path) -> Result<File> {
+fn open_regular(path: &Path) -> Result<File> {
     let before = std::fs::metadata(path).map_err(io_error("opening", path))?;
     refuse_unless_regular(before.mode(), path)?;
     let file = File::options()
@@ -53,7 +53,7 @@ pub(crate) fn open_regular(path: &Path) -> Result<File> {
 
 /// Reads all of `reader` (the file at `path`) into memory, refusing more than `limit`
 /// bytes without buffering them.
-pub(crate) fn read_capped(reader: impl Read, path: &Path, limit: u64) -> Result<Vec<u8>> {
+fn read_capped(reader: impl Read, path: &Path, limit: u64) -> Result<Vec<u8>> {
     let mut bytes = Vec::new();
     reader
         .take(limit.saturating_add(1))
