@@ -18,6 +18,8 @@ use crate::manifest::{self, Layer, Manifest, ManifestProblem};
 use crate::progress::{Cancel, Progress};
 use crate::{Digest, Error, ImageRef, Platform, Result};
 
+pub use auth::CredentialsProblem;
+pub(crate) use auth::parse_credentials;
 pub use registry::{RegistryError, RegistryOptions};
 pub use tls::TlsProblem;
 
