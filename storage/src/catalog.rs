@@ -295,6 +295,13 @@ impl CatalogFile {
         }
     }
 
+    /// Reads the catalog under its lock held shared: between two changes, and after
+    /// whatever a change does beside the catalog while holding the lock.
+    pub fn read(&self) -> Result<Catalog> {
+        let _shared = FileLock::shared_if_present(&self.lock_path)?;
+        self.load()
+    }
+
     /// Reads the catalog without locking (a missing file is an empty catalog).
     pub fn load(&self) -> Result<Catalog> {
         let bytes = match std::fs::read(&self.path) {
