@@ -19,6 +19,20 @@ use crate::report::Qcow2Info;
 pub(crate) trait DiskDecoder: Send {
     /// Consumes the next bytes of the disk file; appends what they decode to.
     fn feed(&mut self, chunk: &Bytes, out: &mut Vec<Extent>) -> Result<()>;
+    /// Consumes `len` zero bytes of the disk file that were never stored (a hole of a
+    /// sparse tar entry). By default they are fed as zeros; a decoder that needs no
+    /// bytes to know what zeros mean (raw) skips them in no time.
+    fn skip_zeros(&mut self, len: u64, out: &mut Vec<Extent>) -> Result<()> {
+        static ZEROS: [u8; 1 << 20] = [0; 1 << 20];
+        let mut left = len;
+        while left > 0 {
+            let n = left.min(ZEROS.len() as u64);
+            let chunk = Bytes::from_static(&ZEROS[..usize::try_from(n).expect("at most 1 MiB")]);
+            self.feed(&chunk, out)?;
+            left -= n;
+        }
+        Ok(())
+    }
     /// The disk's virtual size, once the decoder knows it.
     fn virtual_size(&self) -> Option<u64>;
     /// The file ended: done, or feed it again from the start.
@@ -65,6 +79,12 @@ impl DiskDecoder for RawDecoder {
             bytes: chunk.clone(),
         });
         self.pos += chunk.len() as u64;
+        Ok(())
+    }
+
+    fn skip_zeros(&mut self, len: u64, _out: &mut Vec<Extent>) -> Result<()> {
+        // Never written: a place reads as zeros wherever nothing was written.
+        self.pos += len;
         Ok(())
     }
 

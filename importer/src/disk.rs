@@ -10,8 +10,10 @@
 //! The rules ([`classify`], [`Whiteouts`]) are pure; [`walk_layer`] applies them to a
 //! tar stream and hands the winning entry to the caller without buffering it. What the
 //! tar reader itself buffers, an entry's long name, PAX records and sparse map, is
-//! bounded ([`header_budget`]).
+//! bounded ([`header_budget`]). Old GNU sparse entries reach the caller as the bytes
+//! they store and their map ([`gnu_sparse`]): holes stay holes.
 
+mod gnu_sparse;
 mod header_budget;
 
 use std::collections::BTreeSet;
@@ -21,7 +23,10 @@ use std::path::{Component, Path};
 use tar::EntryType;
 
 use crate::{Digest, Error, Result};
+use gnu_sparse::{Maps, Unsparse};
 use header_budget::Budget;
+
+pub(crate) use gnu_sparse::SparseMap;
 
 const WHITEOUT: &str = ".wh.";
 const OPAQUE: &str = ".wh..wh..opq";
@@ -137,8 +142,11 @@ struct LayerWhiteouts {
 pub struct DiskEntry {
     /// Its path below `disk/`.
     pub name: String,
-    /// Its size in bytes (after expanding GNU sparse entries).
+    /// Its size in bytes, holes of a sparse entry included.
     pub size: u64,
+    /// For an old GNU sparse entry, where its stored bytes go; the entry's reader
+    /// yields only those, run after run.
+    pub(crate) sparse: Option<SparseMap>,
 }
 
 /// What a layer held.
@@ -168,13 +176,16 @@ pub(crate) fn walk_layer<R: Read>(
     let bad = |reason: String| Error::BadDiskEntry { layer, reason };
     let io = |e: std::io::Error| crate::layer::layer_error(layer, "tar archive", e);
     let budget = Budget::default();
-    let mut archive = tar::Archive::new(budget.wrap(PadToBlock::new(tar)));
+    let maps = Maps::default();
+    let unsparse = Unsparse::new(PadToBlock::new(tar), maps.clone());
+    let mut archive = tar::Archive::new(budget.wrap(unsparse));
     let mut found: Option<DiskEntry> = None;
     let mut here = LayerWhiteouts::default();
     let mut entries = archive.entries_with_seek().map_err(io)?;
     while let Some(entry) = budget.armed(|| entries.next()) {
         let mut entry = entry.map_err(io)?;
         let path = entry.path().map_err(io)?.into_owned();
+        let sparse = maps.take(entry.raw_header_position());
         match classify(&path, entry.header().entry_type()) {
             Role::Disk(name) if !above.hides(&name) => {
                 if let Some(first) = &found {
@@ -184,9 +195,13 @@ pub(crate) fn walk_layer<R: Read>(
                     )));
                 }
                 refuse_pax_sparse(&mut entry, &name).map_err(bad)?;
+                let sparse = sparse
+                    .transpose()
+                    .map_err(|why| bad(format!("disk/{name} is a sparse tar entry, but {why}")))?;
                 let disk = DiskEntry {
+                    size: sparse.as_ref().map_or(entry.size(), |s| s.real_size),
                     name,
-                    size: entry.size(),
+                    sparse,
                 };
                 on_disk(&disk, &mut entry)?;
                 found = Some(disk);

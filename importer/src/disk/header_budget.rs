@@ -95,7 +95,7 @@ impl<R: Read> Seek for Budgeted<R> {
     }
 }
 
-fn exceeded() -> io::Error {
+pub(super) fn exceeded() -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidData,
         format!(

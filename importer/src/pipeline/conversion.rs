@@ -88,6 +88,7 @@ impl<'scope, 'env> Conversion<'scope, 'env> {
     }
 
     /// Feeds the whole disk file, found in `layer`, once. `io_error` names read failures.
+    /// A sparse entry's runs are fed at their offsets and its holes skipped.
     pub fn feed_entry(
         &mut self,
         layer: Digest,
@@ -98,17 +99,47 @@ impl<'scope, 'env> Conversion<'scope, 'env> {
         if entry.size == 0 {
             self.start(layer, entry, &[])?;
         }
+        let Some(map) = &entry.sparse else {
+            return self.feed_run(layer, entry, reader, entry.size, io_error);
+        };
+        if entry.size > self.settings.max_virtual_size {
+            // Raw or not, a disk file larger than the largest disk allowed is refused
+            // before its holes could cost anything.
+            return Err(Error::DiskTooLarge {
+                virtual_size: entry.size,
+                limit: self.settings.max_virtual_size,
+            });
+        }
+        let mut at = 0;
+        for run in &map.runs {
+            self.skip_zeros(layer, entry, run.offset - at)?;
+            self.feed_run(layer, entry, &mut reader.take(run.len), run.len, io_error)?;
+            at = run.offset + run.len;
+        }
+        self.skip_zeros(layer, entry, map.real_size - at)
+    }
+
+    /// Feeds the next `len` stored bytes of the disk file.
+    fn feed_run(
+        &mut self,
+        layer: Digest,
+        entry: &DiskEntry,
+        reader: &mut dyn Read,
+        len: u64,
+        io_error: &dyn Fn(io::Error) -> Error,
+    ) -> Result<()> {
         let mut fed = 0;
         loop {
             self.check_running()?;
             let chunk = self.chunks.read_chunk(reader).map_err(io_error)?;
             if chunk.is_empty() {
-                if fed != entry.size {
+                if fed != len {
                     return Err(Error::BadDiskEntry {
                         layer,
                         reason: format!(
-                            "disk/{} ends after {fed} of its {} bytes (the layer is cut short)",
-                            entry.name, entry.size
+                            "disk/{} ends {} bytes early (the layer is cut short)",
+                            entry.name,
+                            len - fed
                         ),
                     });
                 }
@@ -116,8 +147,30 @@ impl<'scope, 'env> Conversion<'scope, 'env> {
             }
             fed += chunk.len() as u64;
             self.start(layer, entry, &chunk)?;
-            self.decode(&chunk)?;
+            match &mut self.phase {
+                Phase::Sizing { decoder, .. } | Phase::Writing { decoder, .. } => {
+                    decoder.feed(&chunk, &mut self.extents)?;
+                }
+                Phase::Unstarted(_) | Phase::Failed => return Err(not_started()),
+            }
+            self.hand_over()?;
         }
+    }
+
+    /// Tells the decoder of `len` zero bytes a sparse disk file does not store.
+    fn skip_zeros(&mut self, layer: Digest, entry: &DiskEntry, len: u64) -> Result<()> {
+        if len == 0 {
+            return Ok(());
+        }
+        self.check_running()?;
+        self.start(layer, entry, &[0; 512][..len.min(512) as usize])?;
+        match &mut self.phase {
+            Phase::Sizing { decoder, .. } | Phase::Writing { decoder, .. } => {
+                decoder.skip_zeros(len, &mut self.extents)?;
+            }
+            Phase::Unstarted(_) | Phase::Failed => return Err(not_started()),
+        }
+        self.hand_over()
     }
 
     /// Stops at once on cancel, or when a writer has failed.
@@ -158,18 +211,8 @@ impl<'scope, 'env> Conversion<'scope, 'env> {
         self.open_place_once_sized()
     }
 
-    /// Decodes a chunk and hands its extents to the writers (once there are some).
-    fn decode(&mut self, chunk: &bytes::Bytes) -> Result<()> {
-        match &mut self.phase {
-            Phase::Sizing { decoder, .. } | Phase::Writing { decoder, .. } => {
-                decoder.feed(chunk, &mut self.extents)?;
-            }
-            Phase::Unstarted(_) | Phase::Failed => {
-                return Err(Error::Internal(
-                    "decoding before the format is known".into(),
-                ));
-            }
-        }
+    /// Hands what the decoder emitted to the writers (once there are some).
+    fn hand_over(&mut self) -> Result<()> {
         self.open_place_once_sized()?;
         if let Phase::Writing { writer, .. } = &self.phase {
             let decoded: u64 = self.extents.iter().map(Extent::guest_len).sum();
@@ -259,4 +302,8 @@ impl<'scope, 'env> Conversion<'scope, 'env> {
             written: place.bytes_written(),
         })
     }
+}
+
+fn not_started() -> Error {
+    Error::Internal("decoding before the format is known".into())
 }
