@@ -15,6 +15,7 @@
 
 mod gnu_sparse;
 mod header_budget;
+mod problem;
 
 use std::collections::BTreeSet;
 use std::io::Read;
@@ -27,6 +28,7 @@ use gnu_sparse::{Maps, Unsparse};
 use header_budget::Budget;
 
 pub(crate) use gnu_sparse::SparseMap;
+pub use problem::{DiskEntryProblem, SparseMapProblem};
 
 const WHITEOUT: &str = ".wh.";
 const OPAQUE: &str = ".wh..wh..opq";
@@ -45,7 +47,7 @@ pub(crate) enum Role {
     /// Anything else.
     Irrelevant,
     /// An entry that makes the image unsafe or ambiguous.
-    Refused(String),
+    Refused(DiskEntryProblem),
 }
 
 /// Decides what an entry is. `kind` is the tar entry type.
@@ -56,7 +58,7 @@ pub(crate) fn classify(path: &Path, kind: EntryType) -> Role {
             Component::Normal(p) => parts.push(p.to_string_lossy().into_owned()),
             Component::CurDir | Component::RootDir => {}
             Component::ParentDir | Component::Prefix(_) => {
-                return Role::Refused(format!("entry {} has a '..' path", path.display()));
+                return Role::Refused(DiskEntryProblem::ParentPath(path.display().to_string()));
             }
         }
     }
@@ -64,7 +66,7 @@ pub(crate) fn classify(path: &Path, kind: EntryType) -> Role {
         [only] if only == ".wh.disk" => Role::DirectoryDeleted,
         [only] if only == "disk" => match kind {
             EntryType::Directory => Role::Irrelevant,
-            _ => Role::Refused(format!("disk is a {}, not a directory", describe(kind))),
+            _ => Role::Refused(DiskEntryProblem::DiskNotADirectory(describe(kind))),
         },
         [first, rest @ ..] if first == "disk" => classify_below_disk(rest, kind),
         _ => Role::Irrelevant,
@@ -87,10 +89,10 @@ fn classify_below_disk(rest: &[String], kind: EntryType) -> Role {
     match kind {
         EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => Role::Disk(below),
         EntryType::Directory => Role::Irrelevant,
-        other => Role::Refused(format!(
-            "disk/{below} is a {}; only a regular file is allowed",
-            describe(other)
-        )),
+        other => Role::Refused(DiskEntryProblem::NotRegular {
+            name: below,
+            kind: describe(other),
+        }),
     }
 }
 
@@ -173,7 +175,7 @@ pub(crate) fn walk_layer<R: Read>(
     stop_after_disk: bool,
     mut on_disk: impl FnMut(&DiskEntry, &mut dyn Read) -> Result<()>,
 ) -> Result<LayerOutcome> {
-    let bad = |reason: String| Error::BadDiskEntry { layer, reason };
+    let bad = |problem| Error::BadDiskEntry { layer, problem };
     let io = |e: std::io::Error| crate::layer::layer_error(layer, "tar archive", e);
     let budget = Budget::default();
     let maps = Maps::default();
@@ -189,15 +191,18 @@ pub(crate) fn walk_layer<R: Read>(
         match classify(&path, entry.header().entry_type()) {
             Role::Disk(name) if !above.hides(&name) => {
                 if let Some(first) = &found {
-                    return Err(bad(format!(
-                        "more than one file under disk/ ({} and {name}); a container disk holds exactly one",
-                        first.name
-                    )));
+                    return Err(bad(DiskEntryProblem::SeveralDisks {
+                        first: first.name.clone(),
+                        second: name,
+                    }));
                 }
                 refuse_pax_sparse(&mut entry, &name).map_err(bad)?;
-                let sparse = sparse
-                    .transpose()
-                    .map_err(|why| bad(format!("disk/{name} is a sparse tar entry, but {why}")))?;
+                let sparse = sparse.transpose().map_err(|problem| {
+                    bad(DiskEntryProblem::SparseMap {
+                        name: name.clone(),
+                        problem,
+                    })
+                })?;
                 let disk = DiskEntry {
                     size: sparse.as_ref().map_or(entry.size(), |s| s.real_size),
                     name,
@@ -214,7 +219,7 @@ pub(crate) fn walk_layer<R: Read>(
                 here.hidden.insert(name);
             }
             Role::Opaque | Role::DirectoryDeleted => here.everything = true,
-            Role::Refused(reason) => return Err(bad(reason)),
+            Role::Refused(problem) => return Err(bad(problem)),
         }
     }
     match found {
@@ -273,11 +278,11 @@ impl<R: Read> Read for PadToBlock<R> {
 
 /// GNU tar `--format=posix --sparse` stores a sparse map inside the file data and
 /// describes it in `GNU.sparse.*` PAX keys; read naively, the "disk" would be the map
-/// followed by the data runs. Old-style GNU sparse entries are expanded by `tar`.
+/// followed by the data runs. Old-style GNU sparse entries are read by [`gnu_sparse`].
 fn refuse_pax_sparse<R: Read>(
     entry: &mut tar::Entry<'_, R>,
     name: &str,
-) -> std::result::Result<(), String> {
+) -> std::result::Result<(), DiskEntryProblem> {
     let Ok(Some(pax)) = entry.pax_extensions() else {
         return Ok(());
     };
@@ -294,10 +299,7 @@ fn refuse_pax_sparse<R: Read>(
     if sparse {
         // The entry is stored as GNUSparseFile.<pid>/NAME; name the file the user made.
         let shown = real_name.unwrap_or_else(|| format!("disk/{name}"));
-        return Err(format!(
-            "{shown} is a PAX sparse tar entry (GNU tar --format=posix --sparse), which is not supported; \
-             build the layer without --sparse"
-        ));
+        return Err(DiskEntryProblem::PaxSparse(shown));
     }
     Ok(())
 }

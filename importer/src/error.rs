@@ -45,12 +45,12 @@ pub enum Error {
         problem: crate::TlsProblem,
     },
     /// The OCI layout directory is unusable.
-    #[error("OCI layout {dir}: {reason}")]
+    #[error("OCI layout {dir}: {problem}")]
     Layout {
         /// The layout directory.
         dir: PathBuf,
         /// What is wrong with it.
-        reason: String,
+        problem: crate::LayoutProblem,
     },
     /// A file that must be a regular file is something else (a FIFO, a device, …).
     #[error("{path} is a {kind}, not a regular file")]
@@ -145,12 +145,12 @@ pub enum Error {
     #[error("no disk image found: no regular file under disk/ in any layer")]
     NoDisk,
     /// The disk/ directory breaks the container-disk rules.
-    #[error("layer {layer}: {reason}")]
+    #[error("layer {layer}: {problem}")]
     BadDiskEntry {
         /// The layer holding the entry.
         layer: Digest,
         /// What is wrong (several files, a link, an unsafe path, …).
-        reason: String,
+        problem: crate::DiskEntryProblem,
     },
     /// The disk file is in a format we do not convert.
     #[error("disk/{name} is {format}, which bootsource does not convert; publish qcow2 or raw")]

@@ -57,13 +57,15 @@ mod text;
 use std::sync::Arc;
 
 pub use bootsource_digest::{Digest, ParseDigestError};
-pub use disk::DiskEntry;
+pub use disk::{DiskEntry, DiskEntryProblem, SparseMapProblem};
 pub use error::{Error, Result};
 pub use extent::{Extent, GuestOffset};
 pub use format::DiskFormat;
 pub use import::Import;
 pub use local_file::read_regular_file;
-pub use origin::{CredentialsProblem, RegistryError, RegistryOptions, ResolvedImage, TlsProblem};
+pub use origin::{
+    CredentialsProblem, LayoutProblem, RegistryError, RegistryOptions, ResolvedImage, TlsProblem,
+};
 pub use platform::{ParsePlatformError, Platform};
 pub use progress::{Cancel, Progress, ProgressSnapshot};
 pub use reference::{ImageRef, ParseImageRefError, ReferenceProblem, RegistryRef};

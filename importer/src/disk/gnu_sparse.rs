@@ -25,6 +25,7 @@ use std::rc::Rc;
 use tar::{EntryType, GnuExtSparseHeader, GnuSparseHeader, Header, PaxExtensions};
 
 use super::header_budget::{self, MAX_HEADER_BYTES};
+use super::problem::SparseMapProblem;
 
 const BLOCK: usize = 512;
 
@@ -50,11 +51,11 @@ pub(crate) struct Run {
 /// breaks the rules is kept as the reason why, for the walker to report if that entry
 /// turns out to be the disk.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Maps(Rc<RefCell<HashMap<u64, Result<SparseMap, String>>>>);
+pub(crate) struct Maps(Rc<RefCell<HashMap<u64, Result<SparseMap, SparseMapProblem>>>>);
 
 impl Maps {
     /// The map of the entry whose header is at `header_position`, if it was sparse.
-    pub fn take(&self, header_position: u64) -> Option<Result<SparseMap, String>> {
+    pub fn take(&self, header_position: u64) -> Option<Result<SparseMap, SparseMapProblem>> {
         self.0.borrow_mut().remove(&header_position)
     }
 }
@@ -138,7 +139,7 @@ impl<R: Read> Unsparse<R> {
 
     /// Reads the sparse map of the header in `self.block`, consuming its extension
     /// blocks from the stream.
-    fn take_map(&mut self, stored: u64) -> io::Result<Result<SparseMap, String>> {
+    fn take_map(&mut self, stored: u64) -> io::Result<Result<SparseMap, SparseMapProblem>> {
         let gnu = Header::from_byte_slice(&self.block[..])
             .as_gnu()
             .expect("checked by the caller");
@@ -167,7 +168,7 @@ impl<R: Read> Unsparse<R> {
             extended = ext.is_extended();
         }
         Ok(real_size
-            .map_err(|e| e.to_string())
+            .map_err(|_| SparseMapProblem::BadNumber)
             .and_then(|size| map.finish(size)))
     }
 
@@ -235,7 +236,7 @@ struct MapBuilder {
     end: u64,
     /// Stored bytes not yet claimed by a run.
     unclaimed: u64,
-    problem: Option<String>,
+    problem: Option<SparseMapProblem>,
 }
 
 impl MapBuilder {
@@ -257,40 +258,35 @@ impl MapBuilder {
         }
     }
 
-    fn try_add(&mut self, run: &GnuSparseHeader) -> Result<(), String> {
-        let offset = run.offset().map_err(|e| e.to_string())?;
-        let len = run.length().map_err(|e| e.to_string())?;
+    fn try_add(&mut self, run: &GnuSparseHeader) -> Result<(), SparseMapProblem> {
+        let offset = run.offset().map_err(|_| SparseMapProblem::BadNumber)?;
+        let len = run.length().map_err(|_| SparseMapProblem::BadNumber)?;
         if offset < self.end {
-            return Err("its sparse map has runs out of order or overlapping".into());
+            return Err(SparseMapProblem::OutOfOrder);
         }
-        self.end = offset
-            .checked_add(len)
-            .ok_or("its sparse map runs past 2^64 bytes")?;
+        self.end = offset.checked_add(len).ok_or(SparseMapProblem::PastU64)?;
         self.unclaimed = self
             .unclaimed
             .checked_sub(len)
-            .ok_or("its sparse map claims more bytes than the entry stores")?;
+            .ok_or(SparseMapProblem::ClaimsTooMuch)?;
         if len > 0 {
             self.runs.push(Run { offset, len });
         }
         Ok(())
     }
 
-    fn finish(self, real_size: u64) -> Result<SparseMap, String> {
+    fn finish(self, real_size: u64) -> Result<SparseMap, SparseMapProblem> {
         if let Some(problem) = self.problem {
             return Err(problem);
         }
         if self.end > real_size {
-            return Err(format!(
-                "its sparse map runs to byte {} of a {real_size}-byte file",
-                self.end
-            ));
+            return Err(SparseMapProblem::PastTheEnd {
+                end: self.end,
+                real_size,
+            });
         }
         if self.unclaimed != 0 {
-            return Err(format!(
-                "its sparse map leaves {} stored bytes unaccounted for",
-                self.unclaimed
-            ));
+            return Err(SparseMapProblem::Unaccounted(self.unclaimed));
         }
         Ok(SparseMap {
             real_size,
@@ -461,15 +457,25 @@ mod tests {
     #[test]
     fn maps_that_break_the_rules_are_kept_as_the_reason() {
         for (runs, real, why) in [
-            (vec![(4096, 512), (0, 512)], 8192, "out of order"),
-            (vec![(0, 512)], 256, "runs to byte 512"),
+            (
+                vec![(4096, 512), (0, 512)],
+                8192,
+                SparseMapProblem::OutOfOrder,
+            ),
+            (
+                vec![(0, 512)],
+                256,
+                SparseMapProblem::PastTheEnd {
+                    end: 512,
+                    real_size: 256,
+                },
+            ),
         ] {
             let mut tar = sparse_entry("disk/c.img", &runs, real);
             tar.extend([0; 2 * BLOCK]);
             let maps = Maps::default();
             entries(&tar, &maps);
-            let problem = maps.take(0).unwrap().unwrap_err();
-            assert!(problem.contains(why), "{problem}");
+            assert_eq!(maps.take(0).unwrap().unwrap_err(), why);
         }
     }
 }

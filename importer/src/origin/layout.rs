@@ -36,47 +36,37 @@ pub(crate) struct Layout {
 impl Layout {
     /// Opens `dir` and finds the image tagged `tag`, or the only image without a tag.
     pub fn open(dir: &Path, tag: Option<&str>) -> Result<Self> {
-        let err = |reason: String| Error::Layout {
+        let err = |problem| Error::Layout {
             dir: dir.to_owned(),
-            reason,
+            problem,
         };
         let layout = Dir::open(dir)?;
         let marker = match layout.read_file("oci-layout".as_ref(), MARKER_LIMIT) {
             Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-                return Err(err("no oci-layout file: not an OCI layout".into()));
+                return Err(err(LayoutProblem::NoMarker));
             }
             other => other?,
         };
         if !String::from_utf8_lossy(&marker).contains("imageLayoutVersion") {
-            return Err(err(
-                "oci-layout does not declare an imageLayoutVersion".into()
-            ));
+            return Err(err(LayoutProblem::NoVersion));
         }
         let index = layout.read_file("index.json".as_ref(), MANIFEST_LIMIT)?;
         let Manifest::Index(entries) = manifest::parse(&index, Some(manifest::OCI_INDEX))? else {
-            return Err(err("index.json is not an image index".into()));
+            return Err(err(LayoutProblem::NotAnIndex));
         };
         let chosen = match tag {
             Some(t) => entries.iter().find(|e| e.ref_name.as_deref() == Some(t)),
             None if entries.len() == 1 => entries.first(),
             None => {
-                return Err(err(format!(
-                    "holds {} images; name one as oci:DIR:TAG",
-                    entries.len()
-                )));
+                return Err(err(LayoutProblem::SeveralImages(entries.len())));
             }
         };
-        let tags: Vec<&str> = entries
-            .iter()
-            .filter_map(|e| e.ref_name.as_deref())
-            .collect();
         let top = chosen
             .ok_or_else(|| {
-                err(format!(
-                    "no image tagged {:?} (tags: {})",
-                    tag.unwrap_or(""),
-                    tags.join(", ")
-                ))
+                err(LayoutProblem::NoSuchTag {
+                    tag: tag.unwrap_or_default().to_owned(),
+                    tags: entries.iter().filter_map(|e| e.ref_name.clone()).collect(),
+                })
             })?
             .digest;
         Ok(Self { dir: layout, top })
@@ -137,4 +127,30 @@ fn read_error(digest: Digest, offset: u64, source: std::io::Error) -> Error {
         offset,
         source,
     }
+}
+
+/// Why a directory is not a usable OCI layout.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LayoutProblem {
+    /// No `oci-layout` file.
+    #[error("no oci-layout file: not an OCI layout")]
+    NoMarker,
+    /// An `oci-layout` file without `imageLayoutVersion`.
+    #[error("oci-layout does not declare an imageLayoutVersion")]
+    NoVersion,
+    /// `index.json` is a manifest, not an index.
+    #[error("index.json is not an image index")]
+    NotAnIndex,
+    /// Several untagged images, and no tag named.
+    #[error("holds {0} images; name one as oci:DIR:TAG")]
+    SeveralImages(usize),
+    /// No image under the tag named.
+    #[error("no image tagged {tag:?} (tags: {})", tags.join(", "))]
+    NoSuchTag {
+        /// The tag asked for.
+        tag: String,
+        /// The tags the layout has.
+        tags: Vec<String>,
+    },
 }

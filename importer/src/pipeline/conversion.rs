@@ -17,7 +17,7 @@ use super::chunks::ChunkPool;
 use super::handshake::Handshake;
 use super::writer::Writer;
 use crate::decode::{self, DiskDecoder};
-use crate::disk::DiskEntry;
+use crate::disk::{DiskEntry, DiskEntryProblem};
 use crate::extent::Extent;
 use crate::progress::{Cancel, Progress};
 use crate::qcow2::{self, PassEnd};
@@ -136,11 +136,10 @@ impl<'scope, 'env> Conversion<'scope, 'env> {
                 if fed != len {
                     return Err(Error::BadDiskEntry {
                         layer,
-                        reason: format!(
-                            "disk/{} ends {} bytes early (the layer is cut short)",
-                            entry.name,
-                            len - fed
-                        ),
+                        problem: DiskEntryProblem::CutShort {
+                            name: entry.name.clone(),
+                            missing: len - fed,
+                        },
                     });
                 }
                 return Ok(());
