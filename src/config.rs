@@ -217,10 +217,10 @@ impl Config {
                 );
             }
         }
-        if let Some(path) = &self.auth_file {
-            if !path.is_file() {
-                bail!("auth_file {} does not exist", path.display());
-            }
+        if let Some(path) = &self.auth_file
+            && !path.is_file()
+        {
+            bail!("auth_file {} does not exist", path.display());
         }
         Ok(())
     }
