@@ -18,6 +18,7 @@ use crate::manifest::{self, Layer, Manifest};
 use crate::progress::{Cancel, Progress};
 use crate::{Digest, Error, ImageRef, Platform, Result};
 
+pub(crate) use registry::{Registry as RegistryHandle, fetch_url};
 pub use registry::{RegistryError, RegistryOptions};
 pub use tls::TlsProblem;
 
