@@ -12,6 +12,7 @@ mod config;
 mod daemon;
 mod human;
 mod instance;
+mod policy;
 mod report;
 mod state;
 
