@@ -8,13 +8,13 @@
 
 mod cli;
 mod commands;
-mod config;
 mod daemon;
-mod human;
 mod instance;
 mod policy;
 mod report;
 mod state;
+
+use bootsource::{config, human};
 
 use std::process::ExitCode;
 
