@@ -13,7 +13,6 @@
 //! in an unknown format is an error, and nothing is trusted here.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::Path;
 
 use serde::Deserialize;
@@ -110,7 +109,7 @@ async fn read_location(location: &str, options: &RegistryOptions) -> Result<Opti
             let path = url
                 .to_file_path()
                 .map_err(|()| fetch_error(location, FetchProblem::BadUrl))?;
-            read_file(&path).map_err(|e| fetch_error(location, FetchProblem::Io(e)))
+            read_file(&path)
         }
         "http" | "https" => {
             let bytes = crate::origin::fetch_url(&url, options, MAX_SIGNATURE_BYTES).await?;
@@ -120,20 +119,14 @@ async fn read_location(location: &str, options: &RegistryOptions) -> Result<Opti
     }
 }
 
-/// A file's bytes up to the cap; `None` if it does not exist.
-fn read_file(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
-    let file = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let mut bytes = Vec::new();
-    let limit = u64::try_from(MAX_SIGNATURE_BYTES).expect("a small constant") + 1;
-    file.take(limit).read_to_end(&mut bytes)?;
-    if bytes.len() > MAX_SIGNATURE_BYTES {
-        return Err(std::io::Error::other("larger than any signature"));
+/// A regular file's bytes up to the cap; `None` if it does not exist.
+fn read_file(path: &Path) -> Result<Option<Vec<u8>>> {
+    let limit = u64::try_from(MAX_SIGNATURE_BYTES).expect("a small constant");
+    match crate::read_regular_file(path, limit) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
     }
-    Ok(Some(bytes))
 }
 
 /// The OpenPGP bytes of a lookaside blob: raw (what skopeo writes) or in containers'
@@ -243,6 +236,18 @@ mod tests {
         );
         let big = dir.path().join("big");
         std::fs::write(&big, vec![0xA3; MAX_SIGNATURE_BYTES + 1]).unwrap();
-        assert!(read_file(&big).is_err());
+        assert!(matches!(read_file(&big), Err(Error::TooLarge { .. })));
+    }
+
+    #[test]
+    fn a_fifo_in_the_lookaside_store_is_refused_without_blocking() {
+        use nix::sys::stat::Mode;
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("signature-1");
+        nix::unistd::mkfifo(&fifo, Mode::S_IRUSR | Mode::S_IWUSR).unwrap();
+        assert!(matches!(
+            read_file(&fifo),
+            Err(Error::NotRegularFile { kind: "FIFO", .. })
+        ));
     }
 }

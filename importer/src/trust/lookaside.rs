@@ -20,7 +20,7 @@
 //! `<lookaside>/<repository path>@sha256=<hex>/signature-<N>`, N from 1.
 //!
 //! Parsing is pure ([`RegistriesD::parse`]); [`RegistriesD::load`] reads the files,
-//! each capped.
+//! each a regular file, capped ([`crate::read_regular_file`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -54,11 +54,17 @@ struct Namespace {
 impl RegistriesD {
     /// Reads and merges every `*.yaml` file in `dir`; a directory that does not exist
     /// configures nothing.
-    pub fn load(dir: &Path) -> Result<Self, PolicyProblem> {
+    pub fn load(dir: &Path) -> crate::Result<Self> {
         let entries = match std::fs::read_dir(dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
-            Err(e) => return Err(PolicyProblem::Read(e)),
+            Err(source) => {
+                return Err(crate::Error::Io {
+                    action: "listing",
+                    path: dir.to_owned(),
+                    source,
+                });
+            }
         };
         let mut paths: Vec<PathBuf> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -68,9 +74,9 @@ impl RegistriesD {
         let mut merged = Self::default();
         let mut origins: BTreeMap<String, PathBuf> = BTreeMap::new();
         for path in paths {
-            let text = super::read_capped(&path, MAX_FILE_BYTES)?;
+            let text = crate::read_regular_file(&path, MAX_FILE_BYTES)?;
             let text = String::from_utf8_lossy(&text);
-            let file = Self::parse(&path, &text)?;
+            let file = Self::parse(&path, &text).map_err(policy_error(&path))?;
             let mut take = |what: String, ns: Namespace, into: &mut Option<Namespace>| {
                 if let Some(first) = origins.get(&what) {
                     return Err(PolicyProblem::Duplicate {
@@ -84,11 +90,13 @@ impl RegistriesD {
                 Ok(())
             };
             if let Some(ns) = file.default {
-                take("default-docker".into(), ns, &mut merged.default)?;
+                take("default-docker".into(), ns, &mut merged.default)
+                    .map_err(policy_error(dir))?;
             }
             for (name, ns) in file.docker {
                 let mut slot = None;
-                take(format!("docker namespace {name:?}"), ns, &mut slot)?;
+                take(format!("docker namespace {name:?}"), ns, &mut slot)
+                    .map_err(policy_error(dir))?;
                 merged.docker.insert(name, slot.expect("just set"));
             }
         }
@@ -157,6 +165,11 @@ impl RegistriesD {
             .chain(self.default.as_ref())
             .find_map(get)
     }
+}
+
+fn policy_error(path: &Path) -> impl FnOnce(PolicyProblem) -> crate::Error {
+    let path = path.to_owned();
+    move |problem| crate::Error::Policy { path, problem }
 }
 
 type Shape<'a> = dyn Fn(&str, &'static str) -> PolicyProblem + 'a;
@@ -294,7 +307,16 @@ unknown: 1
         .unwrap();
         std::fs::write(dir.path().join("c.txt"), "not yaml: [").unwrap();
         let err = RegistriesD::load(dir.path()).unwrap_err();
-        assert!(matches!(err, PolicyProblem::Duplicate { .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                crate::Error::Policy {
+                    problem: PolicyProblem::Duplicate { .. },
+                    ..
+                }
+            ),
+            "{err}"
+        );
         assert_eq!(
             RegistriesD::load(&dir.path().join("none")).unwrap(),
             RegistriesD::default()

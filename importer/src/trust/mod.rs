@@ -41,7 +41,6 @@ mod reference;
 mod scope;
 mod verdict;
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 pub use problem::{
@@ -91,10 +90,10 @@ impl TrustPolicy {
             let path = path.to_owned();
             move |problem| Error::Policy { path, problem }
         };
-        let bytes = read_capped(policy, MAX_FILE_BYTES).map_err(error(policy))?;
+        let bytes = crate::read_regular_file(policy, MAX_FILE_BYTES)?;
         let parsed = Policy::parse(&bytes).map_err(error(policy))?;
         let registries = match registries_d {
-            Some(dir) => RegistriesD::load(dir).map_err(error(dir))?,
+            Some(dir) => RegistriesD::load(dir)?,
             None => RegistriesD::default(),
         };
         Ok(Self {
@@ -135,19 +134,6 @@ impl TrustPolicy {
                 )
             })
     }
-}
-
-/// Reads a file of at most `limit` bytes.
-pub(crate) fn read_capped(path: &Path, limit: u64) -> std::result::Result<Vec<u8>, PolicyProblem> {
-    let file = std::fs::File::open(path).map_err(PolicyProblem::Read)?;
-    let mut bytes = Vec::new();
-    file.take(limit + 1)
-        .read_to_end(&mut bytes)
-        .map_err(PolicyProblem::Read)?;
-    if bytes.len() as u64 > limit {
-        return Err(PolicyProblem::TooLarge(limit));
-    }
-    Ok(bytes)
 }
 
 /// The image a decision is about.
@@ -238,7 +224,7 @@ fn load_keys(source: &KeySource) -> std::result::Result<LoadedKeys, KeyProblem> 
         KeySource::Paths(paths) => paths
             .iter()
             .map(|path| {
-                let bytes = read_capped(path, MAX_FILE_BYTES).map_err(|p| key_problem(path, p))?;
+                let bytes = crate::read_regular_file(path, MAX_FILE_BYTES).map_err(key_problem)?;
                 Ok((path.display().to_string(), bytes))
             })
             .collect(),
@@ -250,12 +236,18 @@ fn load_keys(source: &KeySource) -> std::result::Result<LoadedKeys, KeyProblem> 
     }
 }
 
-fn key_problem(path: &Path, problem: PolicyProblem) -> KeyProblem {
-    match problem {
-        PolicyProblem::Read(e) => KeyProblem::Read {
-            path: PathBuf::from(path),
-            kind: e.kind(),
+/// Why a key file could not be read, as a value a refusal can carry.
+fn key_problem(error: Error) -> KeyProblem {
+    match error {
+        Error::TooLarge { path, .. } => KeyProblem::TooLarge(path),
+        Error::NotRegularFile { path, kind } => KeyProblem::NotRegularFile { path, kind },
+        Error::Io { path, source, .. } => KeyProblem::Read {
+            path,
+            kind: source.kind(),
         },
-        _ => KeyProblem::TooLarge(path.to_owned()),
+        other => KeyProblem::Read {
+            path: PathBuf::from(other.to_string()),
+            kind: std::io::ErrorKind::Other,
+        },
     }
 }

@@ -9,12 +9,6 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PolicyProblem {
-    /// The file could not be read.
-    #[error("cannot read it")]
-    Read(#[source] std::io::Error),
-    /// Larger than any policy.
-    #[error("it is larger than {0} bytes")]
-    TooLarge(u64),
     /// Not a policy: bad JSON, an unknown key or requirement type, a missing field.
     #[error("it is not a valid policy")]
     Json(#[source] serde_json::Error),
@@ -83,6 +77,14 @@ pub enum KeyProblem {
         path: PathBuf,
         /// What the system said.
         kind: std::io::ErrorKind,
+    },
+    /// A key path that names no regular file.
+    #[error("key file {path} is a {kind}, not a regular file")]
+    NotRegularFile {
+        /// The path.
+        path: PathBuf,
+        /// What it is.
+        kind: &'static str,
     },
     /// A key file larger than any key.
     #[error("key file {0} is too large to be a key")]
@@ -219,9 +221,6 @@ fn numbered(reasons: &[SignatureProblem]) -> String {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum FetchProblem {
-    /// A lookaside file could not be read.
-    #[error("cannot read it")]
-    Io(#[source] std::io::Error),
     /// The location is not a usable URL.
     #[error("it is not a file://, http:// or https:// URL")]
     BadUrl,
