@@ -149,6 +149,7 @@ impl Metrics {
             let _ = g.remove_label_values(&[source]);
         }
         let _ = self.last_successful_poll.remove_label_values(&[source]);
+        let _ = self.rejected_versions.remove_label_values(&[source]);
     }
 
     /// The Prometheus text exposition.

@@ -281,6 +281,8 @@ impl Daemon {
                 .versions
                 .with_label_values(&[&s.name])
                 .set(gauge(known.map_or(0, |k| k.versions.len())));
+            // Exported from 0, so an alert on its increase sees the first refusal.
+            self.metrics.rejected_versions.with_label_values(&[&s.name]);
         }
         if let Some(instance) = moved {
             instance.write_pid()?;
