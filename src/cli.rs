@@ -85,6 +85,19 @@ pub struct RegistryFlags {
     pub platform: Option<Platform>,
 }
 
+/// Which publishers to trust: containers' signature policy.
+#[derive(Debug, Clone, Args)]
+pub struct TrustFlags {
+    /// containers policy.json: images it refuses are not imported
+    /// [default: /etc/containers/policy.json if it exists, else accept any image]
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// containers registries.d: where signatures are looked up
+    /// [default: /etc/containers/registries.d]
+    #[arg(long, value_name = "DIR")]
+    pub registries_d: Option<PathBuf>,
+}
+
 #[derive(Debug, Args)]
 pub struct ImportArgs {
     /// docker://HOST[:PORT]/REPO[:TAG|@DIGEST] or oci:DIR[:TAG].
@@ -94,6 +107,8 @@ pub struct ImportArgs {
     pub to: PathBuf,
     #[command(flatten)]
     pub registry: RegistryFlags,
+    #[command(flatten)]
+    pub trust: TrustFlags,
     /// Print the result as JSON on stdout instead of a summary line.
     #[arg(long)]
     pub json: bool,
@@ -120,6 +135,8 @@ pub struct InspectArgs {
     pub source: ImageRef,
     #[command(flatten)]
     pub registry: RegistryFlags,
+    #[command(flatten)]
+    pub trust: TrustFlags,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,

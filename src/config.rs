@@ -25,6 +25,9 @@
 //! location = "mirror.example:5000"
 //! insecure = true
 //!
+//! policy = "/etc/containers/policy.json"      # signature policy (containers')
+//! registries_d = "/etc/containers/registries.d" # where signatures are found
+//!
 //! [[source]]
 //! name = "fedora"
 //! image = "docker://quay.io/containerdisks/fedora:latest"
@@ -78,6 +81,14 @@ pub struct Config {
     /// `host[:port]` of registries reached without TLS verification (or plain HTTP).
     #[serde(default)]
     pub insecure_registries: Vec<String>,
+    /// containers `policy.json`: versions it refuses are not imported (default:
+    /// `/etc/containers/policy.json` if it exists, else every image is accepted).
+    #[serde(default)]
+    pub policy: Option<PathBuf>,
+    /// containers `registries.d`: where signatures are looked up (default:
+    /// `/etc/containers/registries.d`).
+    #[serde(default)]
+    pub registries_d: Option<PathBuf>,
     /// The catalog, locks, `current` links and daemon status live here.
     #[serde(default = "default_state_dir")]
     pub state_dir: PathBuf,
@@ -221,10 +232,15 @@ impl Config {
                 );
             }
         }
-        if let Some(path) = &self.auth_file {
-            if !path.is_file() {
-                bail!("auth_file {} does not exist", path.display());
-            }
+        if let Some(path) = &self.auth_file
+            && !path.is_file()
+        {
+            bail!("auth_file {} does not exist", path.display());
+        }
+        if let Some(path) = &self.policy
+            && !path.is_file()
+        {
+            bail!("policy {} does not exist", path.display());
         }
         Ok(())
     }

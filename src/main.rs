@@ -10,6 +10,7 @@ mod cli;
 mod commands;
 mod daemon;
 mod instance;
+mod policy;
 mod report;
 mod state;
 

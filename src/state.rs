@@ -63,6 +63,18 @@ pub struct SourceRuntime {
     pub outdated: bool,
     /// The import running now.
     pub importing: Option<Importing>,
+    /// The newest version the signature policy refused, until a version is imported.
+    #[serde(default)]
+    pub rejected: Option<Rejected>,
+}
+
+/// A version the signature policy refused: not imported, the current one kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejected {
+    /// The digest refused.
+    pub digest: String,
+    /// Why, as the policy said it.
+    pub reason: String,
 }
 
 /// An import in progress.
@@ -98,6 +110,7 @@ impl SourceRuntime {
             remote_digest: source.remote_digest().map(ToString::to_string),
             outdated: source.outdated(),
             importing,
+            rejected: None,
         }
     }
 

@@ -96,6 +96,35 @@ pub enum Error {
         media_type: String,
     },
 
+    // ---- trust ----
+    /// The signature policy or `registries.d` cannot be used.
+    #[error("signature policy {path}")]
+    Policy {
+        /// The file or directory.
+        path: PathBuf,
+        /// What is wrong with it.
+        #[source]
+        problem: crate::trust::PolicyProblem,
+    },
+    /// An image's signatures could not be gathered.
+    #[error("cannot read signatures at {location}")]
+    Signatures {
+        /// Where they were looked for.
+        location: String,
+        /// What went wrong.
+        #[source]
+        problem: crate::trust::FetchProblem,
+    },
+    /// The signature policy refuses the image.
+    #[error("the signature policy refuses {image}")]
+    Refused {
+        /// The image as named.
+        image: String,
+        /// Which policy, which section, and why.
+        #[source]
+        refusal: Box<crate::trust::PolicyRefusal>,
+    },
+
     // ---- blob integrity ----
     /// The bytes received do not hash to the digest that names them.
     #[error("digest mismatch for {what}: expected {expected}, got {actual}")]

@@ -15,13 +15,22 @@ use bootsource_place::Place;
 
 use crate::origin::{Origin, ResolvedImage};
 use crate::pipeline::{self, Caller, Outcome};
-use crate::{DiskInfo, Error, ImageRef, ImportOptions, ImportReport, Result};
+use crate::trust::{self, Candidate};
+use crate::{DiskInfo, Error, ImageRef, ImportOptions, ImportReport, Result, Verdict};
+
+/// Whether a refusal by the signature policy stops the import (`inspect` only shows it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Enforce {
+    Yes,
+    No,
+}
 
 /// An import paused before its first write, knowing its image and disk.
 #[derive(Debug)]
 pub struct Import {
     reference: String,
     image: ResolvedImage,
+    verdict: Verdict,
     disk: DiskInfo,
     place: std::sync::mpsc::SyncSender<Arc<dyn Place>>,
     pipeline: tokio::task::JoinHandle<Result<Outcome>>,
@@ -30,11 +39,22 @@ pub struct Import {
 }
 
 impl Import {
-    /// Resolves `reference`, finds its disk and reads up to the disk's virtual size.
+    /// Resolves `reference`, checks it against the signature policy, finds its disk
+    /// and reads up to the disk's virtual size. An image the policy refuses ends here,
+    /// with [`Error::Refused`], before any layer is read.
     pub async fn start(reference: &ImageRef, options: &ImportOptions) -> Result<Self> {
+        Self::begin(reference, options, Enforce::Yes).await
+    }
+
+    pub(crate) async fn begin(
+        reference: &ImageRef,
+        options: &ImportOptions,
+        enforce: Enforce,
+    ) -> Result<Self> {
         let started = Instant::now();
         let origin = Origin::connect(reference, &options.registry).await?;
         let image = origin.resolve(&options.platform()).await?;
+        let verdict = judge(&origin, reference, &image, options, enforce).await?;
         check_layers(&image)?;
         tracing::info!(image = %reference, digest = %image.digest, layers = image.layers.len(), "importing");
         let (handshake, Caller { announced, place }) = pipeline::handshake();
@@ -51,6 +71,7 @@ impl Import {
         Ok(Self {
             reference: reference.to_string(),
             image,
+            verdict,
             disk,
             place,
             pipeline,
@@ -62,6 +83,11 @@ impl Import {
     /// The image, resolved to one platform.
     pub fn image(&self) -> &ResolvedImage {
         &self.image
+    }
+
+    /// What the signature policy decided, and the signatures found.
+    pub fn verdict(&self) -> &Verdict {
+        &self.verdict
     }
 
     /// The disk found: layer, name, format, virtual size.
@@ -91,6 +117,7 @@ impl Import {
             passes: converted.passes,
             spool_peak: converted.spool_peak,
             seconds: self.started.elapsed().as_secs_f64(),
+            trust: self.verdict,
         })
     }
 }
@@ -101,6 +128,38 @@ fn joined<T>(joined: std::result::Result<Result<T>, tokio::task::JoinError>) -> 
 
 fn stopped_early() -> Error {
     Error::Internal("the pipeline stopped before finding the disk's size".into())
+}
+
+/// The policy's verdict on the manifest about to be imported; a refusal is an error
+/// unless only inspecting.
+async fn judge(
+    origin: &Origin,
+    reference: &ImageRef,
+    image: &ResolvedImage,
+    options: &ImportOptions,
+    enforce: Enforce,
+) -> Result<Verdict> {
+    let candidate = Candidate {
+        fetched: reference,
+        named: options.policy_reference.as_ref().unwrap_or(reference),
+        manifest: image.manifest_digest,
+    };
+    let verdict = trust::judge(origin, candidate, &options.trust, &options.registry).await?;
+    match &verdict.refusal {
+        Some(refusal) if enforce == Enforce::Yes => Err(Error::Refused {
+            image: candidate.named.to_string(),
+            refusal: Box::new(trust::PolicyRefusal {
+                policy: verdict.policy.clone(),
+                scope: verdict.scope.clone(),
+                refusal: refusal.clone(),
+            }),
+        }),
+        _ => {
+            tracing::debug!(image = %candidate.named, scope = %verdict.scope,
+                accepted = verdict.accepted, "signature policy evaluated");
+            Ok(verdict)
+        }
+    }
 }
 
 /// Refuses unknown layer types before anything is downloaded.

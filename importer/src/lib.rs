@@ -53,6 +53,7 @@ pub mod qcow2;
 mod reference;
 mod report;
 mod text;
+pub mod trust;
 
 use std::sync::Arc;
 
@@ -71,6 +72,7 @@ pub use progress::{Cancel, Progress, ProgressSnapshot};
 pub use reference::{ImageRef, ParseImageRefError, ReferenceProblem, RegistryRef};
 pub use report::{DiskInfo, ImageInfo, ImportReport, Qcow2Info};
 pub use text::{escape_controls, printable};
+pub use trust::{TrustPolicy, Verdict};
 
 use origin::Origin;
 use pipeline::Settings;
@@ -95,6 +97,11 @@ pub struct ImportOptions {
     pub progress: Arc<Progress>,
     /// Set to stop the import.
     pub cancel: Cancel,
+    /// The signature policy; an image it refuses is not imported (default: accept anything).
+    pub trust: Arc<TrustPolicy>,
+    /// The reference the policy judges when the one imported is a mirror of it
+    /// (default: the reference imported).
+    pub policy_reference: Option<ImageRef>,
 }
 
 impl Default for ImportOptions {
@@ -107,6 +114,8 @@ impl Default for ImportOptions {
             workers: std::thread::available_parallelism().map_or(2, usize::from),
             progress: Progress::new(),
             cancel: Cancel::default(),
+            trust: Arc::new(TrustPolicy::accept_anything()),
+            policy_reference: None,
         }
     }
 }
@@ -137,8 +146,9 @@ pub async fn resolve_digest(image: &ImageRef, options: &ImportOptions) -> Result
 }
 
 /// Describes the image `reference` names and its disk, reading the disk's layer only up to its size.
+/// The policy's verdict is shown, not enforced: an image it refuses is described too.
 pub async fn inspect(reference: &ImageRef, options: &ImportOptions) -> Result<ImageInfo> {
-    let import = Import::start(reference, options).await?;
+    let import = Import::begin(reference, options, import::Enforce::No).await?;
     let resolved = import.image().clone();
     Ok(ImageInfo {
         image: reference.to_string(),
@@ -147,5 +157,6 @@ pub async fn inspect(reference: &ImageRef, options: &ImportOptions) -> Result<Im
         platform: resolved.platform,
         layers: resolved.layers,
         disk: import.disk().clone(),
+        trust: import.verdict().clone(),
     })
 }

@@ -23,6 +23,8 @@ pub struct ImageInfo {
     pub layers: Vec<Layer>,
     /// The disk file.
     pub disk: DiskInfo,
+    /// The signature policy's verdict and the signatures found.
+    pub trust: crate::Verdict,
 }
 
 /// The disk file found in the layers.
@@ -96,4 +98,6 @@ pub struct ImportReport {
     pub spool_peak: u64,
     /// Wall-clock seconds.
     pub seconds: f64,
+    /// The signature policy's verdict and the signatures found.
+    pub trust: crate::Verdict,
 }

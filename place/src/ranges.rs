@@ -14,11 +14,11 @@ impl RangeSet {
         if start >= end {
             return;
         }
-        if let Some((&s, &e)) = self.ranges.range(..=start).next_back() {
-            if e >= start {
-                start = s;
-                end = end.max(e);
-            }
+        if let Some((&s, &e)) = self.ranges.range(..=start).next_back()
+            && e >= start
+        {
+            start = s;
+            end = end.max(e);
         }
         let touching: Vec<(u64, u64)> = self
             .ranges

@@ -343,10 +343,10 @@ impl<J: JitterSource> Poller<J> {
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
         let running = self.release(ticket)?;
-        if let Some(source) = self.sources.get_mut(&running.source) {
-            if source.import_ticket() == Some(running.id) {
-                source.import_cancelled(now);
-            }
+        if let Some(source) = self.sources.get_mut(&running.source)
+            && source.import_ticket() == Some(running.id)
+        {
+            source.import_cancelled(now);
         }
         Ok(())
     }

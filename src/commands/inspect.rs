@@ -1,13 +1,13 @@
 //! `bootsource inspect SOURCE`: what an image holds, without importing it.
 
 use anyhow::Context;
-use bootsource_importer::ImageInfo;
+use bootsource_importer::{ImageInfo, Verdict};
 
 use crate::cli::InspectArgs;
 use crate::human;
 
 pub async fn run(args: InspectArgs) -> anyhow::Result<()> {
-    let options = super::options(&args.registry);
+    let options = super::options(&args.registry, &args.trust).await?;
     let info = bootsource_importer::inspect(&args.source, &options)
         .await
         .with_context(|| format!("inspecting {}", args.source))?;
@@ -57,6 +57,42 @@ fn text(info: &ImageInfo) -> String {
             q.compression,
             if q.extended_l2 { ", extended L2" } else { "" }
         );
+    }
+    out + &trust(&info.trust)
+}
+
+/// The policy's decision and who signed the image.
+fn trust(verdict: &Verdict) -> String {
+    let decision = match &verdict.refusal {
+        None => "accepted".to_owned(),
+        Some(refusal) => format!("REFUSED: {refusal}"),
+    };
+    let mut out = format!(
+        "Policy:          {} ({}): {decision}\nSignatures:      {}\n",
+        verdict.policy,
+        verdict.scope,
+        if verdict.signatures.is_empty() {
+            "none"
+        } else {
+            ""
+        }
+    );
+    for s in &verdict.signatures {
+        let signer = s.signer.as_deref().unwrap_or("unknown key");
+        let checked = if s.verified {
+            "verified"
+        } else {
+            "not verified"
+        };
+        out += &format!(
+            "  {} by {signer} ({checked}) for {} at {}\n",
+            s.format,
+            s.identity.as_deref().unwrap_or("?"),
+            s.manifest_digest.as_deref().unwrap_or("?"),
+        );
+        if let Some(problem) = &s.problem {
+            out += &format!("    {problem}\n");
+        }
     }
     out
 }

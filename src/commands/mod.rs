@@ -9,9 +9,12 @@ mod poll;
 mod progress;
 mod status;
 
+use std::sync::Arc;
+
+use anyhow::Context;
 use bootsource_importer::{ImportOptions, RegistryOptions};
 
-use crate::cli::{Command, RegistryFlags};
+use crate::cli::{Command, RegistryFlags, TrustFlags};
 
 pub use import::Interrupted;
 
@@ -27,9 +30,15 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
     }
 }
 
-/// Importer options from the registry flags.
-fn options(flags: &RegistryFlags) -> ImportOptions {
-    ImportOptions {
+/// Importer options from the registry and trust flags.
+async fn options(flags: &RegistryFlags, trust: &TrustFlags) -> anyhow::Result<ImportOptions> {
+    let trust = trust.clone();
+    let policy = tokio::task::spawn_blocking(move || {
+        crate::policy::load(trust.policy.as_deref(), trust.registries_d.as_deref())
+    })
+    .await
+    .context("policy thread failed")??;
+    Ok(ImportOptions {
         registry: RegistryOptions {
             tls_verify: flags.tls_verify,
             cert_dir: flags.cert_dir.clone(),
@@ -38,6 +47,7 @@ fn options(flags: &RegistryFlags) -> ImportOptions {
             insecure_registries: Vec::new(),
         },
         platform: flags.platform.clone(),
+        trust: Arc::new(policy),
         ..ImportOptions::default()
-    }
+    })
 }

@@ -6,9 +6,11 @@
 //! "current": {"digest", "volume", "path"} | null, "versions": [{"digest", "volume",
 //! "path", "created", "last_used"}], "activity", "last_poll", "last_poll_result",
 //! "next_poll", "last_error", "outdated", "importing": {"digest", "bytes_done",
-//! "bytes_total", "percent"} | null}], "orphaned": [{"digest", "volume", "path",
-//! "created", "last_used"}]}`. Times are RFC 3339 UTC. `running` is null when it
-//! cannot be told (the instance lock is not readable); `unknown` then says why.
+//! "bytes_total", "percent"} | null, "rejected": {"digest", "reason"} | null}],
+//! "orphaned": [{"digest", "volume", "path", "created", "last_used"}]}`. Times are
+//! RFC 3339 UTC. `running` is null when it cannot be told (the instance lock is not
+//! readable); `unknown` then says why. `rejected` is the newest version the signature
+//! policy refused (not imported; the current version is kept).
 //!
 //! `activity` is what the source does now: `waiting` (until `next_poll`), `polling` (a
 //! poll runs now; `next_poll` is when it started), `queued` (an import waits for a free
@@ -214,6 +216,18 @@ fn text(status: &Status) -> String {
                 i.percent,
                 human::bytes(i.bytes_done),
                 human::bytes(i.bytes_total)
+            );
+        }
+        if let Some(r) = &rt.rejected {
+            out += &format!(
+                "{}\n",
+                human::labelled(
+                    "  refused:   ",
+                    &format!(
+                        "{} by the signature policy (current version kept): {}",
+                        r.digest, r.reason
+                    )
+                )
             );
         }
         if let Some(e) = &rt.last_error {

@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use anyhow::{Context, anyhow};
 use bootsource_importer::{
-    Cancel, Digest, ImageRef, Import, ImportOptions, Progress, RegistryOptions,
+    Cancel, Digest, ImageRef, Import, ImportOptions, Progress, RegistryOptions, TrustPolicy,
 };
 use bootsource_poller::{Failure, RetryAfter};
 use bootsource_storage::{Stage, Staging, Store, Version};
@@ -33,10 +33,12 @@ pub struct SourceJob {
     registry: RegistryOptions,
     spool_limit: u64,
     max_virtual_size: u64,
+    /// The signature policy: a version it refuses is not imported.
+    trust: Arc<TrustPolicy>,
 }
 
 impl SourceJob {
-    pub fn new(config: &Config, source: &SourceConfig) -> Self {
+    pub fn new(config: &Config, source: &SourceConfig, trust: Arc<TrustPolicy>) -> Self {
         let mirrors = match &source.image {
             ImageRef::Registry(r) => config
                 .registries
@@ -60,6 +62,7 @@ impl SourceJob {
             },
             spool_limit: config.spool_limit,
             max_virtual_size: config.max_virtual_size,
+            trust,
         }
     }
 
@@ -94,6 +97,9 @@ impl SourceJob {
             platform: self.source.platform.clone(),
             progress,
             cancel,
+            trust: Arc::clone(&self.trust),
+            // A mirror's copy is judged as the image the source names.
+            policy_reference: Some(self.source.image.clone()),
             ..ImportOptions::default()
         };
         options.limits.spool_bytes = self.spool_limit;

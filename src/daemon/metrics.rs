@@ -14,7 +14,8 @@ use prometheus::{
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
-    /// Imports finished, by `result` (`success`, `failure`, `cancelled`, `unchanged`).
+    /// Imports finished, by `result` (`success`, `failure`, `rejected`, `cancelled`,
+    /// `unchanged`).
     pub imports: IntCounterVec,
     /// How long imports took.
     pub import_duration: HistogramVec,
@@ -38,6 +39,8 @@ pub struct Metrics {
     pub last_successful_poll: GaugeVec,
     /// Configuration reloads, by `result` (`success`, `failure`).
     pub reloads: IntCounterVec,
+    /// Versions the signature policy refused (each digest once).
+    pub rejected_versions: IntCounterVec,
 }
 
 impl Metrics {
@@ -125,6 +128,11 @@ impl Metrics {
                 "Configuration reloads, by result.",
                 &["result"],
             ),
+            rejected_versions: counter(
+                "bootsource_rejected_versions_total",
+                "Versions the signature policy refused (each digest counted once).",
+                &["source"],
+            ),
             registry,
         }
     }
@@ -141,6 +149,7 @@ impl Metrics {
             let _ = g.remove_label_values(&[source]);
         }
         let _ = self.last_successful_poll.remove_label_values(&[source]);
+        let _ = self.rejected_versions.remove_label_values(&[source]);
     }
 
     /// The Prometheus text exposition.

@@ -41,7 +41,7 @@ use tokio::sync::mpsc;
 
 use crate::config::Config;
 use crate::instance::InstanceLock;
-use crate::state::{DaemonState, Importing, SourceRuntime};
+use crate::state::{DaemonState, Importing, Rejected, SourceRuntime};
 use jobs::Imported;
 use metrics::Metrics;
 
@@ -91,6 +91,8 @@ struct Daemon {
     running: HashMap<TicketId, Running>,
     events: mpsc::Sender<Event>,
     last_state: DaemonState,
+    /// Per source, the newest version the signature policy refused.
+    rejected: HashMap<String, Rejected>,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
@@ -122,6 +124,7 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
         running: HashMap::new(),
         events,
         last_state: DaemonState::default(),
+        rejected: HashMap::new(),
     };
     daemon.apply(config).await?;
     systemd::ready();
@@ -150,6 +153,18 @@ async fn read_catalog(store: &Arc<Store>) -> anyhow::Result<BTreeMap<String, Sou
         .context("catalog thread failed")?
         .context("reading the catalog")?;
     Ok(sources.into_iter().map(|s| (s.name.clone(), s)).collect())
+}
+
+/// The signature policy the configuration names (re-read on every reload), off the
+/// runtime; an unusable one refuses the configuration.
+async fn load_policy(config: &Config) -> anyhow::Result<Arc<bootsource_importer::TrustPolicy>> {
+    let (policy, registries_d) = (config.policy.clone(), config.registries_d.clone());
+    let trust = tokio::task::spawn_blocking(move || {
+        crate::policy::load(policy.as_deref(), registries_d.as_deref())
+    })
+    .await
+    .context("policy thread failed")??;
+    Ok(Arc::new(trust))
 }
 
 fn seed() -> u64 {
@@ -197,6 +212,8 @@ impl Daemon {
 
     /// Makes `config` the one in force: storage, poller, job contexts.
     async fn apply(&mut self, config: Config) -> anyhow::Result<()> {
+        // Read before anything changes: an unusable policy refuses the whole config.
+        let trust = load_policy(&config).await?;
         // A new state directory is locked before anything else changes.
         let moved = (config.state_dir != self.config.state_dir)
             .then(|| InstanceLock::acquire(&config.state_dir))
@@ -237,12 +254,16 @@ impl Daemon {
             }
         }
         for name in &report.removed {
+            self.rejected.remove(name);
             self.metrics.forget(name);
         }
         self.contexts = config
             .sources
             .iter()
-            .map(|s| (s.name.clone(), jobs::SourceJob::new(&config, s)))
+            .map(|s| {
+                let job = jobs::SourceJob::new(&config, s, Arc::clone(&trust));
+                (s.name.clone(), job)
+            })
             .collect();
         for s in &config.sources {
             let known = catalog.get(&s.name);
@@ -260,6 +281,8 @@ impl Daemon {
                 .versions
                 .with_label_values(&[&s.name])
                 .set(gauge(known.map_or(0, |k| k.versions.len())));
+            // Exported from 0, so an alert on its increase sees the first refusal.
+            self.metrics.rejected_versions.with_label_values(&[&s.name]);
         }
         if let Some(instance) = moved {
             instance.write_pid()?;
@@ -451,18 +474,46 @@ impl Daemon {
                 let _ = self.poller.import_cancelled(&ticket, now);
                 "cancelled"
             }
-            Err(e) => {
-                tracing::error!(source = %source, error = %format!("{e:#}"), "import failed");
-                let _ = self.poller.import_failed(&ticket, now, &jobs::failure(&e));
-                "failure"
-            }
+            Err(e) => match refusal(&e) {
+                Some(reason) => {
+                    tracing::error!(source = %source, digest = %ticket.digest, reason = %reason,
+                        "version refused by the signature policy; the current version is kept");
+                    let _ = self.poller.import_failed(&ticket, now, &jobs::failure(&e));
+                    self.reject(&source, ticket.digest.to_string(), reason);
+                    "rejected"
+                }
+                None => {
+                    tracing::error!(source = %source, error = %format!("{e:#}"), "import failed");
+                    let _ = self.poller.import_failed(&ticket, now, &jobs::failure(&e));
+                    "failure"
+                }
+            },
         };
+        if matches!(outcome, "success" | "unchanged") {
+            self.rejected.remove(&source);
+        }
         self.count_versions(&source).await;
         self.publish_state().await;
         self.metrics
             .imports
             .with_label_values(&[&source, outcome])
             .inc();
+    }
+
+    /// Remembers a refused version for `status`, counting each digest once.
+    fn reject(&mut self, source: &str, digest: String, reason: String) {
+        let known = self
+            .rejected
+            .get(source)
+            .is_some_and(|r| r.digest == digest);
+        if !known {
+            self.metrics
+                .rejected_versions
+                .with_label_values(&[source])
+                .inc();
+        }
+        self.rejected
+            .insert(source.to_owned(), Rejected { digest, reason });
     }
 
     /// Sets the versions-kept gauge from the catalog, read off the runtime.
@@ -536,9 +587,9 @@ impl Daemon {
                         percent,
                     }
                 });
-            state
-                .sources
-                .insert(s.name().to_owned(), SourceRuntime::of(s, importing));
+            let mut runtime = SourceRuntime::of(s, importing);
+            runtime.rejected = self.rejected.get(s.name()).cloned();
+            state.sources.insert(s.name().to_owned(), runtime);
         }
         if state == self.last_state {
             return;
@@ -586,6 +637,14 @@ impl Daemon {
         self.instance.remove_pid();
         tracing::info!("stopped");
     }
+}
+
+/// Why the signature policy refused an import, if that is how it failed.
+fn refusal(e: &anyhow::Error) -> Option<String> {
+    e.chain().find_map(|c| match c.downcast_ref() {
+        Some(bootsource_importer::Error::Refused { refusal, .. }) => Some(refusal.to_string()),
+        _ => None,
+    })
 }
 
 /// A count as a gauge value (saturating; no byte count reaches 2^63).

@@ -31,3 +31,4 @@ mod import_sources;
 mod import_targets;
 mod soak;
 mod storage_overlap;
+mod trust;

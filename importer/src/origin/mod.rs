@@ -21,6 +21,7 @@ use crate::{Digest, Error, ImageRef, Platform, Result};
 pub use auth::CredentialsProblem;
 pub(crate) use auth::parse_credentials;
 pub use layout::LayoutProblem;
+pub(crate) use registry::{Registry as RegistryHandle, fetch_url};
 pub use registry::{RegistryError, RegistryOptions};
 pub use tls::TlsProblem;
 

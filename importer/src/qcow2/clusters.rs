@@ -412,24 +412,25 @@ impl Clusters {
         prefix: Vec<u8>,
         out: &mut Vec<Extent>,
     ) -> Result<()> {
-        if let Kind::Compressed { guest, out_len } = m.kind {
-            if m.end() <= self.cursor && prefix.len() as u64 + 512 > m.len {
-                let codec = self.header.codec;
-                let inflater = match &mut self.salvage {
-                    Some(i) => i,
-                    None => self
-                        .salvage
-                        .insert(Inflater::new().map_err(|e| Error::Internal(e.to_string()))?),
-                };
-                let mut cluster = vec![0; idx(u64::from(out_len))];
-                if inflater.inflate(codec, &prefix, &mut cluster).is_ok() {
-                    self.forget_spooled(&m, m.host + prefix.len() as u64);
-                    out.push(Extent::Data {
-                        offset: GuestOffset(guest),
-                        bytes: Bytes::from(cluster),
-                    });
-                    return Ok(());
-                }
+        if let Kind::Compressed { guest, out_len } = m.kind
+            && m.end() <= self.cursor
+            && prefix.len() as u64 + 512 > m.len
+        {
+            let codec = self.header.codec;
+            let inflater = match &mut self.salvage {
+                Some(i) => i,
+                None => self
+                    .salvage
+                    .insert(Inflater::new().map_err(|e| Error::Internal(e.to_string()))?),
+            };
+            let mut cluster = vec![0; idx(u64::from(out_len))];
+            if inflater.inflate(codec, &prefix, &mut cluster).is_ok() {
+                self.forget_spooled(&m, m.host + prefix.len() as u64);
+                out.push(Extent::Data {
+                    offset: GuestOffset(guest),
+                    bytes: Bytes::from(cluster),
+                });
+                return Ok(());
             }
         }
         self.missed.push(m);

@@ -166,7 +166,7 @@ impl Header {
             return Err(invalid(36, Qcow2Problem::L1TooLarge(l1_bytes)));
         }
         if needed > 0 {
-            if self.l1_offset < cs || self.l1_offset % cs != 0 {
+            if self.l1_offset < cs || !self.l1_offset.is_multiple_of(cs) {
                 return Err(invalid(40, Qcow2Problem::L1Misplaced(self.l1_offset)));
             }
             if self.l1_offset.saturating_add(l1_bytes) > stream_len {

@@ -59,7 +59,7 @@ pub(super) fn l2_tables(h: &Header, l1: &[u64], stream_len: u64) -> Result<Vec<M
         if host == 0 {
             continue;
         }
-        if host % cs != 0 {
+        if !host.is_multiple_of(cs) {
             return Err(invalid(at, Qcow2Problem::L2Misaligned(host)));
         }
         check_in_stream("L2 table", host, cs, stream_len)?;
@@ -146,7 +146,7 @@ fn entry_mappings(
     if word & RESERVED != 0 {
         return Err(invalid(at, Qcow2Problem::ReservedBits(word)));
     }
-    if host % cs != 0 {
+    if !host.is_multiple_of(cs) {
         return Err(invalid(at, Qcow2Problem::DataMisaligned(host)));
     }
     let Some(bitmap) = bitmap else {

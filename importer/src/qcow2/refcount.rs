@@ -25,7 +25,7 @@ impl RefcountRegions {
         let cs = h.cluster_size();
         let len = u64::from(h.refcount_table_clusters) * cs;
         let start = h.refcount_table_offset;
-        let usable = start % cs == 0
+        let usable = start.is_multiple_of(cs)
             && start >= cs
             && start.checked_add(len).is_some_and(|end| end <= stream_len);
         let table = if usable { (start, start + len) } else { (0, 0) };

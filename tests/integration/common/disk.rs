@@ -22,7 +22,7 @@ const SECTOR: usize = 512;
 /// Writes a raw disk of `size` bytes (a multiple of 512) at `path`, sparse where zero.
 pub fn write_raw_disk(path: &Path, size: u64, seed: u64) {
     assert!(
-        size > 0 && size % 512 == 0,
+        size > 0 && size.is_multiple_of(512),
         "disk size {size} is not a positive multiple of 512"
     );
     let mut file = File::create(path).unwrap();

@@ -231,7 +231,7 @@ impl Plan {
             return Some((i, self.rules[i].fault.clone()));
         }
         let (chaos, state) = self.chaos.as_mut()?;
-        if next_random(state) % chaos.one_in.max(1) != 0 {
+        if !next_random(state).is_multiple_of(chaos.one_in.max(1)) {
             return None;
         }
         let fitting: Vec<&Fault> = chaos.faults.iter().filter(|f| f.fits(request)).collect();

@@ -26,7 +26,7 @@
 //!
 //! ```text
 //! apt-get install -y docker-registry qemu-utils umoci skopeo apache2-utils openssl tar \
-//!     tinyproxy time util-linux mount e2fsprogs fdisk
+//!     tinyproxy time util-linux mount e2fsprogs fdisk gnupg
 //! ```
 //!
 //! | module | owns |
@@ -48,6 +48,7 @@
 //! | [`acceptor`] | the accept loop of those relays, which can close every open connection |
 //! | [`throttle`] | a slow (or stalled) network in front of a registry, for imports caught mid-way |
 //! | [`faults`] | an HTTP relay in front of a registry that cuts, refuses, stalls, alters and lies |
+//! | [`signing`] | GPG keys, `skopeo` signing and the `skopeo copy` policy oracle, cosign signatures |
 //! | [`xfs`] | XFS with reflink on a loop device, mounted; unmounted and detached on drop |
 
 pub mod acceptor;
@@ -64,6 +65,7 @@ pub mod oci;
 pub mod proxy;
 pub mod push;
 pub mod registry;
+pub mod signing;
 pub mod throttle;
 pub mod tls;
 pub mod token;

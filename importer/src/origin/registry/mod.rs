@@ -22,6 +22,7 @@
 mod challenge;
 mod response;
 mod session;
+mod signatures;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -39,6 +40,7 @@ use crate::{Digest, Error, RegistryRef, Result};
 
 pub(crate) use response::printable;
 use session::Session;
+pub(crate) use signatures::fetch_url;
 
 /// A dropped blob download is resumed this many times before giving up.
 const MAX_RESUMES: u32 = 5;
