@@ -42,8 +42,13 @@ use bootsource_poller::Schedule;
 use bootsource_storage::{BackendConfig, BackendKind, StoreConfig};
 use serde::Deserialize;
 
+use crate::logging::LogFormat;
+use crate::registries::{Registries, RegistryConfig};
+
 /// Where the daemon looks when `--config` is not given.
 pub const DEFAULT_PATH: &str = "/etc/bootsource/config.toml";
+/// containers' registry configuration, read when `registries_conf` is not set.
+const DEFAULT_REGISTRIES_CONF: &str = "/etc/containers/registries.conf";
 /// Credentials used when present and `auth_file` is not set.
 const DEFAULT_AUTH_FILE: &str = "/etc/bootsource/auth.json";
 /// Free space kept on file storage unless `min_free` says otherwise: 256 MiB, four
@@ -104,34 +109,25 @@ pub struct Config {
     /// Named storage backends, like storage classes.
     #[serde(default, deserialize_with = "backends")]
     pub storage: BTreeMap<String, BackendConfig>,
-    /// Registry mirrors, tried in order before the origin.
+    /// `[[registry]]` tables as in containers' `registries.conf` (mirrors, `location`,
+    /// `blocked`); laid over those of [`registries_conf`](Self::registries_conf).
     #[serde(default, rename = "registry")]
     pub registries: Vec<RegistryConfig>,
+    /// containers' `registries.conf`, read with its `.d` drop-ins (default
+    /// `/etc/containers/registries.conf`; `""` reads none).
+    #[serde(default)]
+    pub registries_conf: Option<PathBuf>,
+    /// The registry tables in force: `registries_conf` and this file's, merged by
+    /// [`load`](Self::load).
+    #[serde(skip)]
+    pub containers: Registries,
+    /// `text`, `json` or `journal` (default: journal when systemd connects stderr
+    /// to it, else text); `--log-format` wins.
+    #[serde(default)]
+    pub log_format: Option<LogFormat>,
     /// The boot sources.
     #[serde(rename = "source")]
     pub sources: Vec<SourceConfig>,
-}
-
-/// A `[[registry]]` table: mirrors for images under `prefix`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RegistryConfig {
-    /// `host[:port]` whose images the mirrors serve.
-    pub prefix: String,
-    /// Tried in order; the origin comes last (`[[registry.mirror]]`).
-    #[serde(default, rename = "mirror")]
-    pub mirrors: Vec<MirrorConfig>,
-}
-
-/// One mirror.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MirrorConfig {
-    /// `host[:port]` serving the same repositories.
-    pub location: String,
-    /// Reached without TLS verification.
-    #[serde(default)]
-    pub insecure: bool,
 }
 
 /// A `[[source]]` table: one boot source.
@@ -165,11 +161,33 @@ pub struct SourceConfig {
 }
 
 impl Config {
-    /// Reads and checks `path`.
+    /// Reads and checks `path`, then merges containers' registry configuration and
+    /// resolves each source's image with it (short names, `location`, `blocked`).
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        Self::parse(&text).with_context(|| format!("in {}", path.display()))
+        let mut config = Self::parse(&text).with_context(|| format!("in {}", path.display()))?;
+        config.containers =
+            Registries::load(config.registries_conf().as_deref(), &config.registries)?;
+        for source in &mut config.sources {
+            if let ImageRef::Registry(r) = &source.image {
+                let resolved = config
+                    .containers
+                    .resolve(r)
+                    .with_context(|| format!("source {:?}", source.name))?;
+                source.image = ImageRef::Registry(resolved);
+            }
+        }
+        Ok(config)
+    }
+
+    /// The `registries.conf` to read, if any.
+    pub fn registries_conf(&self) -> Option<PathBuf> {
+        match &self.registries_conf {
+            Some(path) if path.as_os_str().is_empty() => None,
+            Some(path) => Some(path.clone()),
+            None => Some(PathBuf::from(DEFAULT_REGISTRIES_CONF)),
+        }
     }
 
     /// Parses and checks configuration text.
@@ -271,6 +289,15 @@ impl Config {
     pub fn source(&self, name: &str) -> Option<&SourceConfig> {
         self.sources.iter().find(|s| s.name == name)
     }
+}
+
+/// The `log_format` of the file at `path`, read before logging starts (so before the
+/// file is checked: a file with problems is reported, in the default format, by
+/// [`Config::load`]).
+pub fn peek_log_format(path: &Path) -> Option<LogFormat> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let table: toml::Table = toml::from_str(&text).ok()?;
+    LogFormat::deserialize(table.get("log_format")?.clone()).ok()
 }
 
 fn c_str(s: &Option<Schedule>) -> String {
