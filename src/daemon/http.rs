@@ -13,6 +13,8 @@
 //! serves in the background until the [`Endpoint`] is dropped; a reload that moves
 //! `metrics_address` binds the new one before dropping the old.
 //!
+//! `/healthz` answers 503 with the reason when the daemon is wedged ([`Health`]).
+//!
 //! Not here: the metrics themselves ([`Metrics`]).
 
 use std::net::SocketAddr;
@@ -21,7 +23,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::routing::get;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -30,6 +32,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
+use super::health::Health;
 use super::metrics::Metrics;
 
 /// Connections served at once: a scraper or two and a few people with curl.
@@ -49,13 +52,17 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// Binds `address` now and serves `metrics` on it.
-    pub async fn bind(address: SocketAddr, metrics: Arc<Metrics>) -> anyhow::Result<Self> {
+    /// Binds `address` now and serves `metrics` and `health` on it.
+    pub async fn bind(
+        address: SocketAddr,
+        metrics: Arc<Metrics>,
+        health: Arc<Health>,
+    ) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(address)
             .await
             .with_context(|| format!("listening on {address} for metrics"))?;
         let address = listener.local_addr()?;
-        let server = tokio::spawn(accept(listener, routes(metrics)));
+        let server = tokio::spawn(accept(listener, routes(metrics, health)));
         Ok(Self { address, server })
     }
 
@@ -72,7 +79,7 @@ impl Drop for Endpoint {
     }
 }
 
-fn routes(metrics: Arc<Metrics>) -> Router {
+fn routes(metrics: Arc<Metrics>, health: Arc<Health>) -> Router {
     Router::new()
         .route(
             "/metrics",
@@ -86,7 +93,21 @@ fn routes(metrics: Arc<Metrics>) -> Router {
                 }
             }),
         )
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/healthz",
+            get(move || {
+                let health = Arc::clone(&health);
+                async move {
+                    match health.check().await {
+                        Ok(()) => (StatusCode::OK, "ok\n".to_owned()),
+                        Err(problem) => (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            format!("unhealthy: {problem}\n"),
+                        ),
+                    }
+                }
+            }),
+        )
 }
 
 /// Accepts connections for ever, serving each in its own task while a slot is free.

@@ -3,8 +3,10 @@
 //! Series are labelled by `source`; counters end in `_total`, sizes in `_bytes`,
 //! times in `_seconds`. `bootsource_source_outdated` mirrors CDI's
 //! `kubevirt_cdi_dataimportcron_outdated`: 1 while the registry's digest differs from
-//! the current version's.
+//! the current version's. The `process_*` series and `bootsource_build_info` come
+//! from [`ProcessMetrics`].
 
+use super::process::ProcessMetrics;
 use prometheus::{
     Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
     TextEncoder,
@@ -38,6 +40,8 @@ pub struct Metrics {
     pub last_successful_poll: GaugeVec,
     /// Configuration reloads, by `result` (`success`, `failure`).
     pub reloads: IntCounterVec,
+    /// `process_*` and `bootsource_build_info`, read when scraped.
+    process: ProcessMetrics,
 }
 
 impl Metrics {
@@ -125,6 +129,7 @@ impl Metrics {
                 "Configuration reloads, by result.",
                 &["result"],
             ),
+            process: ProcessMetrics::register(&registry),
             registry,
         }
     }
@@ -145,6 +150,7 @@ impl Metrics {
 
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
+        self.process.update();
         let mut out = Vec::new();
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut out)

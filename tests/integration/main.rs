@@ -7,6 +7,7 @@ mod common;
 
 mod daemon_endpoint;
 mod daemon_faults;
+mod daemon_health;
 mod daemon_instance;
 mod daemon_logs;
 mod daemon_metrics;
