@@ -18,6 +18,7 @@ mod daemon_signals;
 mod daemon_storage;
 mod daemon_stuck;
 mod daemon_updates;
+mod fleet_cache;
 mod harness;
 mod harness_faults;
 mod import_faults;
