@@ -37,12 +37,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use bootsource_importer::{ImageRef, Platform};
+use bootsource_importer::{ImageRef, Platform, read_regular_file};
 use bootsource_poller::Schedule;
 use bootsource_storage::{BackendConfig, BackendKind, StoreConfig};
 use serde::Deserialize;
 
-use crate::logging::LogFormat;
 use crate::registries::{Registries, RegistryConfig};
 
 /// Where the daemon looks when `--config` is not given.
@@ -56,6 +55,8 @@ const DEFAULT_AUTH_FILE: &str = "/etc/bootsource/auth.json";
 pub const DEFAULT_MIN_FREE: u64 = 256 << 20;
 /// The backend sources use when they name none.
 pub const DEFAULT_STORAGE: &str = "local";
+/// The largest configuration read: thousands of sources.
+pub const CONFIG_LIMIT: u64 = 1 << 20;
 
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -161,11 +162,14 @@ pub struct SourceConfig {
 }
 
 impl Config {
-    /// Reads and checks `path`, then merges containers' registry configuration and
-    /// resolves each source's image with it (short names, `location`, `blocked`).
+    /// Reads and checks `path`, which must be a regular file of at most
+    /// [`CONFIG_LIMIT`] bytes (`/dev/zero` or a FIFO would never be read to its end),
+    /// then merges containers' registry configuration and resolves each source's image
+    /// with it (short names, `location`, `blocked`).
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let reading = || format!("reading {}", path.display());
+        let bytes = read_regular_file(path, CONFIG_LIMIT).with_context(reading)?;
+        let text = String::from_utf8(bytes).with_context(reading)?;
         let mut config = Self::parse(&text).with_context(|| format!("in {}", path.display()))?;
         config.containers =
             Registries::load(config.registries_conf().as_deref(), &config.registries)?;
@@ -400,6 +404,29 @@ fn checked_name<'de, D: serde::Deserializer<'de>>(
 fn size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     let text = String::deserialize(d)?;
     crate::human::parse_size(&text).map_err(serde::de::Error::custom)
+}
+
+/// A log format, as `--log-format` and `log_format` name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human lines on stderr.
+    Text,
+    /// One JSON object per line on stderr.
+    Json,
+    /// journald's native protocol (the default under systemd).
+    Journal,
+}
+
+impl LogFormat {
+    /// The name `--log-format` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::Json => "json",
+            Self::Journal => "journal",
+        }
+    }
 }
 
 #[cfg(test)]

@@ -8,14 +8,13 @@
 
 mod cli;
 mod commands;
-mod config;
 mod daemon;
-mod human;
 mod instance;
 mod logging;
-mod registries;
 mod report;
 mod state;
+
+use bootsource::{config, human, registries};
 
 use std::process::ExitCode;
 

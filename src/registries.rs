@@ -35,7 +35,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use bootsource_importer::RegistryRef;
+use bootsource_importer::{RegistryRef, read_regular_file};
 use serde::{Deserialize, Serialize};
 
 /// The most bytes read of one registries file: root's configuration, capped anyway.
@@ -166,7 +166,7 @@ impl Registries {
         let mut merged = Self::default();
         if let Some(path) = path {
             for file in files(path)? {
-                let text = read_capped(&file)?;
+                let text = read_text(&file)?;
                 let parsed: RegistriesFile =
                     toml::from_str(&text).with_context(|| format!("in {}", file.display()))?;
                 merged.lay_over(parsed.registries, parsed.unqualified_search_registries);
@@ -365,17 +365,10 @@ fn files(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-fn read_capped(path: &Path) -> anyhow::Result<String> {
-    use std::io::Read;
-    let file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut text = String::new();
-    file.take(MAX_FILE + 1)
-        .read_to_string(&mut text)
-        .with_context(|| format!("reading {}", path.display()))?;
-    if text.len() as u64 > MAX_FILE {
-        bail!("{} is larger than {MAX_FILE} bytes", path.display());
-    }
-    Ok(text)
+fn read_text(path: &Path) -> anyhow::Result<String> {
+    let reading = || format!("reading {}", path.display());
+    let bytes = read_regular_file(path, MAX_FILE).with_context(reading)?;
+    String::from_utf8(bytes).with_context(reading)
 }
 
 #[cfg(test)]

@@ -19,32 +19,11 @@ mod json;
 use std::path::PathBuf;
 
 use fields::Fields;
+
+pub use crate::config::LogFormat;
 use tracing_subscriber::Layer as _;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
-
-/// A log format, as `--log-format` and `log_format` name it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    /// Human lines on stderr.
-    Text,
-    /// One JSON object per line on stderr.
-    Json,
-    /// journald's native protocol (the default under systemd).
-    Journal,
-}
-
-impl LogFormat {
-    /// The name `--log-format` takes.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Text => "text",
-            Self::Json => "json",
-            Self::Journal => "journal",
-        }
-    }
-}
 
 /// Installs the global subscriber: `format`, else journald when stderr is the
 /// journal, else text.
