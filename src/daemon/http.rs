@@ -11,7 +11,8 @@
 //!
 //! [`Endpoint::bind`] binds at once (a taken port is an error the caller reports) and
 //! serves in the background until the [`Endpoint`] is dropped; a reload that moves
-//! `metrics_address` binds the new one before dropping the old.
+//! `metrics_address` binds the new one ([`Bound`]) before stopping the old, and serves
+//! it after.
 //!
 //! `/healthz` answers 503 with the reason when the daemon is wedged ([`Health`]).
 //!
@@ -58,17 +59,53 @@ impl Endpoint {
         metrics: Arc<Metrics>,
         health: Arc<Health>,
     ) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(address)
-            .await
-            .with_context(|| format!("listening on {address} for metrics"))?;
-        let address = listener.local_addr()?;
-        let server = tokio::spawn(accept(listener, routes(metrics, health)));
-        Ok(Self { address, server })
+        Ok(Bound::bind(address).await?.serve(metrics, health))
     }
 
     /// Where it listens.
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// Stops listening, and returns once the listener is closed.
+    pub async fn stop(&mut self) {
+        self.server.abort();
+        // The accept task owns the listener: it is closed once the task is dropped.
+        let _ = (&mut self.server).await;
+    }
+}
+
+/// An address bound but not served yet: a reload binds the new address first (a taken
+/// one refuses the whole config) and serves it once the old endpoint has stopped, so
+/// the two never answer at once.
+#[derive(Debug)]
+pub struct Bound {
+    listener: TcpListener,
+    address: SocketAddr,
+}
+
+impl Bound {
+    /// Binds `address` (connections wait in the backlog until [`serve`](Self::serve)).
+    pub async fn bind(address: SocketAddr) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(address)
+            .await
+            .with_context(|| format!("listening on {address} for metrics"))?;
+        let address = listener.local_addr()?;
+        Ok(Self { listener, address })
+    }
+
+    /// Where it listens.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Serves `metrics` and `health` in the background.
+    pub fn serve(self, metrics: Arc<Metrics>, health: Arc<Health>) -> Endpoint {
+        let server = tokio::spawn(accept(self.listener, routes(metrics, health)));
+        Endpoint {
+            address: self.address,
+            server,
+        }
     }
 }
 

@@ -288,15 +288,13 @@ impl Daemon {
     async fn apply_with_endpoint(&mut self, config: Config) -> anyhow::Result<()> {
         let moved = match config.metrics_address {
             same if same == self.config.metrics_address => None,
-            address => Some(
-                http::Endpoint::bind(address, Arc::clone(&self.metrics), Arc::clone(&self.health))
-                    .await?,
-            ),
+            address => Some(http::Bound::bind(address).await?),
         };
         self.apply(config).await?;
-        if let Some(endpoint) = moved {
-            tracing::info!(from = %self.endpoint.address(), to = %endpoint.address(), "metrics endpoint moved");
-            self.endpoint = endpoint;
+        if let Some(bound) = moved {
+            tracing::info!(from = %self.endpoint.address(), to = %bound.address(), "metrics endpoint moved");
+            self.endpoint.stop().await;
+            self.endpoint = bound.serve(Arc::clone(&self.metrics), Arc::clone(&self.health));
         }
         Ok(())
     }
