@@ -9,6 +9,11 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "bootsource", version, about, max_term_width = 100)]
 pub struct Cli {
+    /// Log format: text, json, or journal (journald's native protocol; the default
+    /// when systemd connects stderr to the journal). The daemon also reads
+    /// `log_format` from its configuration; this flag wins.
+    #[arg(long, global = true, value_name = "FORMAT")]
+    pub log_format: Option<crate::logging::LogFormat>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -27,6 +32,15 @@ pub enum Command {
     Poll(ConfigArgs),
     /// Make a new VM disk from the current version of a boot source.
     Clone(CloneArgs),
+    /// Check a configuration file and print it with every default filled in; exit 1
+    /// naming the key and line of the first problem.
+    CheckConfig(CheckConfigArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(CompletionsArgs),
+    /// Write the manual pages (bootsource.1, bootsource-import.1, …) into a directory,
+    /// generated from this command line's definition.
+    #[command(hide = true)]
+    Man(ManArgs),
 }
 
 impl Command {
@@ -37,6 +51,26 @@ impl Command {
             _ => "warn",
         }
     }
+}
+
+#[derive(Debug, Args)]
+pub struct CheckConfigArgs {
+    /// The file to check [default: $BOOTSOURCE_CONFIG, else /etc/bootsource/config.toml]
+    #[arg(value_name = "FILE", env = "BOOTSOURCE_CONFIG")]
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Where to write the pages, e.g. /usr/local/share/man/man1.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
 }
 
 /// Which configuration file to use.

@@ -45,8 +45,12 @@ use bootsource_poller::Schedule;
 use bootsource_storage::{BackendConfig, BackendKind, StoreConfig};
 use serde::Deserialize;
 
+use crate::registries::{Registries, RegistryConfig};
+
 /// Where the daemon looks when `--config` is not given.
 pub const DEFAULT_PATH: &str = "/etc/bootsource/config.toml";
+/// containers' registry configuration, read when `registries_conf` is not set.
+const DEFAULT_REGISTRIES_CONF: &str = "/etc/containers/registries.conf";
 /// Credentials used when present and `auth_file` is not set.
 const DEFAULT_AUTH_FILE: &str = "/etc/bootsource/auth.json";
 /// Free space kept on file storage unless `min_free` says otherwise: 256 MiB, four
@@ -117,34 +121,25 @@ pub struct Config {
     /// Named storage backends, like storage classes.
     #[serde(default, deserialize_with = "backends")]
     pub storage: BTreeMap<String, BackendConfig>,
-    /// Registry mirrors, tried in order before the origin.
+    /// `[[registry]]` tables as in containers' `registries.conf` (mirrors, `location`,
+    /// `blocked`); laid over those of [`registries_conf`](Self::registries_conf).
     #[serde(default, rename = "registry")]
     pub registries: Vec<RegistryConfig>,
+    /// containers' `registries.conf`, read with its `.d` drop-ins (default
+    /// `/etc/containers/registries.conf`; `""` reads none).
+    #[serde(default)]
+    pub registries_conf: Option<PathBuf>,
+    /// The registry tables in force: `registries_conf` and this file's, merged by
+    /// [`load`](Self::load).
+    #[serde(skip)]
+    pub containers: Registries,
+    /// `text`, `json` or `journal` (default: journal when systemd connects stderr
+    /// to it, else text); `--log-format` wins.
+    #[serde(default)]
+    pub log_format: Option<LogFormat>,
     /// The boot sources.
     #[serde(rename = "source")]
     pub sources: Vec<SourceConfig>,
-}
-
-/// A `[[registry]]` table: mirrors for images under `prefix`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RegistryConfig {
-    /// `host[:port]` whose images the mirrors serve.
-    pub prefix: String,
-    /// Tried in order; the origin comes last (`[[registry.mirror]]`).
-    #[serde(default, rename = "mirror")]
-    pub mirrors: Vec<MirrorConfig>,
-}
-
-/// One mirror.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MirrorConfig {
-    /// `host[:port]` serving the same repositories.
-    pub location: String,
-    /// Reached without TLS verification.
-    #[serde(default)]
-    pub insecure: bool,
 }
 
 /// A `[[source]]` table: one boot source.
@@ -179,12 +174,35 @@ pub struct SourceConfig {
 
 impl Config {
     /// Reads and checks `path`, which must be a regular file of at most
-    /// [`CONFIG_LIMIT`] bytes (`/dev/zero` or a FIFO would never be read to its end).
+    /// [`CONFIG_LIMIT`] bytes (`/dev/zero` or a FIFO would never be read to its end),
+    /// then merges containers' registry configuration and resolves each source's image
+    /// with it (short names, `location`, `blocked`).
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let reading = || format!("reading {}", path.display());
         let bytes = read_regular_file(path, CONFIG_LIMIT).with_context(reading)?;
         let text = String::from_utf8(bytes).with_context(reading)?;
-        Self::parse(&text).with_context(|| format!("in {}", path.display()))
+        let mut config = Self::parse(&text).with_context(|| format!("in {}", path.display()))?;
+        config.containers =
+            Registries::load(config.registries_conf().as_deref(), &config.registries)?;
+        for source in &mut config.sources {
+            if let ImageRef::Registry(r) = &source.image {
+                let resolved = config
+                    .containers
+                    .resolve(r)
+                    .with_context(|| format!("source {:?}", source.name))?;
+                source.image = ImageRef::Registry(resolved);
+            }
+        }
+        Ok(config)
+    }
+
+    /// The `registries.conf` to read, if any.
+    pub fn registries_conf(&self) -> Option<PathBuf> {
+        match &self.registries_conf {
+            Some(path) if path.as_os_str().is_empty() => None,
+            Some(path) => Some(path.clone()),
+            None => Some(PathBuf::from(DEFAULT_REGISTRIES_CONF)),
+        }
     }
 
     /// Parses and checks configuration text.
@@ -293,6 +311,15 @@ impl Config {
     }
 }
 
+/// The `log_format` of the file at `path`, read before logging starts (so before the
+/// file is checked: a file with problems is reported, in the default format, by
+/// [`Config::load`]).
+pub fn peek_log_format(path: &Path) -> Option<LogFormat> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let table: toml::Table = toml::from_str(&text).ok()?;
+    LogFormat::deserialize(table.get("log_format")?.clone()).ok()
+}
+
 fn c_str(s: &Option<Schedule>) -> String {
     s.as_ref().map(ToString::to_string).unwrap_or_default()
 }
@@ -393,6 +420,29 @@ fn checked_name<'de, D: serde::Deserializer<'de>>(
 fn size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     let text = String::deserialize(d)?;
     crate::human::parse_size(&text).map_err(serde::de::Error::custom)
+}
+
+/// A log format, as `--log-format` and `log_format` name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human lines on stderr.
+    Text,
+    /// One JSON object per line on stderr.
+    Json,
+    /// journald's native protocol (the default under systemd).
+    Journal,
+}
+
+impl LogFormat {
+    /// The name `--log-format` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::Json => "json",
+            Self::Journal => "journal",
+        }
+    }
 }
 
 #[cfg(test)]

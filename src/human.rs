@@ -60,6 +60,17 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("size {text:?} is too large"))
 }
 
+/// A size as the configuration writes it, exactly: `64M`, `1T`, `1000` (the largest
+/// binary unit that divides it).
+pub fn size_setting(n: u64) -> String {
+    for (shift, unit) in [(40, 'T'), (30, 'G'), (20, 'M'), (10, 'K')] {
+        if n != 0 && n.is_multiple_of(1 << shift) {
+            return format!("{}{unit}", n >> shift);
+        }
+    }
+    n.to_string()
+}
+
 /// `text` under `label`, safe for a terminal whoever wrote it
 /// ([`bootsource_importer::escape_controls`]),
 /// each further line indented under the first: so a registry's error body cannot pass

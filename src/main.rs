@@ -10,11 +10,12 @@ mod cli;
 mod commands;
 mod daemon;
 mod instance;
+mod logging;
 mod policy;
 mod report;
 mod state;
 
-use bootsource::{config, human};
+use bootsource::{config, human, registries};
 
 use std::process::ExitCode;
 
@@ -25,7 +26,11 @@ const RUNTIME_STOP: std::time::Duration = std::time::Duration::from_secs(1);
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    init_logging(cli.command.default_log_level());
+    let format = cli.log_format.or_else(|| match &cli.command {
+        cli::Command::Daemon(args) => config::peek_log_format(&args.config),
+        _ => None,
+    });
+    logging::init(format, cli.command.default_log_level());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -50,37 +55,4 @@ fn main() -> ExitCode {
             }
         }
     }
-}
-
-/// Logs go to stderr; `RUST_LOG` overrides the command's default level.
-fn init_logging(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .fmt_fields(escaped_fields())
-        .init();
-}
-
-/// Log fields as the default formatter writes them, with control characters escaped:
-/// an error may quote a registry's answer, which must reach neither a terminal as
-/// commands nor the journal as lines of its own.
-fn escaped_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> {
-    use std::fmt::Debug;
-    use tracing_subscriber::field::MakeExt as _;
-    use tracing_subscriber::fmt::format::{Writer, debug_fn};
-    debug_fn(
-        |writer: &mut Writer<'_>, field: &tracing::field::Field, value: &dyn Debug| {
-            let text = bootsource_importer::escape_controls(&format!("{value:?}"));
-            match field.name() {
-                "message" => writer.write_str(&text),
-                name => write!(writer, "{name}={text}"),
-            }
-        },
-    )
-    .delimited(" ")
 }

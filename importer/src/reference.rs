@@ -42,6 +42,9 @@ pub struct RegistryRef {
     repository: String,
     tag: Option<String>,
     digest: Option<Digest>,
+    /// The repository as written, when no registry host was: a short name, which
+    /// containers' `unqualified-search-registries` may resolve elsewhere.
+    short: Option<String>,
 }
 
 /// Why a source string could not be parsed.
@@ -124,8 +127,52 @@ impl RegistryRef {
     pub fn on_registry(&self, registry: &str) -> Self {
         Self {
             registry: registry.to_owned(),
+            short: None,
             ..self.clone()
         }
+    }
+
+    /// The name as written when it named no registry host (`fedora`, `org/app`): a
+    /// short name, which docker sends to Docker Hub and containers' configuration may
+    /// refuse or resolve elsewhere.
+    pub fn short_name(&self) -> Option<&str> {
+        self.short.as_deref()
+    }
+
+    /// A short name resolved on `registry` (an `unqualified-search-registries` entry):
+    /// `fedora:41` on `registry.lab` is `registry.lab/fedora:41`. `None` for a
+    /// reference that named its registry.
+    pub fn resolved_on(&self, registry: &str) -> Option<Result<Self, ParseImageRefError>> {
+        let short = self.short.as_deref()?;
+        Some(format!("{registry}/{short}").parse::<Self>().map(|r| Self {
+            tag: self.tag.clone(),
+            digest: self.digest,
+            ..r
+        }))
+    }
+
+    /// `registry/repository`, the name a `registries.conf` prefix is matched against.
+    pub fn name(&self) -> String {
+        format!("{}/{}", self.registry, self.repository)
+    }
+
+    /// The same tag or digest under another name: `location` followed by what comes
+    /// after `prefix` in [`name`](Self::name) (a `registries.conf` mirror or
+    /// `location`). `None` when `prefix` is not a prefix of the name.
+    pub fn rebased(
+        &self,
+        prefix: &str,
+        location: &str,
+    ) -> Option<Result<Self, ParseImageRefError>> {
+        let name = self.name();
+        let rest = name.strip_prefix(prefix)?;
+        let text = format!("{location}{rest}");
+        Some(text.parse::<Self>().map(|r| Self {
+            tag: self.tag.clone(),
+            digest: self.digest,
+            short: None,
+            ..r
+        }))
     }
 
     /// What the manifest endpoint is asked for: the digest if pinned, else the tag.
@@ -174,6 +221,8 @@ fn parse_registry_ref(text: &str) -> Result<RegistryRef, ReferenceProblem> {
         check_tag(t)?;
     }
     let (registry, repository) = split_registry(name);
+    let named_a_host = name.len() > repository.len();
+    let short = (!named_a_host).then(|| repository.to_owned());
     check_host(registry)?;
     let repository = if registry == DOCKER_HUB && !repository.contains('/') {
         format!("library/{repository}")
@@ -187,6 +236,7 @@ fn parse_registry_ref(text: &str) -> Result<RegistryRef, ReferenceProblem> {
         repository,
         tag,
         digest,
+        short,
     })
 }
 
@@ -364,6 +414,28 @@ mod tests {
             format!("mirror.local:5001/org/app:latest@{d}")
         );
         assert_eq!(pinned.manifest_reference(), d.to_string());
+    }
+
+    #[test]
+    fn short_names_are_known_and_rebased() {
+        let short: RegistryRef = "fedora:41".parse().unwrap();
+        assert_eq!(short.short_name(), Some("fedora"));
+        assert_eq!(short.registry(), "docker.io");
+        for qualified in ["docker.io/fedora:41", "quay.io/org/app", "localhost/app"] {
+            let r: RegistryRef = qualified.parse().unwrap();
+            assert_eq!(r.short_name(), None, "{qualified}");
+        }
+        let r: RegistryRef = "quay.io/containerdisks/fedora:41".parse().unwrap();
+        let moved = r
+            .rebased("quay.io/containerdisks", "mirror.lab:5000/cd")
+            .unwrap()
+            .unwrap();
+        assert_eq!(moved.to_string(), "mirror.lab:5000/cd/fedora:41");
+        assert!(r.rebased("docker.io", "x").is_none());
+        let resolved = short.resolved_on("registry.lab").unwrap().unwrap();
+        assert_eq!(resolved.to_string(), "registry.lab/fedora:41");
+        assert_eq!(resolved.short_name(), None);
+        assert!(r.resolved_on("registry.lab").is_none());
     }
 
     #[test]

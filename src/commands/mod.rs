@@ -1,12 +1,14 @@
 //! One module per subcommand; each turns parsed arguments into library calls and
 //! prints what a person (or, with `--json`, a script) needs.
 
+mod check_config;
 mod clone;
 mod import;
 mod inspect;
 mod managed;
 mod poll;
 mod progress;
+mod shell;
 mod status;
 
 use std::sync::Arc;
@@ -27,6 +29,12 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Status(args) => status::run(args).await,
         Command::Poll(args) => poll::run(&args),
         Command::Clone(args) => clone::run(args).await,
+        Command::CheckConfig(args) => check_config::run(&args),
+        Command::Completions(args) => {
+            shell::completions(&args);
+            Ok(())
+        }
+        Command::Man(args) => shell::man(&args),
     }
 }
 

@@ -11,7 +11,10 @@
 //!
 //! [`Endpoint::bind`] binds at once (a taken port is an error the caller reports) and
 //! serves in the background until the [`Endpoint`] is dropped; a reload that moves
-//! `metrics_address` binds the new one before dropping the old.
+//! `metrics_address` binds the new one ([`Bound`]) before stopping the old, and serves
+//! it after.
+//!
+//! `/healthz` answers 503 with the reason when the daemon is wedged ([`Health`]).
 //!
 //! Not here: the metrics themselves ([`Metrics`]).
 
@@ -21,7 +24,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::routing::get;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -30,6 +33,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
+use super::health::Health;
 use super::metrics::Metrics;
 
 /// Connections served at once: a scraper or two and a few people with curl.
@@ -49,19 +53,59 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// Binds `address` now and serves `metrics` on it.
-    pub async fn bind(address: SocketAddr, metrics: Arc<Metrics>) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(address)
-            .await
-            .with_context(|| format!("listening on {address} for metrics"))?;
-        let address = listener.local_addr()?;
-        let server = tokio::spawn(accept(listener, routes(metrics)));
-        Ok(Self { address, server })
+    /// Binds `address` now and serves `metrics` and `health` on it.
+    pub async fn bind(
+        address: SocketAddr,
+        metrics: Arc<Metrics>,
+        health: Arc<Health>,
+    ) -> anyhow::Result<Self> {
+        Ok(Bound::bind(address).await?.serve(metrics, health))
     }
 
     /// Where it listens.
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// Stops listening, and returns once the listener is closed.
+    pub async fn stop(&mut self) {
+        self.server.abort();
+        // The accept task owns the listener: it is closed once the task is dropped.
+        let _ = (&mut self.server).await;
+    }
+}
+
+/// An address bound but not served yet: a reload binds the new address first (a taken
+/// one refuses the whole config) and serves it once the old endpoint has stopped, so
+/// the two never answer at once.
+#[derive(Debug)]
+pub struct Bound {
+    listener: TcpListener,
+    address: SocketAddr,
+}
+
+impl Bound {
+    /// Binds `address` (connections wait in the backlog until [`serve`](Self::serve)).
+    pub async fn bind(address: SocketAddr) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(address)
+            .await
+            .with_context(|| format!("listening on {address} for metrics"))?;
+        let address = listener.local_addr()?;
+        Ok(Self { listener, address })
+    }
+
+    /// Where it listens.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Serves `metrics` and `health` in the background.
+    pub fn serve(self, metrics: Arc<Metrics>, health: Arc<Health>) -> Endpoint {
+        let server = tokio::spawn(accept(self.listener, routes(metrics, health)));
+        Endpoint {
+            address: self.address,
+            server,
+        }
     }
 }
 
@@ -72,7 +116,7 @@ impl Drop for Endpoint {
     }
 }
 
-fn routes(metrics: Arc<Metrics>) -> Router {
+fn routes(metrics: Arc<Metrics>, health: Arc<Health>) -> Router {
     Router::new()
         .route(
             "/metrics",
@@ -86,7 +130,21 @@ fn routes(metrics: Arc<Metrics>) -> Router {
                 }
             }),
         )
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/healthz",
+            get(move || {
+                let health = Arc::clone(&health);
+                async move {
+                    match health.check().await {
+                        Ok(()) => (StatusCode::OK, "ok\n".to_owned()),
+                        Err(problem) => (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            format!("unhealthy: {problem}\n"),
+                        ),
+                    }
+                }
+            }),
+        )
 }
 
 /// Accepts connections for ever, serving each in its own task while a slot is free.

@@ -6,7 +6,7 @@
 //! pauses once it knows the disk's virtual size. Then the store stages a volume of
 //! that size (on a blocking thread, making room in a full block pool) and hands over
 //! its opened place; the importer fills it; the store commits (finish, seal, atomic
-//! publish) or aborts, and collects garbage. Mirrors (`[[registry]]`) are tried in
+//! publish) or aborts, and collects garbage. Mirrors ([`Registries`]) are tried in
 //! order before the origin, each with a fresh registry client; a storage failure ends
 //! the import at once, since another registry would not make room on this node.
 
@@ -21,6 +21,7 @@ use bootsource_poller::{Failure, RetryAfter};
 use bootsource_storage::{Stage, Staging, Store, Version};
 
 use crate::config::{Config, SourceConfig};
+use crate::registries::Registries;
 
 /// What a job needs from the configuration, copied so a reload does not disturb it.
 #[derive(Debug, Clone)]
@@ -28,8 +29,8 @@ pub struct SourceJob {
     pub source: SourceConfig,
     pub backend: String,
     pub imports_to_keep: usize,
-    /// The origin first; mirrors are put before it by [`candidates`](Self::candidates).
-    mirrors: Vec<(String, bool)>,
+    /// Mirrors, `location` rewrites and `pull-from-mirror` rules.
+    registries: Registries,
     registry: RegistryOptions,
     spool_limit: u64,
     max_virtual_size: u64,
@@ -39,20 +40,11 @@ pub struct SourceJob {
 
 impl SourceJob {
     pub fn new(config: &Config, source: &SourceConfig, trust: Arc<TrustPolicy>) -> Self {
-        let mirrors = match &source.image {
-            ImageRef::Registry(r) => config
-                .registries
-                .iter()
-                .filter(|reg| reg.prefix == r.registry())
-                .flat_map(|reg| reg.mirrors.iter().map(|m| (m.location.clone(), m.insecure)))
-                .collect(),
-            ImageRef::Layout { .. } => Vec::new(),
-        };
         Self {
             source: source.clone(),
             backend: config.storage_of(source).to_owned(),
             imports_to_keep: source.imports_to_keep,
-            mirrors,
+            registries: config.containers.clone(),
             registry: RegistryOptions {
                 tls_verify: true,
                 cert_dir: None,
@@ -66,24 +58,25 @@ impl SourceJob {
         }
     }
 
-    /// Where to fetch `image` from, in order: each mirror, then the origin.
+    /// Where to fetch `image` from, in order: each mirror that may serve it (a tag
+    /// never comes from a digest-only mirror), then the origin.
     fn candidates(&self, image: &ImageRef) -> Vec<(ImageRef, RegistryOptions)> {
         let ImageRef::Registry(r) = image else {
             return vec![(image.clone(), self.registry.clone())];
         };
-        let mut out: Vec<_> = self
-            .mirrors
-            .iter()
-            .map(|(location, insecure)| {
+        self.registries
+            .candidates(r)
+            .into_iter()
+            .map(|c| {
                 let mut options = self.registry.clone();
-                if *insecure {
-                    options.insecure_registries.push(location.clone());
+                if c.insecure {
+                    options
+                        .insecure_registries
+                        .push(c.reference.registry().to_owned());
                 }
-                (ImageRef::Registry(r.on_registry(location)), options)
+                (ImageRef::Registry(c.reference), options)
             })
-            .collect();
-        out.push((image.clone(), self.registry.clone()));
-        out
+            .collect()
     }
 
     fn import_options(

@@ -3,8 +3,10 @@
 //! Series are labelled by `source`; counters end in `_total`, sizes in `_bytes`,
 //! times in `_seconds`. `bootsource_source_outdated` mirrors CDI's
 //! `kubevirt_cdi_dataimportcron_outdated`: 1 while the registry's digest differs from
-//! the current version's.
+//! the current version's. The `process_*` series and `bootsource_build_info` come
+//! from [`ProcessMetrics`].
 
+use super::process::ProcessMetrics;
 use prometheus::{
     Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
     TextEncoder,
@@ -41,6 +43,8 @@ pub struct Metrics {
     pub reloads: IntCounterVec,
     /// Versions the signature policy refused (each digest once).
     pub rejected_versions: IntCounterVec,
+    /// `process_*` and `bootsource_build_info`, read when scraped.
+    process: ProcessMetrics,
 }
 
 impl Metrics {
@@ -133,6 +137,7 @@ impl Metrics {
                 "Versions the signature policy refused (each digest counted once).",
                 &["source"],
             ),
+            process: ProcessMetrics::register(&registry),
             registry,
         }
     }
@@ -154,6 +159,7 @@ impl Metrics {
 
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
+        self.process.update();
         let mut out = Vec::new();
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut out)

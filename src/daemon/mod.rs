@@ -19,9 +19,11 @@
 //! effect: whoever sees the count go up and then reads `outdated`, the versions kept
 //! or `bootsource status` reads the state after that result, never the one before.
 
+mod health;
 mod http;
 mod jobs;
 mod metrics;
+mod process;
 mod systemd;
 
 use std::collections::{BTreeMap, HashMap};
@@ -82,6 +84,8 @@ struct Daemon {
     instance: InstanceLock,
     /// `/metrics` and `/healthz` on `metrics_address`.
     endpoint: http::Endpoint,
+    /// The loop's heartbeat and the catalog probe behind `/healthz`.
+    health: Arc<health::Health>,
     config_path: PathBuf,
     config: Config,
     store: Arc<Store>,
@@ -108,13 +112,20 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
     let instance = InstanceLock::acquire(&config.state_dir)?;
     let store = open_store(&config).await?;
     let metrics = Arc::new(Metrics::new());
-    let endpoint = http::Endpoint::bind(config.metrics_address, Arc::clone(&metrics)).await?;
+    let health = Arc::new(health::Health::new(Arc::clone(&store)));
+    let endpoint = http::Endpoint::bind(
+        config.metrics_address,
+        Arc::clone(&metrics),
+        Arc::clone(&health),
+    )
+    .await?;
     instance.write_pid()?;
     let (events, mut inbox) = mpsc::channel(64);
     let address = endpoint.address();
     let mut daemon = Daemon {
         instance,
         endpoint,
+        health,
         config_path,
         config: config.clone(),
         store,
@@ -187,6 +198,7 @@ impl Daemon {
             systemd::watchdog_interval().unwrap_or(Duration::from_secs(3600)),
         );
         loop {
+            self.health.tick();
             self.stop_overdue();
             self.start_due();
             self.publish_state().await;
@@ -220,6 +232,7 @@ impl Daemon {
             .transpose()?;
         if config.store_config() != self.config.store_config() {
             self.store = open_store(&config).await?;
+            self.health.set_store(Arc::clone(&self.store));
             let store = Arc::clone(&self.store);
             let orphans = tokio::task::spawn_blocking(move || store.orphans())
                 .await
@@ -298,17 +311,19 @@ impl Daemon {
     async fn apply_with_endpoint(&mut self, config: Config) -> anyhow::Result<()> {
         let moved = match config.metrics_address {
             same if same == self.config.metrics_address => None,
-            address => Some(http::Endpoint::bind(address, Arc::clone(&self.metrics)).await?),
+            address => Some(http::Bound::bind(address).await?),
         };
         self.apply(config).await?;
-        if let Some(endpoint) = moved {
-            tracing::info!(from = %self.endpoint.address(), to = %endpoint.address(), "metrics endpoint moved");
-            self.endpoint = endpoint;
+        if let Some(bound) = moved {
+            tracing::info!(from = %self.endpoint.address(), to = %bound.address(), "metrics endpoint moved");
+            self.endpoint.stop().await;
+            self.endpoint = bound.serve(Arc::clone(&self.metrics), Arc::clone(&self.health));
         }
         Ok(())
     }
 
     async fn reload(&mut self) {
+        systemd::reloading();
         tracing::info!(path = %self.config_path.display(), "SIGHUP: reloading the configuration");
         let result = match Config::load(&self.config_path) {
             Ok(config) => self.apply_with_endpoint(config).await,
@@ -325,6 +340,8 @@ impl Daemon {
                 self.metrics.reloads.with_label_values(&["failure"]).inc();
             }
         }
+        // Accepted or refused, a configuration is in force again.
+        systemd::ready();
     }
 
     fn start_due(&mut self) {

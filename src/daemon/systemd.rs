@@ -1,5 +1,7 @@
-//! Talking to systemd (`Type=notify`): READY, STATUS lines, watchdog pings.
-//! Without `NOTIFY_SOCKET` (not under systemd) every call is a no-op.
+//! Talking to systemd (`Type=notify` and `Type=notify-reload`): READY, STATUS lines,
+//! watchdog pings, and RELOADING=1 with MONOTONIC_USEC when SIGHUP starts a reload
+//! (READY=1 again once it is done), which `Type=notify-reload` (systemd 253) waits
+//! for. Without `NOTIFY_SOCKET` (not under systemd) every call is a no-op.
 
 use std::time::Duration;
 
@@ -13,6 +15,14 @@ pub fn ready() {
 /// One human-readable line for `systemctl status`.
 pub fn status(line: &str) {
     notify(&[NotifyState::Status(line)]);
+}
+
+/// Tells systemd a reload has started, with the monotonic time it started at.
+pub fn reloading() {
+    match NotifyState::monotonic_usec_now() {
+        Ok(now) => notify(&[NotifyState::Reloading, now]),
+        Err(e) => tracing::debug!(error = %e, "no monotonic clock for RELOADING=1"),
+    }
 }
 
 /// Tells systemd the daemon is stopping.

@@ -554,7 +554,7 @@ impl Daemon {
     }
 
     /// `GET http://127.0.0.1:PORT{path}`: status and body, `None` if nothing answers.
-    fn get(&self, path: &str) -> Option<(u16, String)> {
+    pub fn get(&self, path: &str) -> Option<(u16, String)> {
         let url = format!("http://127.0.0.1:{}{path}", self.port);
         let mut response = self.agent.get(&url).call().ok()?;
         let code = response.status().as_u16();

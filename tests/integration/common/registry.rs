@@ -39,6 +39,7 @@ const PORT_ATTEMPTS: usize = 5;
 pub struct RegistryBuilder {
     credentials: Option<Credentials>,
     tls: bool,
+    proxy_of: Option<String>,
 }
 
 impl RegistryBuilder {
@@ -51,6 +52,13 @@ impl RegistryBuilder {
     /// Serve HTTPS with a certificate from a fresh test CA.
     pub fn tls(mut self) -> Self {
         self.tls = true;
+        self
+    }
+
+    /// A pull-through cache of `origin` (distribution's proxy mode): read-only, it
+    /// fetches what it lacks from the origin and keeps it.
+    pub fn proxy_of(mut self, origin: &Registry) -> Self {
+        self.proxy_of = Some(origin.url());
         self
     }
 
@@ -78,6 +86,7 @@ impl RegistryBuilder {
             credentials: self.credentials,
             htpasswd,
             token: None,
+            proxy_of: self.proxy_of,
         };
         registry.start_on_free_port();
         registry
@@ -96,6 +105,8 @@ pub struct Registry {
     htpasswd: Option<PathBuf>,
     /// Realm and certificate of a token server, once token auth is required.
     token: Option<(String, PathBuf)>,
+    /// The origin's URL, for a pull-through cache.
+    proxy_of: Option<String>,
 }
 
 impl Registry {
@@ -337,6 +348,9 @@ http:
                 ca.server_cert.display(),
                 ca.server_key.display()
             ));
+        }
+        if let Some(origin) = &self.proxy_of {
+            yaml.push_str(&format!("proxy:\n  remoteurl: {origin}\n"));
         }
         if let Some((realm, cert)) = &self.token {
             yaml.push_str(&format!(
