@@ -33,6 +33,7 @@
 #![forbid(unsafe_code)]
 
 mod blob;
+pub mod blockmap;
 mod decode;
 mod disk;
 mod error;
@@ -43,6 +44,7 @@ mod import;
 mod layer;
 pub mod manifest;
 mod origin;
+mod ova;
 mod pipeline;
 mod platform;
 mod progress;
@@ -50,14 +52,19 @@ pub mod qcow2;
 mod reference;
 mod report;
 mod text;
+mod vdi;
+mod vhd;
+mod vhdx;
+mod vmdk;
 
 use std::sync::Arc;
 
 pub use bootsource_digest::{Digest, ParseDigestError};
+pub use decode::FormatDecoder;
 pub use disk::DiskEntry;
 pub use error::{Error, Result};
 pub use extent::{Extent, GuestOffset};
-pub use format::DiskFormat;
+pub use format::{DiskFormat, Subformat};
 pub use import::Import;
 pub use origin::{RegistryError, RegistryOptions, ResolvedImage, TlsProblem};
 pub use platform::{ParsePlatformError, Platform};

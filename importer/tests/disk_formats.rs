@@ -1,0 +1,269 @@
+//! The VMDK, VHD, VHDX and VDI stream decoders against qemu-img, the oracle.
+//!
+//! Each test has qemu-img write a guest disk in one format and subformat, feeds the
+//! file to the decoder in chunks of awkward sizes (as many passes as it asks for),
+//! applies the extents to a buffer and compares the buffer with what
+//! `qemu-img convert -O raw` makes of the same file, and the size with what
+//! `qemu-img info` reports. Sizes include ones that are not a multiple of any block.
+
+// Test arithmetic on small, known images: truncation cannot happen here.
+#![allow(clippy::cast_possible_truncation)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use bootsource_importer::qcow2::{Inflater, Limits, PassEnd};
+use bootsource_importer::{Extent, FormatDecoder, Result, Subformat};
+use bytes::Bytes;
+
+const MIB: u64 = 1 << 20;
+
+fn run(cmd: &str, args: &[&str]) -> Vec<u8> {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd}: {e} (install qemu-utils)"));
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// A guest disk with incompressible, compressible and zero regions, and data in its
+/// last bytes.
+fn source_disk(dir: &Path, size: u64) -> PathBuf {
+    let path = dir.join("source.raw");
+    let mut disk = vec![0u8; size as usize];
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15 ^ size;
+    for (i, block) in disk.chunks_mut(192 << 10).enumerate() {
+        match i % 4 {
+            0 => block.iter_mut().for_each(|b| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *b = x as u8;
+            }),
+            1 => block
+                .iter_mut()
+                .enumerate()
+                .for_each(|(j, b)| *b = b"golden image text "[j % 18]),
+            2 if i % 3 == 0 => block[100..200].fill(0x5a),
+            _ => {}
+        }
+    }
+    let n = disk.len() - 10;
+    disk[n..].copy_from_slice(b"the end..\n");
+    std::fs::write(&path, disk).unwrap();
+    path
+}
+
+/// An image made by qemu-img from a fresh source disk.
+struct Image {
+    _dir: tempfile::TempDir,
+    file: PathBuf,
+    format: &'static str,
+}
+
+impl Image {
+    fn converted(size: u64, format: &'static str, options: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let src = source_disk(dir.path(), size);
+        // A fixed VHD is known by its name: qemu's format is "vpc", the file's ".vhd".
+        let ext = if format == "vpc" { "vhd" } else { format };
+        let file = dir.path().join(format!("image.{ext}"));
+        let mut args = vec!["convert", "-f", "raw", "-O", format];
+        args.extend_from_slice(options);
+        args.extend([src.to_str().unwrap(), file.to_str().unwrap()]);
+        run("qemu-img", &args);
+        Self {
+            _dir: dir,
+            file,
+            format,
+        }
+    }
+
+    /// The raw disk qemu-img reads from the image.
+    fn oracle(&self) -> Vec<u8> {
+        let raw = self.file.with_extension("oracle");
+        let (file, raw_s) = (self.file.to_str().unwrap(), raw.to_str().unwrap());
+        run(
+            "qemu-img",
+            &["convert", "-f", self.format, "-O", "raw", file, raw_s],
+        );
+        std::fs::read(&raw).unwrap()
+    }
+
+    fn bytes(&self) -> Bytes {
+        Bytes::from(std::fs::read(&self.file).unwrap())
+    }
+
+    fn name(&self) -> String {
+        self.file
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned()
+    }
+}
+
+/// What decoding gave.
+struct Decoded {
+    disk: Vec<u8>,
+    passes: u32,
+    subformat: Option<Subformat>,
+}
+
+/// Decodes `file` fed in `chunk`-byte pieces, applying every extent to a buffer.
+fn decode(name: &str, file: &Bytes, chunk: usize, limits: Limits) -> Result<Decoded> {
+    let mut decoder = FormatDecoder::for_file(
+        name,
+        &file[..file.len().min(1 << 20)],
+        file.len() as u64,
+        limits,
+    )
+    .expect("a format we convert");
+    let mut inflater = Inflater::new().unwrap();
+    let mut disk = Vec::new();
+    let mut out = Vec::new();
+    loop {
+        for piece in file.chunks(chunk) {
+            decoder.feed(&file.slice_ref(piece), &mut out)?;
+            if let Some(size) = decoder.virtual_size() {
+                disk.resize(size as usize, 0);
+            }
+            for extent in out.drain(..) {
+                apply(&mut disk, extent, &mut inflater);
+            }
+        }
+        if decoder.finish_pass()? == PassEnd::Complete {
+            return Ok(Decoded {
+                disk,
+                passes: decoder.passes(),
+                subformat: decoder.subformat(),
+            });
+        }
+    }
+}
+
+fn apply(disk: &mut [u8], extent: Extent, inflater: &mut Inflater) {
+    match extent {
+        Extent::Data { offset, bytes } => {
+            let at = offset.0 as usize;
+            disk[at..at + bytes.len()].copy_from_slice(&bytes);
+        }
+        Extent::Compressed {
+            offset,
+            len,
+            codec,
+            bytes,
+            ..
+        } => {
+            let at = offset.0 as usize;
+            inflater
+                .inflate(codec, &bytes, &mut disk[at..at + len as usize])
+                .unwrap();
+        }
+    }
+}
+
+/// Converts a disk of `size` bytes with qemu-img and checks the decoder against the
+/// oracle, fed in several chunk sizes.
+fn check(size: u64, format: &'static str, options: &[&str], subformat: Subformat) {
+    let image = Image::converted(size, format, options);
+    let oracle = image.oracle();
+    let file = image.bytes();
+    for chunk in [1 << 20, 65_521, 4096 + 7] {
+        let decoded = decode(&image.name(), &file, chunk, Limits::default()).unwrap();
+        assert_eq!(
+            decoded.disk.len(),
+            oracle.len(),
+            "{format} {options:?}: virtual size"
+        );
+        assert!(
+            decoded.disk == oracle,
+            "{format} {options:?} chunk {chunk}: content differs"
+        );
+        assert_eq!(decoded.passes, 1, "{format} {options:?}");
+        assert_eq!(decoded.subformat, Some(subformat));
+    }
+}
+
+/// Not a multiple of 512, nor of any block or grain size.
+const ODD: u64 = 10_000_000 + 123;
+
+#[test]
+fn vmdk_monolithic_sparse() {
+    check(
+        ODD,
+        "vmdk",
+        &["-o", "subformat=monolithicSparse"],
+        Subformat::MonolithicSparse,
+    );
+    check(
+        6 * MIB,
+        "vmdk",
+        &["-o", "subformat=monolithicSparse,zeroed_grain=on"],
+        Subformat::MonolithicSparse,
+    );
+}
+
+#[test]
+fn vmdk_stream_optimized() {
+    check(
+        ODD,
+        "vmdk",
+        &["-o", "subformat=streamOptimized"],
+        Subformat::StreamOptimized,
+    );
+}
+
+#[test]
+fn vhd_dynamic() {
+    check(ODD, "vpc", &["-o", "subformat=dynamic"], Subformat::Dynamic);
+    check(
+        ODD,
+        "vpc",
+        &["-o", "subformat=dynamic,force_size=on"],
+        Subformat::Dynamic,
+    );
+}
+
+#[test]
+fn vhd_fixed() {
+    check(ODD, "vpc", &["-o", "subformat=fixed"], Subformat::Fixed);
+    check(
+        ODD,
+        "vpc",
+        &["-o", "subformat=fixed,force_size=on"],
+        Subformat::Fixed,
+    );
+}
+
+#[test]
+fn vhdx_dynamic() {
+    check(
+        ODD,
+        "vhdx",
+        &["-o", "subformat=dynamic"],
+        Subformat::Dynamic,
+    );
+    check(
+        ODD,
+        "vhdx",
+        &["-o", "subformat=dynamic,block_size=1M,log_size=1M"],
+        Subformat::Dynamic,
+    );
+}
+
+#[test]
+fn vhdx_fixed() {
+    check(ODD, "vhdx", &["-o", "subformat=fixed"], Subformat::Fixed);
+}
+
+#[test]
+fn vdi_dynamic_and_static() {
+    check(ODD, "vdi", &[], Subformat::Dynamic);
+    check(ODD, "vdi", &["-o", "static=on"], Subformat::Static);
+}
