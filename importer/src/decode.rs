@@ -57,7 +57,11 @@ pub(crate) fn decoder_for(
             len: file_size,
         }),
         DiskFormat::Qcow2 => Box::new(qcow2::Decoder::new(file_size, limits)),
-        DiskFormat::Vhd => Box::new(Mapper::new(vhd::VhdLayout::new(head), file_size, limits)),
+        DiskFormat::Vhd => Box::new(Mapper::new(
+            vhd::VhdLayout::new(head, file_size),
+            file_size,
+            limits,
+        )),
         DiskFormat::Vmdk => Box::new(Mapper::new(vmdk::VmdkLayout::default(), file_size, limits)),
         DiskFormat::Vhdx => Box::new(Mapper::new(vhdx::VhdxLayout::default(), file_size, limits)),
         DiskFormat::Vdi => Box::new(Mapper::new(vdi::VdiLayout::default(), file_size, limits)),
@@ -164,6 +168,11 @@ impl FormatDecoder {
     ) -> std::result::Result<Self, crate::format::Refusal> {
         let format = crate::format::sniff(head, name)?;
         Ok(Self(decoder_for(format, head, file_size, limits)))
+    }
+
+    /// The decoder for `format`, whatever the file's magic says (for fuzzing).
+    pub fn new(format: DiskFormat, head: &[u8], file_size: u64, limits: qcow2::Limits) -> Self {
+        Self(decoder_for(format, head, file_size, limits))
     }
 
     /// Consumes the next bytes of the file; appends what they decode to.

@@ -127,10 +127,14 @@ fn decode(name: &str, file: &Bytes, chunk: usize, limits: Limits) -> Result<Deco
     let mut inflater = Inflater::new().unwrap();
     let mut disk = Vec::new();
     let mut out = Vec::new();
+    // The pipeline opens its place the moment a size is known, even before any byte
+    // is fed: once said, the size must never change.
+    let mut said = decoder.virtual_size();
     loop {
         for piece in file.chunks(chunk) {
             decoder.feed(&file.slice_ref(piece), &mut out)?;
             if let Some(size) = decoder.virtual_size() {
+                assert_eq!(*said.get_or_insert(size), size, "the virtual size changed");
                 disk.resize(size as usize, 0);
             }
             for extent in out.drain(..) {

@@ -17,6 +17,7 @@ mod daemon_stuck;
 mod daemon_updates;
 mod harness;
 mod harness_faults;
+mod import_disk_formats;
 mod import_faults;
 mod import_formats;
 mod import_hostile;

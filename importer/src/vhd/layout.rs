@@ -44,8 +44,9 @@ impl TableKind for Table {
 /// What is known of the image.
 #[derive(Debug)]
 enum Known {
-    /// A fixed VHD of this many data bytes, its footer not read yet.
-    Fixed { data: u64 },
+    /// A fixed VHD of this many data bytes (none if the file is shorter than a
+    /// footer), its footer not read yet.
+    Fixed { data: Option<u64> },
     /// A dynamic VHD, before its footer copy is read.
     Dynamic,
     /// The footer copy is read.
@@ -61,13 +62,15 @@ pub(crate) struct VhdLayout {
 }
 
 impl VhdLayout {
-    /// A layout for a VHD whose first bytes are `head`: dynamic if they are a footer
-    /// copy, else fixed.
-    pub fn new(head: &[u8]) -> Self {
+    /// A layout for a VHD of `file_size` bytes whose first bytes are `head`: dynamic
+    /// if they are a footer copy, else fixed, and then sized at once.
+    pub fn new(head: &[u8], file_size: u64) -> Self {
         let known = if head.starts_with(footer::COOKIE) {
             Known::Dynamic
         } else {
-            Known::Fixed { data: 0 }
+            Known::Fixed {
+                data: file_size.checked_sub(FOOTER),
+            }
         };
         Self { known }
     }
@@ -81,15 +84,14 @@ impl Layout for VhdLayout {
 
     fn start(&mut self, stream_len: u64) -> Result<Vec<Range<Table>>> {
         match self.known {
-            Known::Fixed { .. } => {
-                let Some(data) = stream_len.checked_sub(FOOTER) else {
+            Known::Fixed { data } => {
+                let Some(data) = data.filter(|&d| d + FOOTER == stream_len) else {
                     return Err(invalid(
                         DiskFormat::Vhd,
                         0,
                         ImageProblem::Signature("VHD footer (conectix)"),
                     ));
                 };
-                self.known = Known::Fixed { data };
                 Ok(vec![
                     Range::data(0, data, 0),
                     Range::table(Table::TailFooter, data, FOOTER),
@@ -108,7 +110,9 @@ impl Layout for VhdLayout {
         _out: &mut Vec<Extent>,
     ) -> Result<()> {
         match (kind, &self.known) {
-            (Table::TailFooter, &Known::Fixed { data }) => check_fixed(&bytes, host, data),
+            (Table::TailFooter, &Known::Fixed { data: Some(data) }) => {
+                check_fixed(&bytes, host, data)
+            }
             (Table::HeadFooter, Known::Dynamic) => {
                 let footer = footer::parse(&bytes, host)?;
                 match footer.disk_type {
@@ -151,7 +155,7 @@ impl Layout for VhdLayout {
 
     fn virtual_size(&self) -> Option<u64> {
         match self.known {
-            Known::Fixed { data } => Some(data),
+            Known::Fixed { data } => data,
             Known::Dynamic => None,
             Known::Footer(f) | Known::Header(f, _) => Some(f.virtual_size),
         }
