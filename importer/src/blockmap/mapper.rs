@@ -288,6 +288,7 @@ impl<L: Layout> Mapper<L> {
             self.insert(range, out, &mut late_tables)?;
         }
         for (kind, host, bytes) in late_tables {
+            self.tables_unread -= 1;
             self.on_table(kind, host, bytes, out)?;
         }
         Ok(())
@@ -329,6 +330,8 @@ impl<L: Layout> Mapper<L> {
             }),
             Claim::Skip => {}
             Claim::Table(kind) if passed_end == range.end() => {
+                // Unread until read: the spool must outlive it.
+                self.tables_unread += 1;
                 late_tables.push((kind, range.host, Bytes::from(prefix)));
                 return Ok(());
             }
