@@ -12,8 +12,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use bootsource_importer::Subformat;
+use bootsource_importer::blockmap::ImageFeature;
 use bootsource_importer::qcow2::Limits;
+use bootsource_importer::{Error, Subformat};
 use bytes::Bytes;
 
 mod common;
@@ -209,4 +210,116 @@ fn vhdx_fixed() {
 fn vdi_dynamic_and_static() {
     check(ODD, "vdi", &[], Subformat::Dynamic);
     check(ODD, "vdi", &["-o", "static=on"], Subformat::Static);
+}
+
+/// A qemu-img image of `format` changed by `patch`, which must be refused as `feature`.
+fn refused_after(
+    format: &'static str,
+    options: &[&str],
+    patch: impl Fn(&mut [u8]),
+    feature: ImageFeature,
+) {
+    let image = Image::converted(ODD, format, options);
+    let mut file = image.bytes().to_vec();
+    patch(&mut file);
+    let result = decode(&image.name(), &Bytes::from(file), 65_521, Limits::default());
+    match result {
+        Err(Error::UnsupportedImage { feature: got, .. }) => assert_eq!(got, feature),
+        Err(e) => panic!("{format} {options:?}: refused as {e}, not as {feature}"),
+        Ok(_) => panic!("{format} {options:?}: accepted, though {feature}"),
+    }
+}
+
+fn le32(buf: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(buf[at..at + 4].try_into().unwrap())
+}
+
+/// Sets a VHD footer's disk type and recomputes its checksum (one's complement of
+/// the byte sum, the checksum field left out).
+fn set_vhd_type(footer: &mut [u8], kind: u32) {
+    footer[60..64].copy_from_slice(&kind.to_be_bytes());
+    footer[64..68].fill(0);
+    let sum = footer
+        .iter()
+        .fold(0u32, |s, &b| s.wrapping_add(u32::from(b)));
+    footer[64..68].copy_from_slice(&(!sum).to_be_bytes());
+}
+
+/// CRC-32C (Castagnoli), bit by bit: an oracle independent of the decoder's table.
+fn crc32c(buf: &[u8]) -> u32 {
+    !buf.iter().fold(!0u32, |crc, &b| {
+        (0..8).fold(crc ^ u32::from(b), |c, _| {
+            if c & 1 == 1 {
+                (c >> 1) ^ 0x82f6_3b78
+            } else {
+                c >> 1
+            }
+        })
+    })
+}
+
+#[test]
+fn a_differencing_vhd_is_refused() {
+    let patch = |file: &mut [u8]| {
+        let end = file.len() - 512;
+        set_vhd_type(&mut file[..512], 4);
+        set_vhd_type(&mut file[end..], 4);
+    };
+    refused_after(
+        "vpc",
+        &["-o", "subformat=dynamic"],
+        patch,
+        ImageFeature::VhdDifferencing,
+    );
+}
+
+#[test]
+fn a_vhdx_with_log_entries_is_refused() {
+    const GUID: [u8; 16] = *b"log to replay!!!";
+    let patch = |file: &mut [u8]| {
+        for at in [64 << 10, 128 << 10] {
+            let header = &mut file[at..at + (4 << 10)];
+            header[48..64].copy_from_slice(&GUID);
+            header[4..8].fill(0);
+            let crc = crc32c(header);
+            header[4..8].copy_from_slice(&crc.to_le_bytes());
+        }
+        let log = u64::from_le_bytes(file[(64 << 10) + 72..(64 << 10) + 80].try_into().unwrap());
+        let entry = &mut file[log as usize..log as usize + 4096];
+        entry[..4].copy_from_slice(b"loge");
+        entry[32..48].copy_from_slice(&GUID);
+    };
+    refused_after(
+        "vhdx",
+        &["-o", "subformat=dynamic"],
+        patch,
+        ImageFeature::VhdxLog,
+    );
+}
+
+#[test]
+fn a_differencing_vhdx_is_refused() {
+    // File parameters: caa16737-fa36-4d43-b3b6-33f0aa44e76b, as stored.
+    const FILE_PARAMETERS: [u8; 16] = [
+        0x37, 0x67, 0xa1, 0xca, 0x36, 0xfa, 0x43, 0x4d, 0xb3, 0xb6, 0x33, 0xf0, 0xaa, 0x44, 0xe7,
+        0x6b,
+    ];
+    let patch = |file: &mut [u8]| {
+        let find = |what: &[u8]| file.windows(what.len()).position(|w| w == what).unwrap();
+        let (table, entry) = (find(b"metadata"), find(&FILE_PARAMETERS));
+        let flags = table + le32(file, entry + 16) as usize + 4;
+        file[flags] |= 2; // HasParent
+    };
+    refused_after(
+        "vhdx",
+        &["-o", "subformat=dynamic"],
+        patch,
+        ImageFeature::VhdxDifferencing,
+    );
+}
+
+#[test]
+fn a_differential_vdi_is_refused() {
+    let patch = |file: &mut [u8]| file[76..80].copy_from_slice(&4u32.to_le_bytes());
+    refused_after("vdi", &[], patch, ImageFeature::VdiType(4));
 }
