@@ -21,6 +21,7 @@ mod import_disk_formats;
 mod import_faults;
 mod import_formats;
 mod import_hostile;
+mod import_hostile_files;
 mod import_hostile_local;
 mod import_hostile_registry;
 mod import_inspect;
