@@ -153,7 +153,9 @@ pub enum Error {
         reason: String,
     },
     /// The disk file is in a format we do not convert.
-    #[error("disk/{name} is {format}, which bootsource does not convert; publish qcow2 or raw")]
+    #[error(
+        "disk/{name} is {format}, which bootsource does not convert; publish the disk file uncompressed"
+    )]
     UnsupportedDiskFormat {
         /// The file name under disk/.
         name: String,
