@@ -1,4 +1,4 @@
-//! Property tests of the VMDK, VHD and VDI decoders: random disks written by test
+//! Property tests of the VMDK, VHD, VHDX and VDI decoders: random disks written by test
 //! encoders that shuffle the layout must decode to the disk they encode.
 //!
 //! qemu-img always writes tables before the blocks they map; other writers (and
@@ -335,6 +335,138 @@ fn vmdk_stream(guest: &Guest, seed: u64) -> Vec<u8> {
     file.bytes
 }
 
+// ---- VHDX (dynamic) ----
+
+/// A GUID's 16 bytes as VHDX stores them.
+fn guid(a: u32, b: u16, c: u16, d: [u8; 8]) -> [u8; 16] {
+    let mut g = [0u8; 16];
+    g[..4].copy_from_slice(&a.to_le_bytes());
+    g[4..6].copy_from_slice(&b.to_le_bytes());
+    g[6..8].copy_from_slice(&c.to_le_bytes());
+    g[8..].copy_from_slice(&d);
+    g
+}
+
+/// Writes `crc32c(buf)` into `buf[4..8]`, computed with the field zeroed.
+fn vhdx_checksum(buf: &mut [u8]) {
+    buf[4..8].fill(0);
+    let crc = common::crc32c(buf);
+    buf[4..8].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// The metadata region: file parameters, virtual size, logical sector size.
+fn vhdx_metadata(guest: &Guest) -> Vec<u8> {
+    let items: [([u8; 16], Vec<u8>); 3] = [
+        (
+            guid(
+                0xcaa1_6737,
+                0xfa36,
+                0x4d43,
+                [0xb3, 0xb6, 0x33, 0xf0, 0xaa, 0x44, 0xe7, 0x6b],
+            ),
+            [(MIB as u32).to_le_bytes(), 0u32.to_le_bytes()].concat(),
+        ),
+        (
+            guid(
+                0x2fa5_4224,
+                0xcd1b,
+                0x4876,
+                [0xb2, 0x11, 0x5d, 0xbe, 0xd8, 0x3b, 0xf4, 0xb8],
+            ),
+            (guest.size as u64).to_le_bytes().to_vec(),
+        ),
+        (
+            guid(
+                0x8141_bf1d,
+                0xa96f,
+                0x4709,
+                [0xba, 0x47, 0xf2, 0x33, 0xa8, 0xfa, 0xab, 0x5f],
+            ),
+            512u32.to_le_bytes().to_vec(),
+        ),
+    ];
+    let mut m = vec![0u8; MIB];
+    m[..8].copy_from_slice(b"metadata");
+    m[10..12].copy_from_slice(&(items.len() as u16).to_le_bytes());
+    for (i, (id, item)) in items.iter().enumerate() {
+        let (entry, at) = (32 + 32 * i, (64 << 10) + 64 * i);
+        m[entry..entry + 16].copy_from_slice(id);
+        m[entry + 16..entry + 20].copy_from_slice(&(at as u32).to_le_bytes());
+        m[entry + 20..entry + 24].copy_from_slice(&(item.len() as u32).to_le_bytes());
+        m[entry + 24..entry + 28].copy_from_slice(&4u32.to_le_bytes()); // required
+        m[at..at + item.len()].copy_from_slice(item);
+    }
+    m
+}
+
+/// The header region: two headers (the second current) and two region tables.
+fn vhdx_header_region(file: &mut File, log_at: usize, regions: [([u8; 16], usize); 2]) {
+    file.put(0, b"vhdxfile");
+    for (at, sequence) in [(64 << 10, 1u64), (128 << 10, 2)] {
+        let mut h = vec![0u8; 4 << 10];
+        h[..4].copy_from_slice(b"head");
+        h[8..16].copy_from_slice(&sequence.to_le_bytes());
+        h[66..68].copy_from_slice(&1u16.to_le_bytes());
+        h[68..72].copy_from_slice(&(MIB as u32).to_le_bytes());
+        h[72..80].copy_from_slice(&(log_at as u64).to_le_bytes());
+        vhdx_checksum(&mut h);
+        file.put(at, &h);
+    }
+    let mut t = vec![0u8; 64 << 10];
+    t[..4].copy_from_slice(b"regi");
+    t[8..12].copy_from_slice(&2u32.to_le_bytes());
+    for (i, (id, at)) in regions.iter().enumerate() {
+        let e = 16 + 32 * i;
+        t[e..e + 16].copy_from_slice(id);
+        t[e + 16..e + 24].copy_from_slice(&(*at as u64).to_le_bytes());
+        t[e + 24..e + 28].copy_from_slice(&(MIB as u32).to_le_bytes());
+        t[e + 28..e + 32].copy_from_slice(&1u32.to_le_bytes());
+    }
+    vhdx_checksum(&mut t);
+    file.put(192 << 10, &t);
+    file.put(256 << 10, &t);
+}
+
+/// A dynamic VHDX of 1 MiB blocks: log, metadata, BAT and blocks in any order.
+fn vhdx(guest: &Guest, seed: u64) -> Vec<u8> {
+    let mut pieces: Vec<Piece> = (0..3).map(Piece::Table).collect();
+    pieces.extend(guest.allocated().into_iter().map(Piece::Block));
+    let mut file = File::new(MIB);
+    let mut bat = vec![0u8; MIB];
+    let mut at = [0; 3];
+    for piece in shuffled(pieces, seed) {
+        let here = file.place(MIB, MIB);
+        match piece {
+            Piece::Table(t) => at[t] = here,
+            Piece::Block(i) => {
+                file.put(here, &guest.data(i).unwrap());
+                bat[i * 8..i * 8 + 8].copy_from_slice(&(here as u64 | 6).to_le_bytes());
+            }
+        }
+    }
+    let [log_at, metadata_at, bat_at] = at;
+    file.put(metadata_at, &vhdx_metadata(guest));
+    file.put(bat_at, &bat);
+    let bat_id = guid(
+        0x2dc2_7766,
+        0xf623,
+        0x4200,
+        [0x9d, 0x64, 0x11, 0x5e, 0x9b, 0xfd, 0x4a, 0x08],
+    );
+    let metadata_id = guid(
+        0x8b7c_a206,
+        0x4790,
+        0x4b9a,
+        [0xb8, 0xfe, 0x57, 0x5f, 0x05, 0x0f, 0x88, 0x6e],
+    );
+    vhdx_header_region(
+        &mut file,
+        log_at,
+        [(bat_id, bat_at), (metadata_id, metadata_at)],
+    );
+    file.bytes
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(40))]
 
@@ -365,6 +497,13 @@ proptest! {
         g in guest(MIB, 6), seed: u64, map_last: bool, chunk in 4096usize..300_000, spool in spools(),
     ) {
         check("x.vdi", vdi(&g, seed, map_last), &g, chunk, spool)?;
+    }
+
+    #[test]
+    fn vhdx_in_any_layout(
+        g in guest(MIB, 6), seed: u64, chunk in 4096usize..300_000, spool in spools(),
+    ) {
+        check("x.vhdx", vhdx(&g, seed), &g, chunk, spool)?;
     }
 }
 

@@ -18,7 +18,7 @@ use bootsource_importer::{Error, Subformat};
 use bytes::Bytes;
 
 mod common;
-use common::decode;
+use common::{crc32c, decode};
 
 const MIB: u64 = 1 << 20;
 
@@ -243,19 +243,6 @@ fn set_vhd_type(footer: &mut [u8], kind: u32) {
         .iter()
         .fold(0u32, |s, &b| s.wrapping_add(u32::from(b)));
     footer[64..68].copy_from_slice(&(!sum).to_be_bytes());
-}
-
-/// CRC-32C (Castagnoli), bit by bit: an oracle independent of the decoder's table.
-fn crc32c(buf: &[u8]) -> u32 {
-    !buf.iter().fold(!0u32, |crc, &b| {
-        (0..8).fold(crc ^ u32::from(b), |c, _| {
-            if c & 1 == 1 {
-                (c >> 1) ^ 0x82f6_3b78
-            } else {
-                c >> 1
-            }
-        })
-    })
 }
 
 #[test]

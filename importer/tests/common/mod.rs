@@ -71,3 +71,16 @@ fn apply(disk: &mut [u8], extent: Extent, inflater: &mut Inflater) {
         }
     }
 }
+
+/// CRC-32C (Castagnoli), bit by bit: an oracle independent of the decoder's table.
+pub fn crc32c(buf: &[u8]) -> u32 {
+    !buf.iter().fold(!0u32, |crc, &b| {
+        (0..8).fold(crc ^ u32::from(b), |c, _| {
+            if c & 1 == 1 {
+                (c >> 1) ^ 0x82f6_3b78
+            } else {
+                c >> 1
+            }
+        })
+    })
+}
