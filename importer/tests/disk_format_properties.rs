@@ -575,3 +575,20 @@ fn vmdk_huge_capacity_is_bounded() {
     let err = decode_err("x.vmdk", file);
     assert!(err.contains("grain directory bytes"), "{err}");
 }
+
+/// A BAT entry naming the BAT itself as a data block would serve table bytes as the
+/// disk (and, in a loop of such entries, the same bytes many times): refused.
+#[test]
+fn vhdx_block_over_its_own_bat_is_refused() {
+    let g = Guest {
+        block: MIB,
+        blocks: vec![Some(1), Some(2)],
+        size: 2 * MIB,
+    };
+    let mut file = vhdx(&g, 3);
+    let bat = u64::from_le_bytes(file[(192 << 10) + 32..(192 << 10) + 40].try_into().unwrap());
+    let at = bat as usize;
+    file[at..at + 8].copy_from_slice(&(bat | 6).to_le_bytes());
+    let err = decode_err("x.vhdx", file);
+    assert!(err.contains("overlaps the BAT"), "{err}");
+}

@@ -20,12 +20,13 @@
 //!
 //! Every range must lie inside the stream and no two pending ranges may share a byte:
 //! two table entries naming the same block (a write bomb, or a loop of tables) are an
-//! error, so each byte of the file is written out at most once per pass.
+//! error, so each byte of the file is written out at most once per pass. Nor may any
+//! range share a byte with a table named earlier, read or not (`structures`).
 //!
 //! # Memory bound
 //!
-//! `spool_bytes + 56·pending ranges + assembly_bytes` plus what the layout keeps (its
-//! own documentation says): the spool cap (default 64 MiB; images written by converters
+//! `spool_bytes + 56·pending ranges + assembly_bytes + 64·tables kept` plus what the
+//! layout keeps (its own documentation says): the spool cap (default 64 MiB; images written by converters
 //! need none), about 56 bytes per range named but not yet passed (capped by
 //! `max_pending`; consecutive blocks stored in order are one range), and tables being
 //! gathered (capped by `assembly_bytes`).
@@ -36,6 +37,7 @@ use std::ops::Bound;
 use bytes::Bytes;
 
 use super::range::{Claim, Range, TableKind};
+use super::structures::{Structures, overlapping};
 use crate::extent::{Extent, GuestOffset};
 use crate::format::{DiskFormat, Subformat};
 use crate::qcow2::{Limit, Limits, PassEnd, Spool};
@@ -90,6 +92,8 @@ pub(crate) struct Mapper<L: Layout> {
     /// Bytes of this pass passed so far: ranges below it are late.
     pos: u64,
     pending: BTreeMap<u64, Pending<L::Table>>,
+    /// Every table named, read or not: nothing else may claim its bytes.
+    structures: Structures,
     /// Tables pending or missed: while any is, unclaimed bytes may still be claimed.
     tables_unread: u64,
     gathering: u64,
@@ -109,6 +113,7 @@ impl<L: Layout> Mapper<L> {
             pass: 1,
             pos: 0,
             pending: BTreeMap::new(),
+            structures: Structures::default(),
             tables_unread: 0,
             gathering: 0,
             missed: Vec::new(),
@@ -314,6 +319,13 @@ impl<L: Layout> Mapper<L> {
                 stream_len: self.stream_len,
             });
         }
+        if let Err((other, other_host)) = self.structures.claim(&range) {
+            return Err(super::invalid(
+                L::FORMAT,
+                range.host,
+                super::ImageProblem::Overlap { other, other_host },
+            ));
+        }
         if range.host >= self.pos {
             return self.wait(range, Vec::new());
         }
@@ -348,15 +360,7 @@ impl<L: Layout> Mapper<L> {
 
     /// Puts a range in `pending`, refusing one that shares bytes with another.
     fn wait(&mut self, range: Range<L::Table>, gathered: Vec<u8>) -> Result<()> {
-        let before = self.pending.range(..=range.host).next_back();
-        let after = self
-            .pending
-            .range((Bound::Excluded(range.host), Bound::Unbounded))
-            .next();
-        let clash = before
-            .filter(|(_, p)| p.range.end() > range.host)
-            .or(after.filter(|(host, _)| **host < range.end()));
-        if let Some((&other_host, p)) = clash {
+        if let Some((&other_host, p)) = overlapping(&self.pending, &range, |p| p.range.end()) {
             return Err(super::invalid(
                 L::FORMAT,
                 range.host,

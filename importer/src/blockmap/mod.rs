@@ -12,6 +12,7 @@ mod field;
 mod mapper;
 mod problem;
 mod range;
+mod structures;
 
 pub(crate) use field::{be16, be32, be64, le16, le32, le64};
 pub(crate) use mapper::{Layout, Mapper};

@@ -11,6 +11,13 @@ use crate::extent::GuestOffset;
 pub(crate) trait TableKind: Copy + std::fmt::Debug + Send + 'static {
     /// A name for errors (`BAT`, `grain table`, …).
     fn name(self) -> &'static str;
+
+    /// Whether its bytes stay guarded once read (see `structures`): true for the
+    /// header and the tables that map blocks, false for what a format has one of per
+    /// block, as a stream-optimized VMDK's markers, which the chain only moves past.
+    fn guarded(self) -> bool {
+        true
+    }
 }
 
 /// What a range of the image file holds.

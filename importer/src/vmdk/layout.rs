@@ -54,6 +54,15 @@ impl TableKind for Table {
             Self::Grain { .. } => "compressed grain",
         }
     }
+
+    /// One marker per grain: remembering them all would grow with the disk; the chain
+    /// only moves forward, so none can be named over another.
+    fn guarded(self) -> bool {
+        !matches!(
+            self,
+            Self::Marker | Self::MarkerType { .. } | Self::Grain { .. }
+        )
+    }
 }
 
 /// See the module documentation.
