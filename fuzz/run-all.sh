@@ -10,11 +10,12 @@ cd "$(dirname "$0")"
 seconds=${1:?usage: run-all.sh SECONDS [TARGET…]}
 shift
 targets=("$@")
-((${#targets[@]})) || targets=(tar_walker gzip config auth_file manifest qcow2_decoder)
+((${#targets[@]})) || targets=(tar_walker gzip config auth_file manifest qcow2_decoder
+  vmdk_decoder vhd_decoder vhdx_decoder vdi_decoder ova_decoder)
 for target in "${targets[@]}"; do
   mkdir -p "corpus/$target" logs
   extra=()
-  [[ $target == qcow2_decoder ]] && extra=(-max_len=200000)
+  [[ $target == *_decoder ]] && extra=(-max_len=200000)
   RUSTC_BOOTSTRAP=1 cargo fuzz run -O "$target" "corpus/$target" "seeds/$target" -- \
     -max_total_time="$seconds" -timeout=10 -print_final_stats=1 "${extra[@]}" \
     >"logs/$target.log" 2>&1
