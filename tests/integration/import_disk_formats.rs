@@ -3,7 +3,7 @@
 //! Each test puts a real ext4 file system (made with `mkfs.ext4 -d` from a small tree
 //! of files, on a disk whose size is no multiple of any block or grain size) through
 //! `qemu-img convert -O vmdk|vpc|vhdx|vdi` with one subformat, pushes the result as
-//! `disk/<name>` in a layer (uncompressed or zstd), imports it with the real binary
+//! `disk/<name>` in a layer (uncompressed, gzip or zstd), imports it with the real binary
 //! and checks it against qemu-img's own reading of the image: the virtual size as
 //! `qemu-img info` gives it and the content with `qemu-img compare`. `inspect` must
 //! name the format and subformat.
@@ -180,12 +180,12 @@ fn vmdk_stream_optimized_in_a_zstd_layer() {
 }
 
 #[test]
-fn vhd_dynamic() {
+fn vhd_dynamic_in_a_gzip_layer() {
     check_subformat(
         "vpc",
         &["-o", "subformat=dynamic"],
         "disk.img",
-        LayerType::OciTar,
+        LayerType::OciTarGzip,
         "vhd",
         "dynamic",
     );
