@@ -592,3 +592,17 @@ fn vhdx_block_over_its_own_bat_is_refused() {
     let err = decode_err("x.vhdx", file);
     assert!(err.contains("overlaps the BAT"), "{err}");
 }
+
+/// A grain table entry naming the grain directory (a loop through the tables) is
+/// refused, not served as guest data.
+#[test]
+fn vmdk_grain_over_its_grain_directory_is_refused() {
+    let g = sample(20);
+    let mut file = vmdk_sparse(&g, 5, false);
+    let gd_sector = u64::from_le_bytes(file[56..64].try_into().unwrap());
+    let gd = gd_sector as usize * 512;
+    let gt = u32::from_le_bytes(file[gd..gd + 4].try_into().unwrap()) as usize * 512;
+    file[gt..gt + 4].copy_from_slice(&(gd_sector as u32).to_le_bytes());
+    let err = decode_err("x.vmdk", file);
+    assert!(err.contains("overlaps the grain directory"), "{err}");
+}
