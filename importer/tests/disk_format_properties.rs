@@ -1,5 +1,5 @@
-//! Property tests of the VMDK, VHD, VHDX and VDI decoders: random disks written by test
-//! encoders that shuffle the layout must decode to the disk they encode.
+//! Property tests of the VMDK, VHD, VHDX, VDI and OVA decoders: random disks written
+//! by test encoders that shuffle the layout must decode to the disk they encode.
 //!
 //! qemu-img always writes tables before the blocks they map; other writers (and
 //! edited files) do not. Each encoder here places tables and blocks in a random order
@@ -605,4 +605,57 @@ fn vmdk_grain_over_its_grain_directory_is_refused() {
     file[gt..gt + 4].copy_from_slice(&(gd_sector as u32).to_le_bytes());
     let err = decode_err("x.vmdk", file);
     assert!(err.contains("overlaps the grain directory"), "{err}");
+}
+
+// ---- OVA ----
+
+/// An OVA: the OVF descriptor first, then the VMDK and `extras` other files (a
+/// manifest, certificates) in a random order, GNU or ustar headers; a long disk name
+/// takes a GNU long-name entry.
+fn ova(vmdk: &[u8], extras: &[usize], seed: u64, gnu: bool, long_name: bool) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut add = |name: &str, data: &[u8]| {
+        let mut header = if gnu {
+            tar::Header::new_gnu()
+        } else {
+            tar::Header::new_ustar()
+        };
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        builder.append_data(&mut header, name, data).unwrap();
+    };
+    add("appliance.ovf", b"<?xml version=\"1.0\"?><Envelope/>\n");
+    let disk_name = if long_name {
+        format!("{}-disk1.vmdk", "appliance".repeat(12))
+    } else {
+        "appliance-disk1.vmdk".to_owned()
+    };
+    let mut entries: Vec<Option<usize>> = extras.iter().copied().map(Some).collect();
+    entries.push(None);
+    for entry in shuffled(entries, seed) {
+        match entry {
+            None => add(&disk_name, vmdk),
+            Some(len) => add(&format!("file{len}.cert"), &vec![b'c'; len]),
+        }
+    }
+    builder.into_inner().unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn ova_with_its_vmdk_anywhere(
+        g in guest(GRAIN, 30),
+        seed: u64,
+        extras in prop::collection::vec(0usize..3000, 0..4),
+        gnu: bool,
+        long_name: bool,
+        stream: bool,
+        chunk in 1usize..70_000,
+    ) {
+        let vmdk = if stream { vmdk_stream(&g, seed) } else { vmdk_sparse(&g, seed, false) };
+        let file = ova(&vmdk, &extras, seed, gnu, gnu && long_name);
+        check("x.ova", file, &g, chunk, 64 << 20)?;
+    }
 }
