@@ -15,6 +15,7 @@ noise() { # length, seed
   python3 -c "import random, sys; random.seed($2); sys.stdout.buffer.write(random.randbytes($1))"
 }
 mkdir -p "$seeds"/{tar_walker,gzip,config,auth_file,manifest,qcow2_decoder}
+mkdir -p "$seeds"/{vmdk_decoder,vhd_decoder,vdi_decoder,ova_decoder}
 
 # ---- tar_walker: a mode byte (bit 0: stop after the disk), then a layer tar ----
 cd "$work"
@@ -139,5 +140,25 @@ qcow2_seed small -o cluster_size=512
 qcow2_seed v2 -o cluster_size=512,compat=0.10
 qemu-img convert -q -c -O qcow2 -o cluster_size=4k image.qcow2 compressed.qcow2
 { printf '\x07'; cat compressed.qcow2; } >"$seeds/qcow2_decoder/compressed"
+
+# ---- vmdk, vhd, vdi, ova decoders: a chunk-size byte, then a small image ----
+# qemu-img writes them from a 256 KiB disk with data at 0 and 100 KiB (image.qcow2
+# above). VHD and VDI allocate 2 MiB and 1 MiB blocks, so their seeds are empty
+# images: header, footer and tables. A VHDX is 4 MiB at least (header region, log,
+# BAT, metadata, each MiB-aligned): it has no seed, and its target starts from nothing.
+other_seed() { # target, name, qemu-img format, options, source
+  qemu-img convert -q -O "$3" -o "$4" "$5" seed.img
+  { printf '\x07'; cat seed.img; } >"$seeds/$1/$2"
+  rm seed.img
+}
+other_seed vmdk_decoder sparse vmdk subformat=monolithicSparse image.qcow2
+other_seed vmdk_decoder stream vmdk subformat=streamOptimized image.qcow2
+qemu-img create -q -f raw empty.raw 1M
+other_seed vhd_decoder dynamic vpc subformat=dynamic empty.raw
+other_seed vdi_decoder dynamic vdi static=off empty.raw
+qemu-img convert -q -O vmdk -o subformat=streamOptimized image.qcow2 disk.vmdk
+printf '<?xml version="1.0"?><Envelope/>\n' >appliance.ovf
+tar --format=ustar --owner=0 --group=0 --mtime=@0 -cf appliance.ova appliance.ovf disk.vmdk
+{ printf '\x07'; cat appliance.ova; } >"$seeds/ova_decoder/appliance"
 
 du -sh "$seeds"

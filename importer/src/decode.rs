@@ -4,16 +4,19 @@
 //! writes the [`Extent`]s it emits; it knows nothing of the format. A decoder says when
 //! it knows the disk's virtual size (raw at once, qcow2 after its header), which is
 //! when the pipeline asks for a place to write, and whether it needs the file again
-//! ([`PassEnd::Again`], for a qcow2 whose clusters came before their tables). New
-//! formats plug in here: each is its own module with a pure state machine.
+//! ([`PassEnd::Again`], for an image whose blocks came before their tables). New
+//! formats plug in here: each is its own module with a pure state machine; VMDK, VHD,
+//! VHDX and VDI share the [`Mapper`](crate::blockmap::Mapper) engine.
 
 use bytes::Bytes;
 
 use crate::Result;
+use crate::blockmap::{Layout, Mapper};
 use crate::extent::{Extent, GuestOffset};
-use crate::format::DiskFormat;
+use crate::format::{DiskFormat, Subformat};
 use crate::qcow2::{self, PassEnd};
 use crate::report::Qcow2Info;
+use crate::{ova, vdi, vhd, vhdx, vmdk};
 
 /// A disk-format decoder: a pure state machine fed the disk file in order.
 pub(crate) trait DiskDecoder: Send {
@@ -49,11 +52,16 @@ pub(crate) trait DiskDecoder: Send {
     fn qcow2_info(&self) -> Option<Qcow2Info> {
         None
     }
+    /// The variant of the format (fixed, streamOptimized, …), once known.
+    fn subformat(&self) -> Option<Subformat> {
+        None
+    }
 }
 
-/// The decoder for `format`, for a disk file of `file_size` bytes.
+/// The decoder for `format`, for a disk file of `file_size` bytes starting with `head`.
 pub(crate) fn decoder_for(
     format: DiskFormat,
+    head: &[u8],
     file_size: u64,
     limits: qcow2::Limits,
 ) -> Box<dyn DiskDecoder> {
@@ -63,6 +71,41 @@ pub(crate) fn decoder_for(
             len: file_size,
         }),
         DiskFormat::Qcow2 => Box::new(qcow2::Decoder::new(file_size, limits)),
+        DiskFormat::Vhd => Box::new(Mapper::new(
+            vhd::VhdLayout::new(head, file_size),
+            file_size,
+            limits,
+        )),
+        DiskFormat::Vmdk => Box::new(Mapper::new(vmdk::VmdkLayout::default(), file_size, limits)),
+        DiskFormat::Vhdx => Box::new(Mapper::new(vhdx::VhdxLayout::default(), file_size, limits)),
+        DiskFormat::Vdi => Box::new(Mapper::new(vdi::VdiLayout::default(), file_size, limits)),
+        DiskFormat::Ova => Box::new(ova::OvaDecoder::new(file_size, limits)),
+    }
+}
+
+impl<L: Layout + 'static> DiskDecoder for Mapper<L> {
+    fn feed(&mut self, chunk: &Bytes, out: &mut Vec<Extent>) -> Result<()> {
+        Mapper::feed(self, chunk, out)
+    }
+
+    fn virtual_size(&self) -> Option<u64> {
+        self.layout().virtual_size()
+    }
+
+    fn finish_pass(&mut self) -> Result<PassEnd> {
+        Mapper::finish_pass(self)
+    }
+
+    fn passes(&self) -> u32 {
+        self.pass()
+    }
+
+    fn spool_peak(&self) -> u64 {
+        Mapper::spool_peak(self)
+    }
+
+    fn subformat(&self) -> Option<Subformat> {
+        self.layout().subformat()
     }
 }
 
@@ -120,5 +163,65 @@ impl DiskDecoder for qcow2::Decoder {
 
     fn qcow2_info(&self) -> Option<Qcow2Info> {
         self.header().cloned().map(Into::into)
+    }
+}
+
+/// A disk-format decoder on its own, as the pipeline drives it: for tests, fuzzing and
+/// benchmarks. Feed the file in order, write the extents, and feed it again while
+/// [`finish_pass`](Self::finish_pass) says [`PassEnd::Again`].
+pub struct FormatDecoder(Box<dyn DiskDecoder>);
+
+impl std::fmt::Debug for FormatDecoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FormatDecoder").finish_non_exhaustive()
+    }
+}
+
+impl FormatDecoder {
+    /// The decoder for the file `name` of `file_size` bytes starting with `head` (its
+    /// first 512 bytes at least, unless shorter), or why its format is refused.
+    pub fn for_file(
+        name: &str,
+        head: &[u8],
+        file_size: u64,
+        limits: qcow2::Limits,
+    ) -> std::result::Result<Self, crate::format::Refusal> {
+        let format = crate::format::sniff(head, name)?;
+        Ok(Self(decoder_for(format, head, file_size, limits)))
+    }
+
+    /// The decoder for `format`, whatever the file's magic says (for fuzzing).
+    pub fn new(format: DiskFormat, head: &[u8], file_size: u64, limits: qcow2::Limits) -> Self {
+        Self(decoder_for(format, head, file_size, limits))
+    }
+
+    /// Consumes the next bytes of the file; appends what they decode to.
+    pub fn feed(&mut self, chunk: &Bytes, out: &mut Vec<Extent>) -> Result<()> {
+        self.0.feed(chunk, out)
+    }
+
+    /// The disk's virtual size, once known.
+    pub fn virtual_size(&self) -> Option<u64> {
+        self.0.virtual_size()
+    }
+
+    /// The file ended: done, or feed it again from the start.
+    pub fn finish_pass(&mut self) -> Result<PassEnd> {
+        self.0.finish_pass()
+    }
+
+    /// Passes over the file so far.
+    pub fn passes(&self) -> u32 {
+        self.0.passes()
+    }
+
+    /// The most bytes held for data that arrived before its table.
+    pub fn spool_peak(&self) -> u64 {
+        self.0.spool_peak()
+    }
+
+    /// The variant of the format, once known.
+    pub fn subformat(&self) -> Option<Subformat> {
+        self.0.subformat()
     }
 }

@@ -182,7 +182,9 @@ pub enum Error {
         problem: crate::DiskEntryProblem,
     },
     /// The disk file is in a format we do not convert.
-    #[error("disk/{name} is {format}, which bootsource does not convert; publish qcow2 or raw")]
+    #[error(
+        "disk/{name} is {format}, which bootsource does not convert; publish the disk file uncompressed"
+    )]
     UnsupportedDiskFormat {
         /// The file name under disk/.
         name: String,
@@ -238,6 +240,60 @@ pub enum Error {
     /// A decoder limit would be exceeded.
     #[error("qcow2 image exceeds the streaming limit: {0}")]
     LimitExceeded(crate::qcow2::Limit),
+
+    // ---- VMDK, VHD, VHDX, VDI ----
+    /// The image's metadata is inconsistent.
+    #[error("invalid {format} image at byte {offset:#x}: {problem}")]
+    InvalidImage {
+        /// The format.
+        format: crate::DiskFormat,
+        /// Offset in the image file of the faulty field, table or block.
+        offset: u64,
+        /// What is wrong.
+        problem: crate::blockmap::ImageProblem,
+    },
+    /// The image is of a kind a standalone streaming import cannot convert.
+    #[error("disk is {feature}, which is not supported")]
+    UnsupportedImage {
+        /// The format.
+        format: crate::DiskFormat,
+        /// What it is.
+        feature: crate::blockmap::ImageFeature,
+    },
+    /// A table or block lies beyond the end of the image: it was truncated.
+    #[error(
+        "truncated {format} image: {what} at {offset:#x} (+{len} bytes) lies past its end at {stream_len:#x}"
+    )]
+    ImagePastEnd {
+        /// The format.
+        format: crate::DiskFormat,
+        /// `BAT`, `grain table`, `data block`, …
+        what: &'static str,
+        /// Where it should start.
+        offset: u64,
+        /// How long it is.
+        len: u64,
+        /// The image's length.
+        stream_len: u64,
+    },
+    /// Reading the image needed more passes than any valid layout needs.
+    #[error(
+        "{format} image still has unresolved blocks after {passes} passes; its tables are inconsistent"
+    )]
+    ImageTooManyPasses {
+        /// The format.
+        format: crate::DiskFormat,
+        /// Passes made.
+        passes: u32,
+    },
+    /// A streaming limit would be exceeded.
+    #[error("{format} image exceeds the streaming limit: {limit}")]
+    ImageLimit {
+        /// The format.
+        format: crate::DiskFormat,
+        /// Which limit.
+        limit: crate::qcow2::Limit,
+    },
 
     /// The disk is larger than the configured limit (`max_virtual_size`).
     #[error(

@@ -33,6 +33,7 @@
 #![forbid(unsafe_code)]
 
 mod blob;
+pub mod blockmap;
 mod decode;
 mod disk;
 mod error;
@@ -46,6 +47,7 @@ mod layer;
 mod local_file;
 pub mod manifest;
 mod origin;
+mod ova;
 mod pipeline;
 mod platform;
 mod progress;
@@ -54,14 +56,19 @@ mod reference;
 mod report;
 mod text;
 pub mod trust;
+mod vdi;
+mod vhd;
+mod vhdx;
+mod vmdk;
 
 use std::sync::Arc;
 
 pub use bootsource_digest::{Digest, ParseDigestError};
+pub use decode::FormatDecoder;
 pub use disk::{DiskEntry, DiskEntryProblem, SparseMapProblem};
 pub use error::{Error, Result};
 pub use extent::{Extent, GuestOffset};
-pub use format::DiskFormat;
+pub use format::{DiskFormat, Subformat};
 pub use import::Import;
 pub use local_file::read_regular_file;
 pub use origin::{

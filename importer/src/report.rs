@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::format::DiskFormat;
+use crate::format::{DiskFormat, Subformat};
 use crate::manifest::Layer;
 use crate::qcow2::{Codec, Header};
 use crate::{Digest, Platform};
@@ -42,6 +42,9 @@ pub struct DiskInfo {
     pub virtual_size: u64,
     /// qcow2 details.
     pub qcow2: Option<Qcow2Info>,
+    /// The variant of a VMDK, VHD, VHDX or VDI (`streamOptimized`, `fixed`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subformat: Option<Subformat>,
 }
 
 /// qcow2 header facts worth showing.

@@ -45,7 +45,10 @@ fn text(info: &ImageInfo) -> String {
         d.name,
         human::bytes(d.file_size),
         d.layer.short(),
-        d.format,
+        match d.subformat {
+            Some(sub) => format!("{} ({sub})", d.format),
+            None => d.format.to_string(),
+        },
         human::bytes(d.virtual_size),
         d.virtual_size
     );

@@ -4,6 +4,7 @@
 
 use std::fs;
 use std::path::PathBuf;
+use std::process::Command;
 
 use crate::common::bootsource::{
     self as bs, ImportReport, PLAIN_HTTP, assert_same_disk, disk_tar, expect_error, image, import,
@@ -468,15 +469,20 @@ fn zstd_bytes_announced_as_gzip_are_sniffed() {
     assert_qcow2_imported(&fixture, &report);
 }
 
-/// Not a disk format bootsource converts: named, with what to publish instead.
+/// A disk file compressed inside the layer is not a disk: refused by name, with what to
+/// publish instead, rather than copied as if it were raw.
 #[test]
-fn vmdk_disk_is_an_unsupported_format() {
+fn compressed_disk_file_is_an_unsupported_format() {
     let fixture = Fixture::new(16);
-    let vmdk = fixture.dir.path().join("disk.vmdk");
-    disk::convert(&fixture.raw, &vmdk, "vmdk", &[]);
-    let tar = disk_tar("disk.vmdk", &fs::read(&vmdk).unwrap());
+    let xz = Command::new("xz")
+        .args(["-c", "-1"])
+        .arg(&fixture.raw)
+        .output()
+        .expect("xz (xz-utils)");
+    assert!(xz.status.success(), "xz failed");
+    let tar = disk_tar("disk.img", &xz.stdout);
     import_fails(
         &image(&tar, LayerType::OciTarGzip),
-        &["vmdk", "qcow2 or raw"],
+        &["xz-compressed", "publish the disk file uncompressed"],
     );
 }

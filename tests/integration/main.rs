@@ -22,6 +22,7 @@ mod deploy_kubernetes;
 mod fleet_cache;
 mod harness;
 mod harness_faults;
+mod import_disk_formats;
 mod import_faults;
 mod import_formats;
 mod import_hostile;

@@ -200,8 +200,9 @@ impl<'scope, 'env> Conversion<'scope, 'env> {
             format,
             virtual_size: 0,
             qcow2: None,
+            subformat: None,
         };
-        let decoder = decode::decoder_for(format, entry.size, self.settings.limits);
+        let decoder = decode::decoder_for(format, head, entry.size, self.settings.limits);
         self.phase = Phase::Sizing {
             disk,
             decoder,
@@ -250,6 +251,7 @@ impl<'scope, 'env> Conversion<'scope, 'env> {
         };
         disk.virtual_size = size;
         disk.qcow2 = decoder.qcow2_info();
+        disk.subformat = decoder.subformat();
         let place = handshake.exchange(disk.clone())?;
         let progress = &self.settings.progress;
         progress.virtual_size.store(size, Ordering::Relaxed);

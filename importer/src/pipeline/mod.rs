@@ -151,7 +151,7 @@ fn io_error_for(layer: &Layer, reader: &LayerReader) -> impl Fn(std::io::Error) 
 
 /// The format of the disk file whose first bytes are `head`; a refused one is an error.
 fn sniff(entry: &DiskEntry, head: &[u8]) -> Result<DiskFormat> {
-    format::sniff(head).map_err(|what| Error::UnsupportedDiskFormat {
+    format::sniff(head, &entry.name).map_err(|what| Error::UnsupportedDiskFormat {
         name: entry.name.clone(),
         format: what,
     })

@@ -137,12 +137,12 @@ fn overlap(host: u64, other: u64, at: u64) -> Error {
 
 /// A set of cluster numbers: a bitmap in pages allocated as first touched.
 #[derive(Debug, Default)]
-struct ClusterSet {
+pub(crate) struct ClusterSet {
     pages: BTreeMap<u64, Box<[u64]>>,
 }
 
 impl ClusterSet {
-    fn contains(&self, cluster: u64) -> bool {
+    pub(crate) fn contains(&self, cluster: u64) -> bool {
         let (page, word, bit) = slot(cluster);
         self.pages
             .get(&page)
@@ -150,7 +150,7 @@ impl ClusterSet {
     }
 
     /// The bytes inserting `cluster` allocates.
-    fn page_cost(&self, cluster: u64) -> u64 {
+    pub(crate) fn page_cost(&self, cluster: u64) -> u64 {
         if self.pages.contains_key(&slot(cluster).0) {
             0
         } else {
@@ -158,7 +158,7 @@ impl ClusterSet {
         }
     }
 
-    fn insert(&mut self, cluster: u64) {
+    pub(crate) fn insert(&mut self, cluster: u64) {
         let (page, word, bit) = slot(cluster);
         self.pages
             .entry(page)

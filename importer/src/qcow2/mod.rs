@@ -37,5 +37,7 @@ mod spool;
 
 pub use decoder::{Decoder, Limits, MAX_PASSES, PassEnd};
 pub use header::{Codec, Header, MAGIC};
+pub(crate) use host_use::ClusterSet;
 pub use inflate::{InflateError, Inflater};
 pub use problem::{Limit, Qcow2Feature, Qcow2Problem};
+pub(crate) use spool::Spool;

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 const PIECE: usize = 1 << 20;
 
 #[derive(Debug, Default)]
-pub(super) struct Spool {
+pub(crate) struct Spool {
     pieces: BTreeMap<u64, Vec<u8>>,
     bytes: u64,
     peak: u64,
