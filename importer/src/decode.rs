@@ -9,11 +9,11 @@
 
 use bytes::Bytes;
 
-use crate::Result;
 use crate::extent::{Extent, GuestOffset};
 use crate::format::DiskFormat;
 use crate::qcow2::{self, PassEnd};
 use crate::report::Qcow2Info;
+use crate::{Error, Result};
 
 /// A disk-format decoder: a pure state machine fed the disk file in order.
 pub(crate) trait DiskDecoder: Send {
@@ -37,22 +37,25 @@ pub(crate) trait DiskDecoder: Send {
     }
 }
 
-/// The decoder for `format`, for a disk file of `file_size` bytes.
+/// The decoder for `format`, for a disk file of `file_size` bytes: a raw disk needs
+/// it (its size is its length); a qcow2 can do without (a stream of unknown length).
 pub(crate) fn decoder_for(
     format: DiskFormat,
-    file_size: u64,
+    file_size: Option<u64>,
     limits: qcow2::Limits,
-) -> Box<dyn DiskDecoder> {
-    match format {
-        DiskFormat::Raw => Box::new(RawDecoder {
-            pos: 0,
-            len: file_size,
-        }),
-        DiskFormat::Qcow2 => Box::new(qcow2::Decoder::new(file_size, limits)),
-    }
+) -> Result<Box<dyn DiskDecoder>> {
+    Ok(match (format, file_size) {
+        (DiskFormat::Raw, Some(len)) => Box::new(RawDecoder { pos: 0, len }),
+        (DiskFormat::Raw, None) => {
+            return Err(Error::Internal("a raw disk of unknown length".into()));
+        }
+        (DiskFormat::Qcow2, Some(len)) => Box::new(qcow2::Decoder::new(len, limits)),
+        (DiskFormat::Qcow2, None) => Box::new(qcow2::Decoder::new_unsized(limits)),
+    })
 }
 
-/// A raw disk is its own image: bytes pass through at their file offset.
+/// A raw disk is its own image: bytes pass through at their file offset. Its length
+/// was announced (a tar entry, a header); a stream longer or shorter is an error.
 struct RawDecoder {
     pos: u64,
     len: u64,
@@ -60,11 +63,18 @@ struct RawDecoder {
 
 impl DiskDecoder for RawDecoder {
     fn feed(&mut self, chunk: &Bytes, out: &mut Vec<Extent>) -> Result<()> {
+        let end = self.pos + chunk.len() as u64;
+        if end > self.len {
+            return Err(Error::DiskLengthMismatch {
+                announced: self.len,
+                actual: end,
+            });
+        }
         out.push(Extent::Data {
             offset: GuestOffset(self.pos),
             bytes: chunk.clone(),
         });
-        self.pos += chunk.len() as u64;
+        self.pos = end;
         Ok(())
     }
 
@@ -73,6 +83,12 @@ impl DiskDecoder for RawDecoder {
     }
 
     fn finish_pass(&mut self) -> Result<PassEnd> {
+        if self.pos != self.len {
+            return Err(Error::DiskLengthMismatch {
+                announced: self.len,
+                actual: self.pos,
+            });
+        }
         Ok(PassEnd::Complete)
     }
 }

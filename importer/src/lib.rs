@@ -3,8 +3,10 @@
 //! The pipeline, stage by stage (each its own module):
 //!
 //! ```text
-//! origin (registry | OCI layout) → blob bytes, sha256 checked while streaming
-//!   → layer decompression (gzip | zstd | none) → tar walk to disk/<file>
+//! origin (registry | OCI layout | http(s) | file | stdin) → blob bytes, sha256 (and
+//!   any checksum) checked while streaming
+//!   → decompression by magic (gzip | zstd | xz | bzip2 | none)
+//!   → tar walk to disk/<file> (a layer; a single file: tar with one file, or the file)
 //!   → format sniff → qcow2 stream decoder | raw passthrough → extents
 //!   → writer (inflate compressed clusters in parallel, skip zeros, pwrite) → target
 //! ```
@@ -33,7 +35,10 @@
 #![forbid(unsafe_code)]
 
 mod blob;
+mod checksum;
+mod checksum_file;
 mod decode;
+mod decompress;
 mod disk;
 mod error;
 mod extent;
@@ -49,21 +54,28 @@ mod progress;
 pub mod qcow2;
 mod reference;
 mod report;
+mod stream_length;
 mod text;
 
 use std::sync::Arc;
 
 pub use bootsource_digest::{Digest, ParseDigestError};
+pub use checksum::{Checksum, ParseChecksumError};
+pub use checksum_file::ChecksumFileProblem;
 pub use disk::DiskEntry;
 pub use error::{Error, Result};
 pub use extent::{Extent, GuestOffset};
 pub use format::DiskFormat;
 pub use import::Import;
-pub use origin::{RegistryError, RegistryOptions, ResolvedImage, TlsProblem};
+pub use origin::{
+    Credentials, ExtraHeader, FileProblem, HttpOptions, ParseCredentialsError, ParseHeaderError,
+    Probe, RegistryError, RegistryOptions, ResolvedImage, TlsProblem, Validators,
+};
 pub use platform::{ParsePlatformError, Platform};
 pub use progress::{Cancel, Progress, ProgressSnapshot};
-pub use reference::{ImageRef, ParseImageRefError, ReferenceProblem, RegistryRef};
+pub use reference::{ImageRef, ParseImageRefError, ReferenceProblem, RegistryRef, UrlProblem};
 pub use report::{DiskInfo, ImageInfo, ImportReport, Qcow2Info};
+pub use reqwest::Url;
 pub use text::{escape_controls, printable};
 
 use origin::Origin;
@@ -75,8 +87,11 @@ pub const DEFAULT_MAX_VIRTUAL_SIZE: u64 = 1 << 40;
 /// How to import.
 #[derive(Debug, Clone)]
 pub struct ImportOptions {
-    /// Registry access: TLS, CA certificates, credentials.
+    /// Registry access: TLS, CA certificates, credentials (TLS and the auth file apply
+    /// to single files over HTTPS too).
     pub registry: RegistryOptions,
+    /// Single files over HTTP(S): credentials, headers, checksum.
+    pub http: HttpOptions,
     /// The platform to pick from a multi-arch index (default: this host's).
     pub platform: Option<Platform>,
     /// Memory bounds of the qcow2 decoder.
@@ -95,6 +110,7 @@ impl Default for ImportOptions {
     fn default() -> Self {
         Self {
             registry: RegistryOptions::default(),
+            http: HttpOptions::default(),
             platform: None,
             limits: qcow2::Limits::default(),
             max_virtual_size: DEFAULT_MAX_VIRTUAL_SIZE,
@@ -130,16 +146,45 @@ pub async fn resolve_digest(image: &ImageRef, options: &ImportOptions) -> Result
         .await
 }
 
-/// Describes the image `reference` names and its disk, reading the disk's layer only up to its size.
+/// What a poll of a single-file source (`https://…`) finds: one conditional request
+/// against the validators of the version imported last (`known`), or the checksum
+/// file's line, or the configured checksum.
+pub async fn probe_file(
+    image: &ImageRef,
+    options: &ImportOptions,
+    known: Option<&Validators>,
+) -> Result<Probe> {
+    origin::file::probe(image, options, known).await
+}
+
+/// Describes the image `reference` names and its disk, reading the disk's layer only
+/// up to its size. A single file is read to its end to name it by its sha256 (unless
+/// its checksum is a sha256).
 pub async fn inspect(reference: &ImageRef, options: &ImportOptions) -> Result<ImageInfo> {
     let import = Import::start(reference, options).await?;
-    let resolved = import.image().clone();
+    let mut disk = import.disk().clone();
+    let (digest, manifest_digest, platform, layers) = match import.image() {
+        Some(resolved) => (
+            resolved.digest,
+            resolved.manifest_digest,
+            resolved.platform.clone(),
+            resolved.layers.clone(),
+        ),
+        None => {
+            let digest = import
+                .hash_file()
+                .await?
+                .ok_or_else(|| Error::Internal("a single file without a digest".into()))?;
+            disk.layer = Some(digest);
+            (digest, digest, None, Vec::new())
+        }
+    };
     Ok(ImageInfo {
         image: reference.to_string(),
-        digest: resolved.digest,
-        manifest_digest: resolved.manifest_digest,
-        platform: resolved.platform,
-        layers: resolved.layers,
-        disk: import.disk().clone(),
+        digest,
+        manifest_digest,
+        platform,
+        layers,
+        disk,
     })
 }

@@ -7,18 +7,13 @@
 //! network.
 
 use std::fs::File;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-use bytes::BytesMut;
 
 use crate::blob::{self, BlobReader};
 use crate::manifest::{self, Layer, Manifest};
 use crate::progress::{Cancel, Progress};
 use crate::{Digest, Error, Result};
-
-const READ_CHUNK: usize = 1 << 20;
 
 #[derive(Debug)]
 pub(crate) struct Layout {
@@ -95,32 +90,16 @@ impl Layout {
     }
 
     pub fn open_blob(&self, layer: &Layer, progress: Arc<Progress>, cancel: Cancel) -> BlobReader {
-        let (mut verifier, reader) = blob::channel(layer, progress);
+        let (verifier, reader) = blob::channel(layer, progress);
         let path = self.blob_path(&layer.digest);
         let digest = layer.digest;
-        std::thread::Builder::new()
-            .name("layout-blob".into())
-            .spawn(move || {
-                let outcome = (|| {
-                    let mut file = File::open(&path).map_err(|e| read_error(digest, 0, e))?;
-                    loop {
-                        if cancel.is_cancelled() {
-                            return Err(Error::Cancelled);
-                        }
-                        let mut buf = BytesMut::zeroed(READ_CHUNK);
-                        let n = file
-                            .read(&mut buf)
-                            .map_err(|e| read_error(digest, verifier.received(), e))?;
-                        if n == 0 {
-                            return Ok(());
-                        }
-                        buf.truncate(n);
-                        verifier.push_blocking(buf.freeze())?;
-                    }
-                })();
-                verifier.finish_blocking(outcome);
-            })
-            .expect("spawning a thread");
+        blob::pump_on_thread(
+            "layout-blob",
+            move || File::open(path),
+            verifier,
+            cancel,
+            move |offset, e| read_error(digest, offset, e),
+        );
         reader
     }
 }

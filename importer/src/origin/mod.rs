@@ -1,4 +1,5 @@
-//! Where images come from: a registry or an OCI layout directory.
+//! Where images come from: a registry or an OCI layout directory; and single disk
+//! files (HTTP(S), local, stdin), which have no manifest: see [`file`].
 //!
 //! Both resolve a reference to the manifest for one platform and open its layer blobs
 //! as verified byte streams ([`crate::blob`]). Resolving verifies every manifest's
@@ -7,8 +8,9 @@
 //! what the poller compares.
 
 pub(crate) mod auth;
+pub(crate) mod file;
 mod layout;
-mod registry;
+pub(crate) mod registry;
 pub(crate) mod tls;
 
 use std::sync::Arc;
@@ -18,6 +20,8 @@ use crate::manifest::{self, Layer, Manifest};
 use crate::progress::{Cancel, Progress};
 use crate::{Digest, Error, ImageRef, Platform, Result};
 
+pub use auth::{Credentials, ParseCredentialsError};
+pub use file::{ExtraHeader, FileProblem, HttpOptions, ParseHeaderError, Probe, Validators};
 pub use registry::{RegistryError, RegistryOptions};
 pub use tls::TlsProblem;
 
@@ -50,6 +54,11 @@ impl Origin {
             }
             ImageRef::Layout { dir, tag } => {
                 Self::Layout(Arc::new(layout::Layout::open(dir, tag.as_deref())?))
+            }
+            ImageRef::Http(_) | ImageRef::File(_) | ImageRef::Stdin => {
+                return Err(Error::Internal(format!(
+                    "{image} is a single file, not an image (see origin::file)"
+                )));
             }
         })
     }

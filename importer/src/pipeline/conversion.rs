@@ -95,27 +95,44 @@ impl<'scope, 'env> Conversion<'scope, 'env> {
         reader: &mut dyn Read,
         io_error: &dyn Fn(io::Error) -> Error,
     ) -> Result<()> {
-        if entry.size == 0 {
-            self.start(layer, entry, &[])?;
+        self.feed(Some(layer), &entry.name, Some(entry.size), reader, io_error)
+    }
+
+    /// Feeds the whole disk file `name` once: from `layer`, or a single file (`None`).
+    /// Its `size`, when known, is checked; a qcow2 may come without one.
+    pub fn feed(
+        &mut self,
+        layer: Option<Digest>,
+        name: &str,
+        size: Option<u64>,
+        reader: &mut dyn Read,
+        io_error: &dyn Fn(io::Error) -> Error,
+    ) -> Result<()> {
+        if size == Some(0) {
+            self.start(layer, name, size, &[])?;
         }
         let mut fed = 0;
         loop {
             self.check_running()?;
             let chunk = self.chunks.read_chunk(reader).map_err(io_error)?;
             if chunk.is_empty() {
-                if fed != entry.size {
-                    return Err(Error::BadDiskEntry {
+                return match (size, layer) {
+                    (Some(size), Some(layer)) if fed != size => Err(Error::BadDiskEntry {
                         layer,
                         reason: format!(
-                            "disk/{} ends after {fed} of its {} bytes (the layer is cut short)",
-                            entry.name, entry.size
+                            "disk/{name} ends after {fed} of its {size} bytes (the layer is cut short)"
                         ),
-                    });
-                }
-                return Ok(());
+                    }),
+                    (Some(announced), None) if fed != announced => Err(Error::DiskLengthMismatch {
+                        announced,
+                        actual: fed,
+                    }),
+                    _ if fed == 0 => self.start(layer, name, Some(0), &[]),
+                    _ => Ok(()),
+                };
             }
             fed += chunk.len() as u64;
-            self.start(layer, entry, &chunk)?;
+            self.start(layer, name, size, &chunk)?;
             self.decode(&chunk)?;
         }
     }
@@ -132,24 +149,30 @@ impl<'scope, 'env> Conversion<'scope, 'env> {
     }
 
     /// Chooses the format from the file's first bytes (once).
-    fn start(&mut self, layer: Digest, entry: &DiskEntry, head: &[u8]) -> Result<()> {
+    fn start(
+        &mut self,
+        layer: Option<Digest>,
+        name: &str,
+        size: Option<u64>,
+        head: &[u8],
+    ) -> Result<()> {
         if !matches!(self.phase, Phase::Unstarted(_)) {
             return Ok(());
         }
-        let format = super::sniff(entry, head)?;
-        tracing::info!(disk = %entry.name, %format, size = entry.size, "found the disk image");
+        let format = super::sniff(name, head)?;
+        tracing::info!(disk = %name, %format, size, "found the disk image");
+        let decoder = decode::decoder_for(format, size, self.settings.limits)?;
         let Phase::Unstarted(handshake) = std::mem::replace(&mut self.phase, Phase::Failed) else {
             unreachable!("checked above");
         };
         let disk = DiskInfo {
             layer,
-            name: entry.name.clone(),
-            file_size: entry.size,
+            name: name.to_owned(),
+            file_size: size,
             format,
             virtual_size: 0,
             qcow2: None,
         };
-        let decoder = decode::decoder_for(format, entry.size, self.settings.limits);
         self.phase = Phase::Sizing {
             disk,
             decoder,

@@ -195,7 +195,7 @@ fn transport(url: &str) -> impl FnOnce(reqwest::Error) -> RegistryError + '_ {
 /// The HTTP client for `host`: its CA certificates (and client certificate) from
 /// `--cert-dir` or `certs.d`, certificate checks off when insecure, proxies from the
 /// environment, timeouts, bounded redirects.
-fn client(host: &str, options: &RegistryOptions, insecure: bool) -> Result<Client> {
+pub(crate) fn client(host: &str, options: &RegistryOptions, insecure: bool) -> Result<Client> {
     let trust = tls::trust(options.cert_dir.as_deref(), &options.certs_d, host)?;
     let mut builder = Client::builder()
         .user_agent(concat!("bootsource/", env!("CARGO_PKG_VERSION")))
