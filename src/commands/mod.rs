@@ -9,9 +9,9 @@ mod poll;
 mod progress;
 mod status;
 
-use bootsource_importer::{ImportOptions, RegistryOptions};
+use bootsource_importer::{HttpOptions, ImportOptions, RegistryOptions};
 
-use crate::cli::{Command, RegistryFlags};
+use crate::cli::{Command, FileFlags, RegistryFlags};
 
 pub use import::Interrupted;
 
@@ -27,8 +27,8 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
     }
 }
 
-/// Importer options from the registry flags.
-fn options(flags: &RegistryFlags) -> ImportOptions {
+/// Importer options from the registry and single-file flags.
+fn options(flags: &RegistryFlags, file: &FileFlags) -> ImportOptions {
     ImportOptions {
         registry: RegistryOptions {
             tls_verify: flags.tls_verify,
@@ -36,6 +36,12 @@ fn options(flags: &RegistryFlags) -> ImportOptions {
             certs_d: RegistryOptions::default().certs_d,
             auth_file: flags.auth_file.clone(),
             insecure_registries: Vec::new(),
+        },
+        http: HttpOptions {
+            credentials: file.creds.clone(),
+            headers: file.headers.clone(),
+            checksum: file.checksum.clone(),
+            checksum_url: file.checksum_url.clone(),
         },
         platform: flags.platform.clone(),
         ..ImportOptions::default()
