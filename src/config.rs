@@ -37,7 +37,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use bootsource_importer::{Checksum, ImageRef, Platform, Url};
+use bootsource_importer::{Checksum, ImageRef, Platform, Url, read_regular_file};
 use bootsource_poller::Schedule;
 use bootsource_storage::{BackendConfig, BackendKind, StoreConfig};
 use serde::Deserialize;
@@ -51,6 +51,8 @@ const DEFAULT_AUTH_FILE: &str = "/etc/bootsource/auth.json";
 pub const DEFAULT_MIN_FREE: u64 = 256 << 20;
 /// The backend sources use when they name none.
 pub const DEFAULT_STORAGE: &str = "local";
+/// The largest configuration read: thousands of sources.
+pub const CONFIG_LIMIT: u64 = 1 << 20;
 
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -173,10 +175,12 @@ pub struct SourceConfig {
 }
 
 impl Config {
-    /// Reads and checks `path`.
+    /// Reads and checks `path`, which must be a regular file of at most
+    /// [`CONFIG_LIMIT`] bytes (`/dev/zero` or a FIFO would never be read to its end).
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let reading = || format!("reading {}", path.display());
+        let bytes = read_regular_file(path, CONFIG_LIMIT).with_context(reading)?;
+        let text = String::from_utf8(bytes).with_context(reading)?;
         Self::parse(&text).with_context(|| format!("in {}", path.display()))
     }
 

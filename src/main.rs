@@ -8,12 +8,12 @@
 
 mod cli;
 mod commands;
-mod config;
 mod daemon;
-mod human;
 mod instance;
 mod report;
 mod state;
+
+use bootsource::{config, human};
 
 use std::process::ExitCode;
 

@@ -212,11 +212,11 @@ impl Verifier {
 /// Bytes read at once by [`pump_on_thread`].
 const READ_CHUNK: usize = 1 << 20;
 
-/// Reads what `open` opens (a file, a pipe) to its end into `verifier`, on a thread of
+/// Reads what `open` yields (a file, a pipe) to its end into `verifier`, on a thread of
 /// its own; `read_error` names a failure at the offset reached.
 pub(crate) fn pump_on_thread<R: Read>(
     thread: &str,
-    open: impl FnOnce() -> io::Result<R> + Send + 'static,
+    open: impl FnOnce() -> Result<R> + Send + 'static,
     mut verifier: Verifier,
     cancel: Cancel,
     read_error: impl Fn(u64, io::Error) -> Error + Send + 'static,
@@ -225,7 +225,7 @@ pub(crate) fn pump_on_thread<R: Read>(
         .name(thread.into())
         .spawn(move || {
             let outcome = (|| {
-                let mut source = open().map_err(|e| read_error(0, e))?;
+                let mut source = open()?;
                 loop {
                     if cancel.is_cancelled() {
                         return Err(Error::Cancelled);

@@ -8,7 +8,11 @@
 //! paths with `..`, are errors — the image is ambiguous or hostile.
 //!
 //! The rules ([`classify`], [`Whiteouts`]) are pure; [`walk_layer`] applies them to a
-//! tar stream and hands the winning entry to the caller without buffering it.
+//! tar stream and hands the winning entry to the caller without buffering it. What the
+//! tar reader itself buffers, an entry's long name, PAX records and sparse map, is
+//! bounded ([`header_budget`]).
+
+mod header_budget;
 
 use std::collections::BTreeSet;
 use std::io::Read;
@@ -17,6 +21,7 @@ use std::path::{Component, Path};
 use tar::EntryType;
 
 use crate::{Digest, Error, Result};
+use header_budget::Budget;
 
 const WHITEOUT: &str = ".wh.";
 const OPAQUE: &str = ".wh..wh..opq";
@@ -162,10 +167,12 @@ pub(crate) fn walk_layer<R: Read>(
 ) -> Result<LayerOutcome> {
     let bad = |reason: String| Error::BadDiskEntry { layer, reason };
     let io = |e: std::io::Error| crate::layer::layer_error(layer, "tar archive", e);
-    let mut archive = tar::Archive::new(PadToBlock::new(tar));
+    let budget = Budget::default();
+    let mut archive = tar::Archive::new(budget.wrap(PadToBlock::new(tar)));
     let mut found: Option<DiskEntry> = None;
     let mut here = LayerWhiteouts::default();
-    for entry in archive.entries().map_err(io)? {
+    let mut entries = archive.entries_with_seek().map_err(io)?;
+    while let Some(entry) = budget.armed(|| entries.next()) {
         let mut entry = entry.map_err(io)?;
         let path = entry.path().map_err(io)?.into_owned();
         match classify(&path, entry.header().entry_type()) {
@@ -493,6 +500,140 @@ mod tests {
             let err = walk(&bad).unwrap_err().to_string();
             assert!(err.contains(why), "{err}");
         }
+    }
+
+    const MIB: u64 = 1 << 20;
+
+    fn header(kind: EntryType, path: &str, size: u64) -> tar::Header {
+        let mut h = tar::Header::new_gnu();
+        h.set_path(path).unwrap();
+        h.set_size(size);
+        h.set_mode(0o644);
+        h.set_entry_type(kind);
+        h.set_cksum();
+        h
+    }
+
+    /// A small disk entry and the end of the archive.
+    fn disk_and_end() -> Vec<u8> {
+        let mut tail = header(EntryType::Regular, "disk/disk.img", 512)
+            .as_bytes()
+            .to_vec();
+        tail.extend([7; 512]);
+        tail.extend([0; 1024]);
+        tail
+    }
+
+    /// `head`, `len` bytes of member data padded to a block, then [`disk_and_end`]:
+    /// a member of any size without holding it in memory.
+    fn with_member(head: &tar::Header, len: u64) -> impl Read {
+        let padding = len.next_multiple_of(512) - len;
+        std::io::Cursor::new(head.as_bytes().to_vec())
+            .chain(std::io::repeat(b'a').take(len))
+            .chain(std::io::repeat(0).take(padding))
+            .chain(std::io::Cursor::new(disk_and_end()))
+    }
+
+    /// Counts the bytes read through it.
+    struct Counting<R> {
+        inner: R,
+        read: u64,
+    }
+
+    impl<R: Read> Read for Counting<R> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.inner.read(buf)?;
+            self.read += n as u64;
+            Ok(n)
+        }
+    }
+
+    /// Walks `tar`; the error and the bytes read before it.
+    fn walk_counting(tar: impl Read) -> (Result<LayerOutcome>, u64) {
+        let mut counting = Counting {
+            inner: tar,
+            read: 0,
+        };
+        let outcome = walk_layer(
+            &mut counting,
+            Digest::of(b"l"),
+            &mut Whiteouts::default(),
+            false,
+            |_, r| {
+                std::io::copy(r, &mut std::io::sink())
+                    .map(drop)
+                    .map_err(|e| Error::Internal(e.to_string()))
+            },
+        );
+        (outcome, counting.read)
+    }
+
+    fn assert_refused_early(outcome: Result<LayerOutcome>, read: u64, what: &str) {
+        let err = outcome.expect_err(what);
+        let chain = format!(
+            "{err}: {}",
+            std::error::Error::source(&err)
+                .map(ToString::to_string)
+                .unwrap_or_default()
+        );
+        assert!(chain.contains("tar entry headers"), "{what}: {chain}");
+        assert!(read <= 17 * MIB, "{what}: read {} MiB", read / MIB);
+    }
+
+    /// tar reads a GNU long name or long link, or PAX records, whole into memory
+    /// before it hands out the entry they describe; a layer of a few KiB of zstd can
+    /// declare gigabytes of them.
+    #[test]
+    fn huge_extension_headers_are_refused_without_reading_them() {
+        for kind in [
+            EntryType::GNULongName,
+            EntryType::GNULongLink,
+            EntryType::XHeader,
+        ] {
+            let len = 64 * MIB;
+            let (outcome, read) =
+                walk_counting(with_member(&header(kind, "././@LongLink", len), len));
+            assert_refused_early(outcome, read, &format!("{kind:?}"));
+        }
+    }
+
+    /// An old GNU sparse entry whose map runs on through extension blocks: tar turns
+    /// them into a list of runs in memory before the entry is handed out.
+    #[test]
+    fn endless_gnu_sparse_map_is_refused_without_reading_it() {
+        let mut head = header(EntryType::GNUSparse, "disk/disk.img", 0);
+        let gnu = head.as_gnu_mut().unwrap();
+        gnu.set_real_size(1 << 40);
+        gnu.set_is_extended(true);
+        head.set_cksum();
+        let mut tar = head.as_bytes().to_vec();
+        let mut offset = 0;
+        for _ in 0..(32 * MIB / 512) {
+            let mut ext = tar::GnuExtSparseHeader::new();
+            for run in ext.sparse_mut() {
+                run.set_offset(offset);
+                run.set_length(0);
+                offset += 512;
+            }
+            ext.set_is_extended(true);
+            tar.extend(ext.as_bytes());
+        }
+        let (outcome, read) = walk_counting(&tar[..]);
+        assert_refused_early(outcome, read, "sparse map");
+    }
+
+    /// What GNU tar writes for a path of 200 bytes: a long name the walker reads.
+    #[test]
+    fn ordinary_long_names_are_read() {
+        let name = format!("disk/{}.img", "n".repeat(200));
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(3);
+        h.set_mode(0o644);
+        b.append_data(&mut h, &name, &b"abc"[..]).unwrap();
+        let tar = b.into_inner().unwrap();
+        let (outcome, _) = walk_counting(&tar[..]);
+        assert!(matches!(outcome, Ok(LayerOutcome::Found(d)) if d.name.len() == 204));
     }
 
     #[test]

@@ -25,14 +25,15 @@ pub enum Error {
         source: Box<crate::RegistryError>,
     },
     /// Credentials could not be read from an auth file.
-    #[error("cannot read credentials for {registry} from {path}: {reason}")]
+    #[error("cannot use the credentials for {registry} in {path}")]
     Credentials {
         /// The registry host.
         registry: String,
         /// The auth file consulted.
         path: PathBuf,
         /// What was wrong.
-        reason: String,
+        #[source]
+        problem: crate::origin::CredentialsProblem,
     },
     /// A TLS setting (CA directory, certificate) could not be used.
     #[error("TLS settings for {host}")]
@@ -51,12 +52,31 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
-    /// A manifest or index could not be understood.
-    #[error("invalid manifest: {reason}")]
-    InvalidManifest {
-        /// What is wrong.
-        reason: String,
+    /// A file that must be a regular file is something else (a FIFO, a device, …).
+    #[error("{path} is a {kind}, not a regular file")]
+    NotRegularFile {
+        /// The file.
+        path: PathBuf,
+        /// What it is instead: `FIFO`, `character device`, `directory`, …
+        kind: &'static str,
     },
+    /// A symbolic link inside an OCI layout, which is never followed.
+    #[error("{path} is a symbolic link; links inside an OCI layout are not followed")]
+    LinkRefused {
+        /// The link.
+        path: PathBuf,
+    },
+    /// A local file holds more than anything of its kind may.
+    #[error("{path} is larger than {limit} bytes")]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The most we read.
+        limit: u64,
+    },
+    /// A manifest or index could not be understood.
+    #[error("invalid manifest")]
+    InvalidManifest(#[source] crate::manifest::ManifestProblem),
     /// No entry of an index matches the wanted platform.
     #[error("no image for platform {wanted} (the index offers: {available})")]
     NoMatchingPlatform {

@@ -6,6 +6,8 @@
 //! parses each member's header, inflates its body with flate2 (zlib-rs), checks the
 //! trailer's length field (cheap, and catches a member cut short), and goes on to the
 //! next member; anything after the last member that is not another member is an error.
+//! Header fields are skipped, never buffered, and the file name and comment are bounded
+//! as Go's reader bounds them: a layer's header cannot make us read without end.
 
 use std::io::{self, BufRead, Read};
 
@@ -18,6 +20,10 @@ const FEXTRA: u8 = 1 << 2;
 const FNAME: u8 = 1 << 3;
 const FCOMMENT: u8 = 1 << 4;
 const RESERVED_FLAGS: u8 = 0xe0;
+/// Longest file name or comment field, its NUL included. RFC 1952 sets no bound; Go's
+/// compress/gzip, which reads every layer docker, containerd and podman pull, refuses
+/// longer fields, so no layer in use has them — and a field is skipped, never buffered.
+const MAX_HEADER_STRING: usize = 512;
 
 /// A multi-member gzip stream over a buffered reader.
 pub(crate) struct GzipReader<R: BufRead> {
@@ -86,9 +92,9 @@ impl<R: BufRead> GzipReader<R> {
                 .map_err(|e| truncated(e, "gzip header"))?;
             skip(r, u64::from(u16::from_le_bytes(len)))?;
         }
-        for flag in [FNAME, FCOMMENT] {
+        for (flag, what) in [(FNAME, "file name"), (FCOMMENT, "comment")] {
             if flags & flag != 0 {
-                skip_zero_terminated(r)?;
+                skip_zero_terminated(r, what)?;
             }
         }
         if flags & FHCRC != 0 {
@@ -156,16 +162,36 @@ fn skip(r: &mut impl BufRead, n: u64) -> io::Result<()> {
     Ok(())
 }
 
-fn skip_zero_terminated(r: &mut impl BufRead) -> io::Result<()> {
-    let mut field = Vec::new();
-    r.read_until(0, &mut field)?;
-    if field.last() != Some(&0) {
-        return Err(truncated(
-            io::ErrorKind::UnexpectedEof.into(),
-            "gzip header",
-        ));
+/// Skips a NUL-terminated header field (`what`) of at most [`MAX_HEADER_STRING`] bytes.
+fn skip_zero_terminated(r: &mut impl BufRead, what: &str) -> io::Result<()> {
+    let mut skipped = 0;
+    loop {
+        let buf = r.fill_buf()?;
+        if buf.is_empty() {
+            return Err(truncated(
+                io::ErrorKind::UnexpectedEof.into(),
+                "gzip header",
+            ));
+        }
+        let (n, ended) = match buf.iter().position(|&b| b == 0) {
+            Some(nul) => (nul + 1, true),
+            None => (buf.len(), false),
+        };
+        r.consume(n);
+        skipped += n;
+        if skipped > MAX_HEADER_STRING {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "gzip header {what} longer than {} bytes",
+                    MAX_HEADER_STRING - 1
+                ),
+            ));
+        }
+        if ended {
+            return Ok(());
+        }
     }
-    Ok(())
 }
 
 fn invalid(what: &str) -> io::Error {
@@ -234,6 +260,64 @@ mod tests {
         stream[3] |= FHCRC;
         stream.splice(10..10, [0xaa, 0xbb]);
         assert_eq!(decode(&stream).unwrap(), data(100));
+    }
+
+    /// Counts the bytes read through it.
+    struct Counting<'a> {
+        inner: &'a [u8],
+        read: usize,
+    }
+
+    impl Read for Counting<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.inner.read(buf)?;
+            self.read += n;
+            Ok(n)
+        }
+    }
+
+    /// A member whose header has `flag` (FNAME or FCOMMENT) with a field of `len`
+    /// bytes before its NUL.
+    fn with_header_string(flag: u8, len: usize) -> Vec<u8> {
+        let mut stream = gzip(&data(100));
+        stream[3] |= flag;
+        let mut field = vec![b'a'; len];
+        field.push(0);
+        stream.splice(10..10, field);
+        stream
+    }
+
+    /// The file name and comment fields end at a NUL and nothing else bounds them:
+    /// reading one into memory let a layer claim gigabytes of header. Refused past
+    /// the bound, having read little more than it.
+    #[test]
+    fn endless_file_name_or_comment_is_refused_without_reading_it() {
+        for (flag, what) in [(FNAME, "file name"), (FCOMMENT, "comment")] {
+            let stream = with_header_string(flag, 4 << 20);
+            let mut counting = Counting {
+                inner: &stream,
+                read: 0,
+            };
+            let mut out = Vec::new();
+            let err = GzipReader::new(io::BufReader::with_capacity(4096, &mut counting))
+                .read_to_end(&mut out)
+                .unwrap_err();
+            assert!(err.to_string().contains(what), "{err}");
+            assert!(
+                counting.read <= 8192,
+                "{what}: read {} bytes",
+                counting.read
+            );
+        }
+    }
+
+    /// Go's compress/gzip (docker, containerd, podman) reads fields up to 511 bytes.
+    #[test]
+    fn longest_header_strings_go_reads_are_read() {
+        for flag in [FNAME, FCOMMENT] {
+            assert_eq!(decode(&with_header_string(flag, 511)).unwrap(), data(100));
+            assert!(decode(&with_header_string(flag, 512)).is_err());
+        }
     }
 
     #[test]

@@ -43,9 +43,12 @@ mod disk;
 mod error;
 mod extent;
 mod format;
+#[doc(hidden)]
+pub mod fuzz;
 mod gzip;
 mod import;
 mod layer;
+mod local_file;
 pub mod manifest;
 mod origin;
 mod pipeline;
@@ -67,9 +70,10 @@ pub use error::{Error, Result};
 pub use extent::{Extent, GuestOffset};
 pub use format::DiskFormat;
 pub use import::Import;
+pub use local_file::read_regular_file;
 pub use origin::{
-    Credentials, ExtraHeader, FileProblem, HttpOptions, ParseCredentialsError, ParseHeaderError,
-    Probe, RegistryError, RegistryOptions, ResolvedImage, TlsProblem, Validators,
+    Credentials, CredentialsProblem, ExtraHeader, FileProblem, HttpOptions, ParseCredentialsError,
+    ParseHeaderError, Probe, RegistryError, RegistryOptions, ResolvedImage, TlsProblem, Validators,
 };
 pub use platform::{ParsePlatformError, Platform};
 pub use progress::{Cancel, Progress, ProgressSnapshot};

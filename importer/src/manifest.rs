@@ -137,22 +137,62 @@ struct RawDescriptor {
 
 impl RawDescriptor {
     fn digest(&self) -> Result<Digest> {
-        self.digest.parse().map_err(|_| Error::InvalidManifest {
-            reason: format!("descriptor digest {:?} is not a sha256 digest", self.digest),
+        self.digest.parse().map_err(|_| {
+            invalid(ManifestProblem::BadDigest(crate::printable(
+                &self.digest,
+                80,
+            )))
         })
     }
+}
+
+/// What is wrong with a manifest or index document.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ManifestProblem {
+    /// Not the JSON of a manifest.
+    #[error("not a manifest document")]
+    NotJson(#[source] serde_json::Error),
+    /// Not schema version 2.
+    #[error("schemaVersion {0:?} is not 2 (Docker schema 1 is not supported)")]
+    SchemaVersion(Option<u32>),
+    /// An index without its `manifests` list.
+    #[error("index without manifests")]
+    IndexWithoutManifests,
+    /// An image manifest without its `layers` list.
+    #[error("manifest without layers")]
+    ManifestWithoutLayers,
+    /// A descriptor digest that is not a sha256 digest (printable, cut).
+    #[error("descriptor digest {0:?} is not a sha256 digest")]
+    BadDigest(String),
+    /// A layer with a negative size.
+    #[error("layer {layer} has negative size {size}")]
+    NegativeSize {
+        /// The layer's digest as written (printable, cut).
+        layer: String,
+        /// The size given.
+        size: i64,
+    },
+    /// An index entry that is itself an index.
+    #[error("index entry {0} is itself an index")]
+    NestedIndex(Digest),
+    /// A document larger than [`MAX_MANIFEST_BYTES`].
+    #[error("manifest of {0} bytes exceeds the 4 MiB limit")]
+    TooLarge(usize),
+}
+
+/// The error for a manifest with `problem`.
+pub(crate) fn invalid(problem: ManifestProblem) -> Error {
+    Error::InvalidManifest(problem)
 }
 
 /// Parses a manifest. `content_type` is the type the registry sent, if any; the
 /// document's own `mediaType` wins, and without either its shape decides.
 pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<Manifest> {
-    let invalid = |reason: String| Error::InvalidManifest { reason };
-    let raw: RawManifest = serde_json::from_slice(bytes).map_err(|e| invalid(e.to_string()))?;
+    let raw: RawManifest =
+        serde_json::from_slice(bytes).map_err(|e| invalid(ManifestProblem::NotJson(e)))?;
     if raw.schema_version != Some(2) {
-        return Err(invalid(format!(
-            "schemaVersion {:?} is not 2 (Docker schema 1 is not supported)",
-            raw.schema_version
-        )));
+        return Err(invalid(ManifestProblem::SchemaVersion(raw.schema_version)));
     }
     let media_type = raw.media_type.as_deref().or(content_type);
     let is_index = match media_type {
@@ -163,7 +203,7 @@ pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<Manifest> {
     if is_index {
         let entries = raw
             .manifests
-            .ok_or_else(|| invalid("index without manifests".into()))?;
+            .ok_or_else(|| invalid(ManifestProblem::IndexWithoutManifests))?;
         return entries
             .iter()
             .map(index_entry)
@@ -172,7 +212,7 @@ pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<Manifest> {
     }
     let layers = raw
         .layers
-        .ok_or_else(|| invalid("manifest without layers".into()))?;
+        .ok_or_else(|| invalid(ManifestProblem::ManifestWithoutLayers))?;
     let layers = layers.iter().map(layer).collect::<Result<_>>()?;
     Ok(Manifest::Image(ImageManifest { layers }))
 }
@@ -190,8 +230,11 @@ fn index_entry(d: &RawDescriptor) -> Result<IndexEntry> {
 }
 
 fn layer(d: &RawDescriptor) -> Result<Layer> {
-    let size = u64::try_from(d.size).map_err(|_| Error::InvalidManifest {
-        reason: format!("layer {} has negative size {}", d.digest, d.size),
+    let size = u64::try_from(d.size).map_err(|_| {
+        invalid(ManifestProblem::NegativeSize {
+            layer: crate::printable(&d.digest, 80),
+            size: d.size,
+        })
     })?;
     Ok(Layer {
         digest: d.digest()?,

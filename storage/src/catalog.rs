@@ -42,6 +42,7 @@ use crate::durable;
 use crate::error::{Error, Result, io_err};
 use crate::lock::{FileLock, Mode};
 use crate::names::{Digest, VolumeId};
+use crate::problem::CatalogProblem;
 use crate::time::Timestamp;
 
 /// The catalog format this code reads and writes.
@@ -252,18 +253,18 @@ impl Catalog {
         names
     }
 
-    fn check(&self) -> std::result::Result<(), String> {
+    fn check(&self) -> std::result::Result<(), CatalogProblem> {
         let mut keys: Vec<_> = self.volumes.iter().map(VolumeRecord::key).collect();
         keys.sort();
         if let Some(w) = keys.windows(2).find(|w| w[0] == w[1]) {
-            return Err(format!("volume {} is listed twice", w[0].volume));
+            return Err(CatalogProblem::DuplicateVolume(w[0].volume.clone()));
         }
         if let Some(r) = self
             .volumes
             .iter()
             .find(|r| r.current && r.state != State::Ready)
         {
-            return Err(format!("the current version of {} is not sealed", r.source));
+            return Err(CatalogProblem::CurrentNotSealed(r.source.clone()));
         }
         let mut currents: Vec<_> = self
             .volumes
@@ -273,7 +274,7 @@ impl Catalog {
             .collect();
         currents.sort();
         if let Some(w) = currents.windows(2).find(|w| w[0] == w[1]) {
-            return Err(format!("{} has two current versions", w[0].1));
+            return Err(CatalogProblem::TwoCurrent(w[0].1.clone()));
         }
         Ok(())
     }
@@ -292,6 +293,13 @@ impl CatalogFile {
             path: state_dir.join("catalog.json"),
             lock_path: state_dir.join("catalog.lock"),
         }
+    }
+
+    /// Reads the catalog under its lock held shared: between two changes, and after
+    /// whatever a change does beside the catalog while holding the lock.
+    pub fn read(&self) -> Result<Catalog> {
+        let _shared = FileLock::shared_if_present(&self.lock_path)?;
+        self.load()
     }
 
     /// Reads the catalog without locking (a missing file is an empty catalog).
@@ -315,9 +323,9 @@ impl CatalogFile {
         }
         catalog
             .check()
-            .map_err(|reason| Error::CatalogInconsistent {
+            .map_err(|problem| Error::CatalogInconsistent {
                 path: self.path.clone(),
-                reason,
+                problem,
             })?;
         Ok(catalog)
     }
@@ -478,12 +486,18 @@ pub(crate) mod tests {
 
         let mut twice = loaded.clone();
         twice.volumes.push(loaded.volumes[0].clone());
-        assert!(twice.check().unwrap_err().contains("twice"));
+        assert!(matches!(
+            twice.check().unwrap_err(),
+            CatalogProblem::DuplicateVolume(_)
+        ));
         let mut two_current = loaded.clone();
         let mut other = record("fedora", 2, "local");
         other.current = true;
         two_current.volumes.push(other);
-        assert!(two_current.check().unwrap_err().contains("two current"));
+        assert!(matches!(
+            two_current.check().unwrap_err(),
+            CatalogProblem::TwoCurrent(_)
+        ));
 
         std::fs::write(
             dir.path().join("catalog.json"),

@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::landing::landing;
 use crate::names;
+use crate::problem::ConfigProblem;
 
 /// The default golden-image namespace (as HyperConverged's `commonBootImageNamespace`).
 pub const DEFAULT_NAMESPACE: &str = "os-images";
@@ -199,7 +200,7 @@ impl StoreConfig {
         if !self.state_dir.is_absolute() {
             return Err(config_err(
                 "*",
-                format!("state_dir {} must be absolute", self.state_dir.display()),
+                ConfigProblem::RelativeStateDir(self.state_dir.clone()),
             ));
         }
         let backends = self
@@ -213,10 +214,10 @@ impl StoreConfig {
     }
 }
 
-fn config_err(backend: &str, reason: String) -> Error {
+fn config_err(backend: &str, problem: ConfigProblem) -> Error {
     Error::Config {
         backend: backend.to_owned(),
-        reason,
+        problem,
     }
 }
 
@@ -227,40 +228,24 @@ fn validate_backend(name: &str, cfg: &BackendConfig) -> Result<Backend> {
         (None, true) | (Some(Format::Snapshot), true) => Format::Snapshot,
         (None, false) | (Some(Format::Volume), _) => Format::Volume,
         (Some(Format::Snapshot), false) => {
-            return Err(config_err(
-                name,
-                format!(
-                    "format = \"snapshot\" needs a backend that can snapshot \
-                     (kind = \"reflink\" or \"btrfs\"); a {kind} backend supports \
-                     format = \"volume\""
-                ),
-            ));
+            return Err(config_err(name, ConfigProblem::SnapshotUnsupported(kind)));
         }
     };
     let site = match (kind, &cfg.path, cfg.devices.is_empty()) {
         (BackendKind::Block, None, false) => {
             for dev in &cfg.devices {
                 if !dev.is_absolute() {
-                    return Err(config_err(
-                        name,
-                        format!("device {} must be an absolute path", dev.display()),
-                    ));
+                    return Err(config_err(name, ConfigProblem::RelativeDevice(dev.clone())));
                 }
             }
             Site::Pool(cfg.devices.clone())
         }
         (BackendKind::Block, _, _) => {
-            return Err(config_err(
-                name,
-                "a block backend takes `devices = [...]` (at least one) and no `path`".into(),
-            ));
+            return Err(config_err(name, ConfigProblem::BlockNeedsDevices));
         }
         (_, Some(path), true) if path.is_absolute() => Site::Root(path.clone()),
         (_, _, _) => {
-            return Err(config_err(
-                name,
-                format!("a {kind} backend takes an absolute `path` and no `devices`"),
-            ));
+            return Err(config_err(name, ConfigProblem::FilesNeedPath(kind)));
         }
     };
     Ok(Backend {
@@ -297,11 +282,11 @@ fn check_roots_disjoint(state_dir: &Path, backends: &[Backend]) -> Result<()> {
 fn overlap_err(backend: &str, root: &Path, other: &Path, what: &str) -> Error {
     config_err(
         backend,
-        format!(
-            "root {} overlaps {} ({what})",
-            root.display(),
-            other.display()
-        ),
+        ConfigProblem::RootsOverlap {
+            root: root.to_owned(),
+            other: other.to_owned(),
+            what: what.to_owned(),
+        },
     )
 }
 
@@ -323,10 +308,10 @@ fn check_devices_unique(backends: &[Backend]) -> Result<()> {
                 if *other == key {
                     return Err(config_err(
                         &backend.name,
-                        format!(
-                            "device {} is also listed by backend {other_backend}",
-                            dev.display()
-                        ),
+                        ConfigProblem::DeviceListedTwice {
+                            device: dev.clone(),
+                            other_backend: (*other_backend).to_owned(),
+                        },
                     ));
                 }
                 let (Some(a), Some(b)) = (number, *other_number) else {
@@ -338,11 +323,14 @@ fn check_devices_unique(backends: &[Backend]) -> Result<()> {
                 {
                     return Err(config_err(
                         &backend.name,
-                        format!(
-                            "device {} ({a}) overlaps {} ({b}) of backend {other_backend}: one {relation} the other",
-                            dev.display(),
-                            other.display()
-                        ),
+                        ConfigProblem::DevicesOverlap {
+                            device: dev.clone(),
+                            number: a,
+                            other: other.clone(),
+                            other_number: b,
+                            other_backend: (*other_backend).to_owned(),
+                            relation,
+                        },
                     ));
                 }
             }

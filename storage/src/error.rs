@@ -29,12 +29,12 @@ pub enum Error {
     #[error(transparent)]
     InvalidDigest(#[from] bootsource_digest::ParseDigestError),
     /// The storage configuration is inconsistent.
-    #[error("storage backend {backend}: {reason}")]
+    #[error("storage backend {backend}: {problem}")]
     Config {
         /// The backend the problem is in (or `*` for the store as a whole).
         backend: String,
         /// What is wrong and, where it helps, what to do instead.
-        reason: String,
+        problem: crate::ConfigProblem,
     },
     /// A source names a backend the configuration does not define.
     #[error("unknown storage backend {0}")]
@@ -92,12 +92,12 @@ pub enum Error {
         supported: u32,
     },
     /// The catalog parses but contradicts itself (edited by hand?).
-    #[error("catalog {path} is inconsistent: {reason}")]
+    #[error("catalog {path} is inconsistent: {problem}")]
     CatalogInconsistent {
         /// The catalog file.
         path: PathBuf,
         /// What contradicts what.
-        reason: String,
+        problem: crate::CatalogProblem,
     },
     /// Every volume id a digest may have is held by versions of other digests sharing
     /// its prefix (a hostile registry grinding manifests).
@@ -126,7 +126,7 @@ pub enum Error {
         /// The virtual size of the image.
         needed: u64,
         /// Each device and why it was not chosen.
-        devices: String,
+        devices: crate::SkippedDevices,
     },
     /// The staged image does not have the size announced at `begin`.
     #[error("staging volume {volume}: {path} is {actual} bytes, expected {expected}")]

@@ -51,6 +51,7 @@ mod lifecycle;
 mod lock;
 mod names;
 mod overlap;
+mod problem;
 mod recovery;
 mod sparse;
 mod status;
@@ -66,6 +67,7 @@ pub use error::{Error, Result};
 pub use gc::GcReport;
 pub use lifecycle::{Committed, Hold, Stage, Staging};
 pub use names::{Digest, VolumeId, check_backend_name, check_namespace, check_source_name};
+pub use problem::{CatalogProblem, ConfigProblem, DeviceUnusable, SkippedDevices};
 pub use status::{Importing, SourceStatus, Version};
 #[doc(hidden)]
 pub use step::set_step_hook;

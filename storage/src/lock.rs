@@ -5,8 +5,10 @@
 //!
 //! * the **catalog lock** (`<state>/catalog.lock`, never removed): held exclusively for
 //!   every read-modify-write of the catalog, and only for that (milliseconds, except
-//!   while a sweep deletes leftovers). Readers take no lock: the catalog is replaced by
-//!   rename, so a reader sees one whole version of it.
+//!   while a sweep deletes leftovers). The catalog is replaced by rename, so any reader
+//!   sees one whole version of it; the store's views ([`FileLock::shared_if_present`])
+//!   also hold it shared, so that what they read agrees with what the writer changes
+//!   beside the catalog in the same hold — the `current` link a commit switches.
 //! * a **volume lock** per volume (`<state>/.locks/<namespace>/<backend>/<volume>.lock`):
 //!   exclusive while the volume is being staged or removed, shared while a clone reads
 //!   it. A staging volume whose lock can be taken is dead: its process is gone (the
@@ -84,6 +86,23 @@ impl FileLock {
                 }));
             }
         }
+    }
+
+    /// Holds `path` shared if it exists, without creating it or needing write access
+    /// (`status` may run as a user who can only read the state directory). `None` if
+    /// there is no lock file: nothing has written the catalog either.
+    pub fn shared_if_present(path: &Path) -> Result<Option<Self>> {
+        let file = match File::open(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err("open lock", path)(e)),
+        };
+        let lock = Flock::lock(file, FlockArg::LockShared)
+            .map_err(|(_, errno)| io_err("flock", path)(errno.into()))?;
+        Ok(Some(Self {
+            _lock: lock,
+            path: path.to_owned(),
+        }))
     }
 
     fn still_named_by(lock: &Flock<File>, path: &Path) -> Result<bool> {

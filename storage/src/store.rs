@@ -106,7 +106,7 @@ impl Store {
     /// What the store holds for one source in this namespace.
     pub fn source_status(&self, source: &str) -> Result<SourceStatus> {
         names::check_source_name(source)?;
-        let catalog = self.catalog.load()?;
+        let catalog = self.catalog.read()?;
         let ns = self.namespace();
         Ok(SourceStatus::from_records(
             source,
@@ -119,7 +119,7 @@ impl Store {
 
     /// Every source with anything in this namespace, by name.
     pub fn sources(&self) -> Result<Vec<SourceStatus>> {
-        let catalog = self.catalog.load()?;
+        let catalog = self.catalog.read()?;
         let ns = self.namespace();
         Ok(catalog
             .sources(ns)
@@ -140,7 +140,7 @@ impl Store {
     /// changed, still holding their space (and block devices), reported rather than
     /// moved or deleted. [`remove_orphans`](Store::remove_orphans) removes them.
     pub fn orphans(&self) -> Result<Vec<Version>> {
-        let catalog = self.catalog.load()?;
+        let catalog = self.catalog.read()?;
         let mut orphans: Vec<Version> = catalog
             .volumes
             .iter()

@@ -1,5 +1,5 @@
-//! Imports that never finish, with the real binary: one whose layer is a FIFO nobody
-//! writes (a read that never returns, as on a hung NFS mount) does not keep the daemon
+//! Imports that never finish, with the real binary: one whose layer sits on a hung
+//! mount (a read that never returns, as on a dead NFS server) does not keep the daemon
 //! from stopping: SIGTERM ends it once `stop_timeout` has passed, with a log line; one
 //! whose registry sends too slowly to ever finish is cancelled at `import_timeout`,
 //! recorded as a failure with a clear error, and frees the import slot.
@@ -8,11 +8,10 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
-use nix::sys::stat::Mode;
-use nix::unistd::mkfifo;
 
 use crate::common::bootsource::layout;
 use crate::common::daemon::{Daemon, Node, TestDisk};
+use crate::common::hung::HungFile;
 use crate::common::registry::Registry;
 use crate::common::throttle::Throttle;
 
@@ -36,8 +35,7 @@ fn sigterm_ends_the_daemon_after_the_grace_when_a_layer_read_never_returns() {
     let blob: PathBuf = layout_dir
         .join("blobs/sha256")
         .join(layer_digest.strip_prefix("sha256:").unwrap());
-    std::fs::remove_file(&blob).unwrap();
-    mkfifo(&blob, Mode::S_IRUSR | Mode::S_IWUSR).unwrap();
+    let _hung = HungFile::over(&blob);
 
     let mut node = Node::new();
     node.config.set("stop_timeout", "\"2s\"");

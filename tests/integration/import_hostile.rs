@@ -8,6 +8,7 @@
 //! and with no file left at the target.
 
 use std::fs;
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -18,7 +19,7 @@ use crate::common::bootsource::{
 };
 use crate::common::disk;
 use crate::common::loopdev::LoopDevice;
-use crate::common::oci::{Blob, LayerType, Layout, Tar};
+use crate::common::oci::{Blob, LayerType, Layout, Tar, media_type};
 use crate::common::registry::Registry;
 use tempfile::TempDir;
 
@@ -146,7 +147,12 @@ impl Fixture {
 /// Runs `bootsource import SOURCE --to TARGET EXTRA…` under `timeout` and GNU `time`;
 /// its output, after checking that it stayed within the memory bound.
 fn import_bounded(source: &str, target: &Path, extra: &[&str]) -> Output {
-    let inner = import_command(source, target, extra);
+    bounded(&import_command(source, target, extra))
+}
+
+/// Runs `inner` (a `bootsource` command) under `timeout` and GNU `time`; its output,
+/// after checking that it stayed within the memory bound.
+pub(crate) fn bounded(inner: &Command) -> Output {
     let mut command = Command::new("timeout");
     command
         .arg(TIME_LIMIT)
@@ -171,7 +177,7 @@ fn import_bounded(source: &str, target: &Path, extra: &[&str]) -> Output {
 
 /// Imports `source` (bounded in time and memory); it must fail with `phrases`, leaving
 /// nothing at the target. Returns stderr.
-fn refused(source: &str, extra: &[&str], phrases: &[&str]) -> String {
+pub(crate) fn refused(source: &str, extra: &[&str], phrases: &[&str]) -> String {
     let out = tempfile::tempdir().unwrap();
     let target = out.path().join("imported.raw");
     let stderr = expect_error(&import_bounded(source, &target, extra), phrases);
@@ -346,6 +352,44 @@ fn raw_disk_cut_short_is_an_error() {
         &image(&tar, LayerType::OciTar),
     );
     refused(&source, &[], &["disk/disk.img ends after"]);
+}
+
+/// A zstd layer whose tar holds a GNU long name of `len` bytes, then `disk` as
+/// `disk/disk.img`: compressed as it is written, so the test never holds `len` bytes.
+fn layer_with_long_name(len: u64, disk: &[u8]) -> Blob {
+    let mut header = tar::Header::new_gnu();
+    header.set_path("././@LongLink").unwrap();
+    header.set_size(len);
+    header.set_mode(0o644);
+    header.set_entry_type(tar::EntryType::GNULongName);
+    header.set_cksum();
+    let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+    encoder.write_all(header.as_bytes()).unwrap();
+    let padded = len.next_multiple_of(512);
+    io::copy(&mut io::repeat(b'a').take(len), &mut encoder).unwrap();
+    io::copy(&mut io::repeat(0).take(padded - len), &mut encoder).unwrap();
+    encoder.write_all(&disk_tar("disk.img", disk)).unwrap();
+    Blob::new(media_type::OCI_LAYER_ZSTD, encoder.finish().unwrap())
+}
+
+/// A GNU long name of 512 MiB before the disk, in 900 KiB of zstd: the tar reader held
+/// it whole before handing out the entry it names. Refused within its first 16 MiB.
+#[test]
+fn tar_long_name_of_half_a_gibibyte_is_refused() {
+    let fixture = Fixture::new();
+    let layer = layer_with_long_name(512 * MIB, &fs::read(&fixture.raw).unwrap());
+    println!("layer of {} bytes", layer.size());
+    let image = common::oci::Image::new(
+        common::oci::Schema::Oci,
+        common::oci::Platform::linux_amd64(),
+        vec![layer.clone()],
+    );
+    let source = layout(&fixture.path("layout"), "1", &image);
+    refused(
+        &source,
+        &[],
+        &[layer.digest(), "tar entry headers", "16 MiB"],
+    );
 }
 
 // ---- hostile qcow2 headers ----

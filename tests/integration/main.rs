@@ -20,6 +20,7 @@ mod harness_faults;
 mod import_faults;
 mod import_formats;
 mod import_hostile;
+mod import_hostile_files;
 mod import_hostile_local;
 mod import_hostile_registry;
 mod import_inspect;

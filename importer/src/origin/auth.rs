@@ -4,7 +4,9 @@
 //! of `$XDG_RUNTIME_DIR/containers/auth.json`, `~/.config/containers/auth.json` and
 //! `~/.docker/config.json` — podman's order. A registry with no entry is accessed
 //! anonymously (the registry's token handshake still runs, without credentials).
-//! Credentials are looked up by the host actually contacted: a mirror's own entry.
+//! Credentials are looked up by the host actually contacted: a mirror's own entry. The
+//! file must be a regular file of at most [`AUTH_FILE_LIMIT`] bytes: a FIFO would block
+//! the import and `/dev/zero` would never end.
 
 use std::path::{Path, PathBuf};
 
@@ -12,7 +14,10 @@ use base64::Engine as _;
 use docker_credential::{CredentialRetrievalError, DockerCredential};
 use reqwest::header::HeaderValue;
 
-use crate::{Error, Result};
+use crate::{Error, Result, read_regular_file};
+
+/// The largest auth file read: thousands of registries' entries.
+const AUTH_FILE_LIMIT: u64 = 1 << 20;
 
 /// A user name and password for one server. Never printed.
 #[derive(Clone, PartialEq, Eq)]
@@ -61,6 +66,19 @@ impl Credentials {
     }
 }
 
+/// Why an auth file's entry cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CredentialsProblem {
+    /// A docker `identitytoken` entry (an OAuth refresh token), which needs a flow we do
+    /// not run.
+    #[error("identity tokens are not supported; log in with a password or token as password")]
+    IdentityToken,
+    /// The document or its entry could not be read.
+    #[error("the auth file cannot be read")]
+    Unreadable(#[source] CredentialRetrievalError),
+}
+
 /// The auth file to use when none is given.
 fn default_auth_file() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("REGISTRY_AUTH_FILE") {
@@ -81,27 +99,33 @@ pub(crate) fn credentials(auth_file: Option<&Path>, registry: &str) -> Result<Op
     let Some(path) = auth_file.map(Path::to_owned).or_else(default_auth_file) else {
         return Ok(None);
     };
-    let error = |reason: String| Error::Credentials {
+    let document = read_regular_file(&path, AUTH_FILE_LIMIT)?;
+    parse_credentials(&document, registry).map_err(|problem| Error::Credentials {
         registry: registry.to_owned(),
-        path: path.clone(),
-        reason,
-    };
-    let file = std::fs::File::open(&path).map_err(|e| error(e.to_string()))?;
+        path,
+        problem,
+    })
+}
+
+/// The credentials an auth file's `document` holds for `registry`, or why it cannot
+/// be used. Pure: the fuzzer feeds it arbitrary bytes.
+pub(crate) fn parse_credentials(
+    document: &[u8],
+    registry: &str,
+) -> std::result::Result<Option<Credentials>, CredentialsProblem> {
     // Docker Hub entries are keyed by its legacy URL.
     let server = if registry == "docker.io" {
         "https://index.docker.io/v1/"
     } else {
         registry
     };
-    match docker_credential::get_credential_from_reader(std::io::BufReader::new(file), server) {
+    match docker_credential::get_credential_from_reader(document, server) {
         Ok(DockerCredential::UsernamePassword(user, password)) => {
             Ok(Some(Credentials { user, password }))
         }
-        Ok(DockerCredential::IdentityToken(_)) => Err(error(
-            "identity tokens are not supported; log in with a password or token as password".into(),
-        )),
+        Ok(DockerCredential::IdentityToken(_)) => Err(CredentialsProblem::IdentityToken),
         Err(CredentialRetrievalError::NoCredentialConfigured) => Ok(None),
-        Err(e) => Err(error(e.to_string())),
+        Err(e) => Err(CredentialsProblem::Unreadable(e)),
     }
 }
 

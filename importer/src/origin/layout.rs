@@ -4,20 +4,27 @@
 //! `org.opencontainers.image.ref.name` annotation) and `DIR/blobs/sha256/<hex>` holds
 //! every manifest and layer. Blobs are read by a thread that verifies them exactly as
 //! registry downloads are: a layout on removable media is no more trusted than a
-//! network.
+//! network. Its files are opened below the directory without following links, must
+//! be regular files, and are capped before they are read into memory
+//! ([`crate::local_file`]).
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::blob::{self, BlobReader};
+use crate::local_file::Dir;
 use crate::manifest::{self, Layer, Manifest};
 use crate::progress::{Cancel, Progress};
 use crate::{Digest, Error, Result};
 
+/// `oci-layout` holds one small JSON object.
+const MARKER_LIMIT: u64 = 64 << 10;
+/// `index.json` and manifests: the bound a registry's manifests have.
+const MANIFEST_LIMIT: u64 = manifest::MAX_MANIFEST_BYTES as u64;
+
 #[derive(Debug)]
 pub(crate) struct Layout {
-    dir: PathBuf,
+    dir: Dir,
     /// The descriptor `index.json` gives for the chosen image.
     top: Digest,
 }
@@ -29,15 +36,19 @@ impl Layout {
             dir: dir.to_owned(),
             reason,
         };
-        let marker = std::fs::read(dir.join("oci-layout"))
-            .map_err(|e| err(format!("no oci-layout file ({e})")))?;
+        let layout = Dir::open(dir)?;
+        let marker = match layout.read_file("oci-layout".as_ref(), MARKER_LIMIT) {
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Err(err("no oci-layout file: not an OCI layout".into()));
+            }
+            other => other?,
+        };
         if !String::from_utf8_lossy(&marker).contains("imageLayoutVersion") {
             return Err(err(
                 "oci-layout does not declare an imageLayoutVersion".into()
             ));
         }
-        let index = std::fs::read(dir.join("index.json"))
-            .map_err(|e| err(format!("cannot read index.json ({e})")))?;
+        let index = layout.read_file("index.json".as_ref(), MANIFEST_LIMIT)?;
         let Manifest::Index(entries) = manifest::parse(&index, Some(manifest::OCI_INDEX))? else {
             return Err(err("index.json is not an image index".into()));
         };
@@ -64,38 +75,34 @@ impl Layout {
                 ))
             })?
             .digest;
-        Ok(Self {
-            dir: dir.to_owned(),
-            top,
-        })
+        Ok(Self { dir: layout, top })
     }
 
     pub fn top_digest(&self) -> Digest {
         self.top
     }
 
-    fn blob_path(&self, digest: &Digest) -> PathBuf {
-        self.dir.join("blobs/sha256").join(digest.hex())
+    /// `blobs/sha256/<hex>`, below the layout directory.
+    fn blob_path(digest: &Digest) -> PathBuf {
+        Path::new("blobs/sha256").join(digest.hex())
     }
 
     /// The chosen image's manifest (or the one with `digest`) and the digest it must have.
     pub fn manifest(&self, digest: Option<Digest>) -> Result<(bytes::Bytes, Option<Digest>)> {
         let digest = digest.unwrap_or(self.top);
-        let path = self.blob_path(&digest);
-        let bytes = std::fs::read(&path).map_err(|e| Error::Layout {
-            dir: self.dir.clone(),
-            reason: format!("cannot read manifest {digest} ({e})"),
-        })?;
+        let bytes = self
+            .dir
+            .read_file(&Self::blob_path(&digest), MANIFEST_LIMIT)?;
         Ok((bytes.into(), Some(digest)))
     }
 
     pub fn open_blob(&self, layer: &Layer, progress: Arc<Progress>, cancel: Cancel) -> BlobReader {
         let (verifier, reader) = blob::channel(layer, progress);
-        let path = self.blob_path(&layer.digest);
+        let file = self.dir.open_file(&Self::blob_path(&layer.digest));
         let digest = layer.digest;
         blob::pump_on_thread(
             "layout-blob",
-            move || File::open(path),
+            move || file,
             verifier,
             cancel,
             move |offset, e| read_error(digest, offset, e),

@@ -16,11 +16,12 @@ pub(crate) mod tls;
 use std::sync::Arc;
 
 use crate::blob::BlobReader;
-use crate::manifest::{self, Layer, Manifest};
+use crate::manifest::{self, Layer, Manifest, ManifestProblem};
 use crate::progress::{Cancel, Progress};
 use crate::{Digest, Error, ImageRef, Platform, Result};
 
-pub use auth::{Credentials, ParseCredentialsError};
+pub(crate) use auth::parse_credentials;
+pub use auth::{Credentials, CredentialsProblem, ParseCredentialsError};
 pub use file::{ExtraHeader, FileProblem, HttpOptions, ParseHeaderError, Probe, Validators};
 pub use registry::{RegistryError, RegistryOptions};
 pub use tls::TlsProblem;
@@ -85,9 +86,9 @@ impl Origin {
                 let entry = manifest::select_platform(&entries, platform)?;
                 let (bytes, manifest_digest) = self.fetch_manifest(Some(entry.digest)).await?;
                 let Manifest::Image(m) = manifest::parse(&bytes, Some(&entry.media_type))? else {
-                    return Err(Error::InvalidManifest {
-                        reason: format!("index entry {} is itself an index", entry.digest),
-                    });
+                    return Err(manifest::invalid(ManifestProblem::NestedIndex(
+                        entry.digest,
+                    )));
                 };
                 Ok(ResolvedImage {
                     digest,
@@ -107,9 +108,7 @@ impl Origin {
             Self::Layout(l) => l.manifest(digest)?,
         };
         if bytes.len() > manifest::MAX_MANIFEST_BYTES {
-            return Err(Error::InvalidManifest {
-                reason: format!("manifest of {} bytes exceeds the 4 MiB limit", bytes.len()),
-            });
+            return Err(manifest::invalid(ManifestProblem::TooLarge(bytes.len())));
         }
         let actual = Digest::of(&bytes);
         if let Some(expected) = expected.filter(|e| *e != actual) {

@@ -7,13 +7,12 @@
 //! certificate presented to that registry. Certificate files are small: each is read
 //! with a cap, and a directory entry that is not a regular file is refused.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 
 use reqwest::{Certificate, Identity};
 
-use crate::{Error, Result};
+use crate::{Error, Result, read_regular_file};
 
 /// Where podman and docker look for per-registry certificates.
 pub(crate) const SYSTEM_CERTS_D: [&str; 2] = ["/etc/containers/certs.d", "/etc/docker/certs.d"];
@@ -32,6 +31,9 @@ pub enum TlsProblem {
         #[source]
         source: std::io::Error,
     },
+    /// A certificate file is not a regular file, too large or unreadable.
+    #[error("certificate file refused")]
+    File(#[source] Box<Error>),
     /// A `.crt` file holds no PEM certificate, or a `.cert`/`.key` pair no identity.
     #[error("{0} is not a PEM certificate (or key)")]
     NotPem(PathBuf),
@@ -109,23 +111,11 @@ fn identity(cert: &Path) -> std::result::Result<Identity, TlsProblem> {
     Identity::from_pem(&pem).map_err(|_| TlsProblem::NotPem(cert.to_owned()))
 }
 
-/// A PEM file's bytes: a regular file, read up to [`MAX_PEM_BYTES`].
+/// A PEM file's bytes: a regular file (a FIFO would block, `/dev/zero` never end),
+/// read up to [`MAX_PEM_BYTES`].
 fn read_pem(path: &Path) -> std::result::Result<Vec<u8>, TlsProblem> {
-    let read = |source| TlsProblem::Read {
-        path: path.to_owned(),
-        source,
-    };
-    let file = std::fs::File::open(path).map_err(read)?;
-    if !file.metadata().map_err(read)?.is_file() {
-        return Err(TlsProblem::NotPem(path.to_owned()));
-    }
-    let mut data = Vec::new();
-    file.take(MAX_PEM_BYTES + 1)
-        .read_to_end(&mut data)
-        .map_err(read)?;
-    let is_pem =
-        data.len() as u64 <= MAX_PEM_BYTES && data.windows(11).any(|w| w == b"-----BEGIN ");
-    if !is_pem {
+    let data = read_regular_file(path, MAX_PEM_BYTES).map_err(|e| TlsProblem::File(Box::new(e)))?;
+    if !data.windows(11).any(|w| w == b"-----BEGIN ") {
         return Err(TlsProblem::NotPem(path.to_owned()));
     }
     Ok(data)
@@ -163,6 +153,35 @@ mod tests {
                 }
             ),
             "{err}"
+        );
+    }
+
+    /// A `*.crt` that is a FIFO blocked the import; one that is a sparse 1 TiB file was
+    /// read whole. Both are refused, naming the file.
+    #[test]
+    fn crt_files_that_are_fifos_or_huge_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("ca.crt");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let err = trust(Some(dir.path()), &[], "h:1").unwrap_err();
+        let Error::Tls {
+            problem: TlsProblem::File(inner),
+            ..
+        } = &err
+        else {
+            panic!("{err:?}")
+        };
+        assert!(
+            matches!(&**inner, Error::NotRegularFile { path, kind: "FIFO" } if *path == fifo),
+            "{inner:?}"
+        );
+        std::fs::remove_file(&fifo).unwrap();
+        let huge = std::fs::File::create(&fifo).unwrap();
+        huge.set_len(1 << 40).unwrap();
+        let err = trust(Some(dir.path()), &[], "h:1").unwrap_err();
+        assert!(
+            matches!(&err, Error::Tls { problem: TlsProblem::File(e), .. } if matches!(**e, Error::TooLarge { .. })),
+            "{err:?}"
         );
     }
 

@@ -25,6 +25,7 @@ use super::Location;
 use crate::catalog::{Catalog, VolumeRecord};
 use crate::config::{Backend, Site};
 use crate::error::{Error, Result, block_err};
+use crate::problem::{DeviceUnusable, SkippedDevices};
 
 /// Picks a free device of at least `size` bytes.
 pub(crate) fn choose(
@@ -44,29 +45,33 @@ pub(crate) fn choose(
             }
             Some(why) => why,
         };
-        tracing::debug!(backend, device = %device.display(), why, "block device skipped");
-        skipped.push(format!("{}: {why}", device.display()));
+        tracing::debug!(backend, device = %device.display(), %why, "block device skipped");
+        skipped.push((device.clone(), why));
     }
     Err(Error::PoolExhausted {
         backend: backend.to_owned(),
         needed: size,
-        devices: skipped.join("; "),
+        devices: SkippedDevices(skipped),
     })
 }
 
 /// Why `device` cannot take an image of `size` bytes, if it cannot.
-fn unusable(device: &Path, catalog: &Catalog, size: u64) -> Option<String> {
+fn unusable(device: &Path, catalog: &Catalog, size: u64) -> Option<DeviceUnusable> {
     if let Some(holder) = catalog.device_holder(device) {
-        return Some(format!(
-            "holds {} of {}/{}",
-            holder.volume, holder.namespace, holder.source
-        ));
+        return Some(DeviceUnusable::Holds {
+            volume: holder.volume.clone(),
+            namespace: holder.namespace.clone(),
+            source: holder.source.clone(),
+        });
     }
     match BlockDevice::open_exclusive(device) {
-        Err(blockdev::Error::Busy(_)) => Some("mounted or in use".to_owned()),
-        Err(blockdev::Error::NotBlockDevice(_)) => Some("not a block device".to_owned()),
-        Err(blockdev::Error::Io { op, source, .. }) => Some(format!("{op} failed: {source}")),
-        Ok(dev) if dev.size() < size => Some(format!("{} bytes, too small", dev.size())),
+        Err(blockdev::Error::Busy(_)) => Some(DeviceUnusable::Busy),
+        Err(blockdev::Error::NotBlockDevice(_)) => Some(DeviceUnusable::NotBlockDevice),
+        Err(blockdev::Error::Io { op, source, .. }) => Some(DeviceUnusable::Failed {
+            op,
+            error: source.to_string(),
+        }),
+        Ok(dev) if dev.size() < size => Some(DeviceUnusable::TooSmall(dev.size())),
         Ok(_) => None,
     }
 }

@@ -73,7 +73,7 @@ pub(crate) fn probe(backend: &str, root: &Path) -> Result<()> {
     if fs.filesystem_type() != BTRFS_SUPER_MAGIC {
         return Err(Error::Config {
             backend: backend.to_owned(),
-            reason: format!("{} is not on btrfs", root.display()),
+            problem: crate::ConfigProblem::NotBtrfs(root.to_owned()),
         });
     }
     Ok(())

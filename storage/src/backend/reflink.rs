@@ -50,11 +50,7 @@ pub(crate) fn probe(backend: &str, root: &Path) -> Result<()> {
             op: "FICLONE to", ..
         } => Error::Config {
             backend: backend.to_owned(),
-            reason: format!(
-                "{} does not support reflinks (FICLONE); a reflink backend needs XFS made \
-                 with -m reflink=1, or btrfs",
-                root.display()
-            ),
+            problem: crate::ConfigProblem::NoReflinks(root.to_owned()),
         },
         other => other,
     })

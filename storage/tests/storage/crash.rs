@@ -34,6 +34,8 @@ struct ChildSpec {
     /// Stage under a provisional digest and commit with the real one (`commit_as`), as
     /// a file downloaded without a checksum is.
     provisional: bool,
+    /// A step at which the child pauses for a second, to let the parent look.
+    pause_at: Option<String>,
 }
 
 /// The digest a provisional import of `seed` is staged under.
@@ -43,12 +45,17 @@ fn provisional(seed: u8) -> Digest {
 
 static STEP: AtomicUsize = AtomicUsize::new(0);
 static KILL_AT: AtomicUsize = AtomicUsize::new(usize::MAX);
+static PAUSE_AT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 fn report_step(name: &'static str) {
     let n = STEP.fetch_add(1, Ordering::SeqCst);
     let mut err = std::io::stderr().lock();
     let _ = writeln!(err, "STEP {n} {name}");
     let _ = err.flush();
+    drop(err);
+    if PAUSE_AT.get().is_some_and(|p| p == name) {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
     if n == KILL_AT.load(Ordering::SeqCst) {
         loop {
             std::thread::sleep(std::time::Duration::from_secs(1));
@@ -64,6 +71,9 @@ fn crash_child() {
     };
     let spec: ChildSpec = serde_json::from_str(&spec).unwrap();
     KILL_AT.store(spec.kill_at.unwrap_or(usize::MAX), Ordering::SeqCst);
+    if let Some(pause) = spec.pause_at {
+        PAUSE_AT.set(pause).unwrap();
+    }
     bootsource_storage::set_step_hook(report_step);
     let store = Store::open(spec.config).unwrap();
     let staged = match spec.provisional {
@@ -90,6 +100,11 @@ fn crash_child() {
 
 /// Runs the child; kills it at step `kill_at`. Returns the step names it reported.
 fn run_child(spec: &ChildSpec) -> Vec<String> {
+    run_child_watching(spec, |_| {})
+}
+
+/// [`run_child`], calling `watch` with each step's name as the child reports it.
+fn run_child_watching(spec: &ChildSpec, mut watch: impl FnMut(&str)) -> Vec<String> {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
@@ -112,6 +127,7 @@ fn run_child(spec: &ChildSpec) -> Vec<String> {
             continue;
         };
         let (n, name) = step.split_once(' ').unwrap();
+        watch(name);
         steps.push(name.to_owned());
         if Some(n.parse::<usize>().unwrap()) == spec.kill_at {
             child.kill().unwrap();
@@ -207,6 +223,7 @@ fn crash_matrix_of(config: StoreConfig, backend: &str, provisional: bool) {
         seed,
         kill_at: None,
         provisional,
+        pause_at: None,
     };
     let steps = run_child(&dry);
     assert!(steps.len() > 10, "{steps:?}");
@@ -231,6 +248,7 @@ fn crash_matrix_of(config: StoreConfig, backend: &str, provisional: bool) {
             seed,
             kill_at: Some(k),
             provisional,
+            pause_at: None,
         };
         let reported = run_child(&spec);
         assert_eq!(reported, steps[..=k], "the same steps each run");
@@ -238,6 +256,38 @@ fn crash_matrix_of(config: StoreConfig, backend: &str, provisional: bool) {
         // Back to a single version, so every run takes the same steps.
         Store::open(config.clone()).unwrap().gc(SOURCE, 1).unwrap();
     }
+}
+
+/// `status` runs in another process than the daemon: what it reads of the catalog and
+/// the `current` link it names agree, even while a commit is between the two.
+#[test]
+fn a_reader_during_a_commit_sees_the_link_the_catalog_names() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = files_config(
+        &tmp.path().join("state"),
+        BackendKind::Dir,
+        tmp.path().join("images"),
+    );
+    import(&Store::open(config.clone()).unwrap(), SOURCE, "b", 1);
+    let spec = ChildSpec {
+        config: config.clone(),
+        backend: "b".into(),
+        seed: 2,
+        kill_at: None,
+        provisional: false,
+        pause_at: Some("commit.published".into()),
+    };
+    let mut seen = None;
+    run_child_watching(&spec, |step| {
+        if step == "commit.published" {
+            let reader = Store::open_read_only(config.clone()).unwrap();
+            let current = reader.current(SOURCE).unwrap().unwrap();
+            let link = std::fs::read_link(reader.current_link(SOURCE)).unwrap();
+            seen = Some((current.path, link));
+        }
+    });
+    let (current, link) = seen.expect("the child reached commit.published");
+    assert_eq!(link, current, "the catalog and the current link disagreed");
 }
 
 fn files_config(state: &Path, kind: BackendKind, root: PathBuf) -> StoreConfig {

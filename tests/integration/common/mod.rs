@@ -58,6 +58,7 @@ pub mod client;
 pub mod daemon;
 pub mod disk;
 pub mod faults;
+pub mod hung;
 pub mod loopdev;
 pub mod oci;
 pub mod proxy;

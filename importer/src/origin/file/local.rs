@@ -5,41 +5,43 @@
 //! neither and is read once (a second open is an error, not an empty stream).
 
 use std::fs::File;
+use std::io::Read;
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 
 use super::FileProblem;
 use crate::blob::{self, Verifier};
+use crate::local_file;
 use crate::progress::Cancel;
 use crate::{Error, Result};
 
-/// A regular file, its length taken when opened.
+/// A regular file, opened once (links followed, as for any path the user names; a
+/// FIFO or a device refused, [`crate::local_file`]); its length taken then. Every
+/// pass reads that opened file, never the path again.
 #[derive(Debug)]
 pub(super) struct LocalFile {
-    path: PathBuf,
+    file: Arc<File>,
     length: u64,
 }
 
 impl LocalFile {
     pub fn open(path: &Path) -> Result<Self> {
-        let io = |source| Error::Io {
-            action: "opening",
-            path: path.to_owned(),
-            source,
-        };
-        let meta = File::open(path).and_then(|f| f.metadata()).map_err(io)?;
-        if !meta.is_file() {
-            return Err(Error::FileSource {
-                image: format!("file:{}", path.display()),
-                problem: FileProblem::NotAFile,
-            });
-        }
+        let file = local_file::open_regular(path)?;
+        let length = file
+            .metadata()
+            .map_err(|source| Error::Io {
+                action: "reading",
+                path: path.to_owned(),
+                source,
+            })?
+            .len();
         Ok(Self {
-            path: path.to_owned(),
-            length: meta.len(),
+            file: Arc::new(file),
+            length,
         })
     }
 
@@ -48,25 +50,38 @@ impl LocalFile {
     }
 
     pub fn stream(&self, image: &str, verifier: Verifier, cancel: Cancel) -> Result<()> {
-        let path = self.path.clone();
-        let opened = move || File::open(path);
+        let from_start = FromStart {
+            file: Arc::clone(&self.file),
+            at: 0,
+        };
+        let opened = move || Ok(from_start);
         blob::pump_on_thread("file-source", opened, verifier, cancel, read_error(image));
         Ok(())
     }
 
     /// The last `n` bytes (all of a shorter file).
-    pub fn tail(&self, n: u64) -> Result<Bytes> {
-        let io = |source| Error::Io {
-            action: "reading",
-            path: self.path.clone(),
-            source,
-        };
+    pub fn tail(&self, image: &str, n: u64) -> Result<Bytes> {
         let take = n.min(self.length);
         let mut buf = vec![0; usize::try_from(take).unwrap_or(usize::MAX)];
-        File::open(&self.path)
-            .and_then(|f| f.read_exact_at(&mut buf, self.length - take))
-            .map_err(io)?;
+        self.file
+            .read_exact_at(&mut buf, self.length - take)
+            .map_err(|e| read_error(image)(self.length - take, e))?;
         Ok(buf.into())
+    }
+}
+
+/// Reads the shared file from its start with positioned reads: each pass has its own
+/// position, whatever another pass did.
+struct FromStart {
+    file: Arc<File>,
+    at: u64,
+}
+
+impl Read for FromStart {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.file.read_at(buf, self.at)?;
+        self.at += n as u64;
+        Ok(n)
     }
 }
 

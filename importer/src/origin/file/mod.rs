@@ -130,7 +130,7 @@ impl FileOrigin {
     pub fn tail(&self, n: u64) -> Result<Option<Bytes>> {
         match &self.kind {
             Kind::Http(h) => h.tail_blocking(n),
-            Kind::Local(l) => l.tail(n).map(Some),
+            Kind::Local(l) => l.tail(&self.image, n).map(Some),
             Kind::Stdin(_) => Ok(None),
         }
     }

@@ -44,7 +44,4 @@ pub enum FileProblem {
     /// Standard input was asked for twice.
     #[error("standard input can be read only once")]
     StdinReadTwice,
-    /// The local path is not a regular file.
-    #[error("not a regular file")]
-    NotAFile,
 }
