@@ -23,6 +23,7 @@ mod import_hostile;
 mod import_hostile_files;
 mod import_hostile_local;
 mod import_hostile_registry;
+mod import_http;
 mod import_inspect;
 mod import_layers;
 mod import_resume;
