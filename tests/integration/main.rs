@@ -7,6 +7,7 @@ mod common;
 
 mod daemon_endpoint;
 mod daemon_faults;
+mod daemon_http;
 mod daemon_instance;
 mod daemon_metrics;
 mod daemon_mirrors;
