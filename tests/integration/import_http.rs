@@ -1,7 +1,8 @@
 //! Single disk files: `http://` from Debian's nginx (Range, ETag, If-Range) and from a
 //! server without HEAD or Range, `file:PATH` and `-` (standard input); compressed by the
 //! real `gzip`, `xz`, `zstd` and `bzip2` tools; checksums and checksum files; resuming
-//! after a cut and refusing to stitch a file replaced meanwhile; basic auth.
+//! after a cut and refusing to stitch a file replaced meanwhile; basic auth and extra
+//! headers; HTTPS trust, proxies and redirects.
 //!
 //! Images are made by `qemu-img`; the oracle is `qemu-img compare`.
 
@@ -17,6 +18,7 @@ use crate::common::bootsource::{
 };
 use crate::common::faults::{Fault, FaultProxy, When};
 use crate::common::nginx::{BareServer, Nginx};
+use crate::common::proxy::Proxy;
 use crate::common::{disk, tools};
 
 const MIB: u64 = 1 << 20;
@@ -309,4 +311,46 @@ fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
         );
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
+}
+
+/// HTTPS with a private CA (`--cert-dir`) or unverified, through `HTTPS_PROXY`
+/// (tinyproxy, CONNECT), and redirects followed but bounded.
+#[test]
+fn https_trust_proxies_and_redirects() {
+    let f = Fixture::new(11);
+    let nginx = Nginx::builder().tls().start();
+    nginx.put("disk.qcow2", &fs::read(&f.qcow2).unwrap());
+    let url = nginx.url("disk.qcow2");
+    let target = f.target("out");
+    expect_error(&import(&url, &target, &[]), &[]);
+    assert!(!target.exists());
+    let cert_dir = nginx.cert_dir().to_str().unwrap().to_owned();
+    let report = import_json(&url, &target, &["--cert-dir", &cert_dir]);
+    assert_same_disk(&f.qcow2, &target, &report);
+    fs::remove_file(&target).unwrap();
+
+    let proxy = Proxy::start();
+    let mut command = import_command(&url, &target, &["--tls-verify=false", "--json"]);
+    command.env("HTTPS_PROXY", proxy.url());
+    let output = tools::run_any_status(&mut command);
+    let report = crate::common::bootsource::ImportReport::parse(&expect_success(&output, "proxy"));
+    assert_same_disk(&f.qcow2, &target, &report);
+    let connect = format!("CONNECT {}", nginx.addr());
+    assert!(
+        proxy.requests().iter().any(|r| r.starts_with(&connect)),
+        "{:?}",
+        proxy.requests()
+    );
+    fs::remove_file(&target).unwrap();
+
+    let report = import_json(
+        &nginx.url("redirect/disk.qcow2"),
+        &target,
+        &["--cert-dir", &cert_dir],
+    );
+    assert_same_disk(&f.qcow2, &target, &report);
+    fs::remove_file(&target).unwrap();
+    let output = import(&nginx.url("loop"), &target, &["--cert-dir", &cert_dir]);
+    expect_error(&output, &["redirect"]);
+    assert!(!target.exists());
 }

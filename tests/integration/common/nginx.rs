@@ -32,6 +32,7 @@ use tempfile::TempDir;
 
 use super::auth::Credentials;
 use super::daemon::free_port;
+use super::tls::TestCa;
 use super::tools;
 
 /// How long nginx may take to answer after it starts.
@@ -41,12 +42,19 @@ const START_TIMEOUT: Duration = Duration::from_secs(15);
 #[derive(Debug, Default)]
 pub struct NginxBuilder {
     credentials: Option<Credentials>,
+    tls: bool,
 }
 
 impl NginxBuilder {
     /// Require HTTP basic auth with this user (htpasswd, bcrypt).
     pub fn basic_auth(mut self, user: &str, password: &str) -> Self {
         self.credentials = Some(Credentials::new(user, password));
+        self
+    }
+
+    /// Serve HTTPS with a certificate from a fresh test CA (see [`Nginx::cert_dir`]).
+    pub fn tls(mut self) -> Self {
+        self.tls = true;
         self
     }
 
@@ -67,6 +75,15 @@ impl NginxBuilder {
             }
             None => String::new(),
         };
+        let ca = self.tls.then(|| TestCa::generate(&dir.path().join("tls")));
+        let ssl = match &ca {
+            Some(ca) => format!(
+                "ssl; ssl_certificate {}; ssl_certificate_key {};",
+                ca.server_cert.display(),
+                ca.server_key.display()
+            ),
+            None => ";".into(),
+        };
         let port = free_port();
         let d = dir.path().display();
         let config = format!(
@@ -78,8 +95,10 @@ impl NginxBuilder {
                fastcgi_temp_path {d}/fastcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
                types {{ }} default_type application/octet-stream;
                server {{
-                 listen 127.0.0.1:{port}; root {}; {auth}
+                 listen 127.0.0.1:{port} {ssl} root {}; {auth}
                  location /private/ {{ if ($http_x_token != \"abc\") {{ return 403; }} }}
+                 location /redirect/ {{ rewrite ^/redirect/(.*)$ /$1 redirect; }}
+                 location = /loop {{ return 302 /loop; }}
                }}
              }}",
             root.display()
@@ -103,6 +122,7 @@ impl NginxBuilder {
             root,
             port,
             process,
+            ca,
         };
         nginx.wait_until_up();
         nginx
@@ -116,6 +136,7 @@ pub struct Nginx {
     root: PathBuf,
     port: u16,
     process: Child,
+    ca: Option<TestCa>,
 }
 
 impl Nginx {
@@ -143,9 +164,19 @@ impl Nginx {
         SocketAddr::from(([127, 0, 0, 1], self.port))
     }
 
-    /// `http://127.0.0.1:PORT/NAME`.
+    /// `http://127.0.0.1:PORT/NAME` (`https://` with TLS).
     pub fn url(&self, name: &str) -> String {
-        format!("http://{}/{name}", self.addr())
+        let scheme = if self.ca.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}/{name}", self.addr())
+    }
+
+    /// The directory holding the CA as `ca.crt`, for `--cert-dir`. Panics without TLS.
+    pub fn cert_dir(&self) -> &Path {
+        &self
+            .ca
+            .as_ref()
+            .expect("nginx started without TLS")
+            .cert_dir
     }
 
     /// Serves `bytes` as `name` from now on: written beside it, given a modification
