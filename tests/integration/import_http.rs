@@ -354,3 +354,55 @@ fn https_trust_proxies_and_redirects() {
     expect_error(&output, &["redirect"]);
     assert!(!target.exists());
 }
+
+/// A qcow2 whose tables come after its data (a resize moves the L1 table to the end)
+/// needs a second pass past the spool limit: from a file that is read again, from
+/// standard input it is refused with the reason.
+#[test]
+fn a_qcow2_needing_a_second_pass_is_refused_on_standard_input() {
+    let f = Fixture::new(12);
+    let resized = f.target("resized.qcow2");
+    fs::copy(&f.qcow2, &resized).unwrap();
+    tools::run(
+        "qemu-img",
+        ["resize", "-q", resized.to_str().unwrap(), "+2G"],
+    );
+    let limit = ["--spool-limit", "1M"];
+    let target = f.target("from-file");
+    let report = import_json(&format!("file:{}", resized.display()), &target, &limit);
+    assert_same_disk(&resized, &target, &report);
+    assert!(report.passes >= 2, "{}", report.json);
+
+    let target = f.target("from-stdin");
+    let mut command = import_command("-", &target, &limit);
+    command.stdin(Stdio::from(fs::File::open(&resized).unwrap()));
+    let output = tools::run_any_status(&mut command);
+    expect_error(&output, &["standard input cannot be read twice"]);
+    assert!(!target.exists(), "nothing left behind");
+}
+
+/// CoreOS-style: a big virtual raw disk holding little data, xz-compressed. Its length
+/// comes from the xz index (one ranged request for the tail); the zeros are not
+/// written, so the target stays sparse. (Time ∝ data is shown in the bench.)
+#[test]
+fn a_sparse_raw_xz_is_sized_by_its_index_and_written_sparse() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("big.raw");
+    disk::write_raw_disk(&raw, 8 * MIB, 13);
+    let file = fs::File::options().write(true).open(&raw).unwrap();
+    file.set_len(512 * MIB).unwrap();
+    drop(file);
+    let nginx = Nginx::start();
+    let mut command = std::process::Command::new("xz");
+    command.args(["-T2", "-c"]).arg(&raw);
+    nginx.put("big.raw.xz", &tools::run_command(&mut command).stdout);
+    let target = dir.path().join("out");
+    let report = import_json(&nginx.url("big.raw.xz"), &target, &[]);
+    assert_same_disk(&raw, &target, &report);
+    crate::common::bootsource::assert_sparse(&target, 0.05);
+    assert!(
+        nginx.access_log().contains("\" 206 "),
+        "the xz index was read with a range:\n{}",
+        nginx.access_log()
+    );
+}
