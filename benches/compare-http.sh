@@ -52,8 +52,10 @@ if [ ! -s "$IMAGES/disk.raw.xz" ] || [ ! -s "$IMAGES/disk.raw.gz" ]; then
     virtual=$(bytes "$VIRTUAL") data=$(bytes "$DATA") piece=$((64 << 20))
     pieces=$((data / piece)) stride=$((virtual / (data / piece) / piece * piece))
     truncate -s "$virtual" "$IMAGES/disk.raw"
-    # head closes the pipe once it has enough: tar's SIGPIPE is expected.
-    { tar cf - /usr 2>/dev/null || true; } | head -c "$data" >"$IMAGES/data"
+    # A line first, so that the disk does not start with a tar header (which a disk file
+    # may not: it would be read as an archive). head closes the pipe once it has
+    # enough: tar's SIGPIPE is expected.
+    { echo "bootsource bench disk"; tar cf - /usr 2>/dev/null || true; } | head -c "$data" >"$IMAGES/data"
     [ "$(stat -c %s "$IMAGES/data")" = "$data" ] || { echo "/usr holds less than $DATA" >&2; exit 1; }
     for ((i = 0; i < pieces; i++)); do
         dd if="$IMAGES/data" of="$IMAGES/disk.raw" bs=64M skip="$i" seek=$((i * stride / piece)) \
@@ -92,7 +94,8 @@ run() { # EXT CONTENDER ROUND
     start=$(date +%s.%N)
     if [ "$who" = bootsource ]; then
         /usr/bin/time -f '%U %S' -o "$WORK/time" "$BOOTSOURCE" import \
-            "http://127.0.0.1:$PORT/disk.raw.$ext" --to "$target" --json >"$WORK/out" 2>&1
+            "http://127.0.0.1:$PORT/disk.raw.$ext" --to "$target" --json >"$WORK/out" 2>&1 ||
+            { cat "$WORK/out" >&2; exit 1; }
         cpu=$(awk '{ print $1 + $2 }' "$WORK/time")
     else
         local tool=gunzip
@@ -101,7 +104,7 @@ run() { # EXT CONTENDER ROUND
             curl -s -o '$scratch/disk.raw.$ext' 'http://127.0.0.1:$PORT/disk.raw.$ext' &&
             $tool '$scratch/disk.raw.$ext' &&
             qemu-img convert -t writeback -f raw -O raw '$scratch/disk.raw' '$target' &&
-            sync -f '$target'" >"$WORK/out" 2>&1
+            sync -f '$target'" >"$WORK/out" 2>&1 || { cat "$WORK/out" >&2; exit 1; }
         cpu=$(awk '{ print $1 + $2 }' "$WORK/time")
         peak=$(du -sB1 "$scratch" | cut -f1)
     fi
@@ -119,7 +122,7 @@ for ((r = 1; r <= RUNS; r++)); do
     done
 done
 
-median() { sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+median() { sort -n | awk '{ a[NR] = $1 } END { printf "%.2f\n", (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 OUT=$REPO/benches/results/$(date +%F)-http.md
 {
     echo "# HTTP sources: bootsource vs the CDI-style path ($(date +%F))"
@@ -140,4 +143,4 @@ OUT=$REPO/benches/results/$(date +%F)-http.md
         done
     done
 } | tee "$OUT"
-[ "$CLEAN" = 1 ] && rm -rf "$IMAGES"
+if [ "$CLEAN" = 1 ]; then rm -rf "$IMAGES"; fi
