@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use bootsource_importer::{ImageRef, Platform};
+use bootsource_importer::{Checksum, Credentials, ExtraHeader, ImageRef, Platform, Url};
 use clap::{Args, Parser, Subcommand};
 
 /// Keeps golden VM disk images on local storage up to date from container disks.
@@ -132,9 +132,26 @@ pub struct TrustFlags {
     pub registries_d: Option<PathBuf>,
 }
 
+/// For a single disk file: https://…, http://…, file:PATH or - (standard input).
+#[derive(Debug, Clone, Args)]
+pub struct FileFlags {
+    /// The checksum the file must have, checked while it streams (sha256:HEX or sha512:HEX).
+    #[arg(long, value_name = "ALGO:HEX", conflicts_with = "checksum_url")]
+    pub checksum: Option<Checksum>,
+    /// A checksum file (SHA256SUMS, BSD style, Fedora's CHECKSUM) listing the file by name.
+    #[arg(long, value_name = "URL")]
+    pub checksum_url: Option<Url>,
+    /// Basic credentials for the web server (default: the auth file's entry for HOST:PORT).
+    #[arg(long, value_name = "USER:PASSWORD")]
+    pub creds: Option<Credentials>,
+    /// An extra request header, repeatable (like CDI's extraHeaders).
+    #[arg(long = "header", value_name = "'NAME: VALUE'")]
+    pub headers: Vec<ExtraHeader>,
+}
+
 #[derive(Debug, Args)]
 pub struct ImportArgs {
-    /// docker://HOST[:PORT]/REPO[:TAG|@DIGEST] or oci:DIR[:TAG].
+    /// docker://HOST[:PORT]/REPO[:TAG|@DIGEST], oci:DIR[:TAG], https://…/FILE, file:PATH or -.
     pub source: ImageRef,
     /// A file to create (sparse, sized to the disk) or an existing block device.
     #[arg(long, value_name = "TARGET")]
@@ -143,6 +160,8 @@ pub struct ImportArgs {
     pub registry: RegistryFlags,
     #[command(flatten)]
     pub trust: TrustFlags,
+    #[command(flatten)]
+    pub file: FileFlags,
     /// Print the result as JSON on stdout instead of a summary line.
     #[arg(long)]
     pub json: bool,
@@ -165,12 +184,14 @@ pub struct ImportArgs {
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// docker://HOST[:PORT]/REPO[:TAG|@DIGEST] or oci:DIR[:TAG].
+    /// docker://HOST[:PORT]/REPO[:TAG|@DIGEST], oci:DIR[:TAG], https://…/FILE, file:PATH or -.
     pub source: ImageRef,
     #[command(flatten)]
     pub registry: RegistryFlags,
     #[command(flatten)]
     pub trust: TrustFlags,
+    #[command(flatten)]
+    pub file: FileFlags,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -206,6 +227,44 @@ mod tests {
             panic!()
         };
         assert!(a.registry.tls_verify);
+    }
+
+    #[test]
+    fn file_flags() {
+        let Command::Import(a) = Cli::try_parse_from([
+            "bootsource",
+            "import",
+            "https://127.0.0.1:8080/d.qcow2",
+            "--to",
+            "y",
+            "--creds",
+            "u:p:w",
+            "--header",
+            "X-A: 1",
+            "--header",
+            "X-B: 2",
+            "--checksum",
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!()
+        };
+        assert_eq!(a.file.headers.len(), 2);
+        assert!(a.file.creds.is_some() && a.file.checksum.is_some());
+        assert!(
+            Cli::try_parse_from([
+                "bootsource",
+                "import",
+                "-",
+                "--to",
+                "y",
+                "--checksum",
+                "sha256:00",
+            ])
+            .is_err()
+        );
     }
 
     #[test]

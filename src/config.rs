@@ -40,7 +40,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use bootsource_importer::{ImageRef, Platform, read_regular_file};
+use bootsource_importer::{Checksum, ImageRef, Platform, Url, read_regular_file};
 use bootsource_poller::Schedule;
 use bootsource_storage::{BackendConfig, BackendKind, StoreConfig};
 use serde::Deserialize;
@@ -149,9 +149,17 @@ pub struct SourceConfig {
     /// Unique name; also the directory and volume prefix.
     #[serde(deserialize_with = "source_name")]
     pub name: String,
-    /// `docker://…` or `oci:…`.
+    /// `docker://…`, `oci:…`, or `https://…` (`http://…`) for a disk file.
     #[serde(deserialize_with = "from_str")]
     pub image: ImageRef,
+    /// An `https://` source's checksum (`sha256:HEX` or `sha512:HEX`); a file that
+    /// does not match is refused. With a sha256, polls need no request at all.
+    #[serde(default, deserialize_with = "opt_from_str")]
+    pub checksum: Option<Checksum>,
+    /// An `https://` source's checksum file (SHA256SUMS, BSD lines, Fedora's
+    /// CHECKSUM), read at every poll: a new line for the file is a new version.
+    #[serde(default, deserialize_with = "opt_from_str")]
+    pub checksum_url: Option<Url>,
     /// Poll and import new digests; off keeps the current version.
     #[serde(default = "yes")]
     pub auto_update: bool,
@@ -238,6 +246,7 @@ impl Config {
                     c_str(&s.schedule)
                 );
             }
+            check_image(s)?;
             if s.imports_to_keep == 0 {
                 bail!("source {:?}: imports_to_keep must be at least 1", s.name);
             }
@@ -318,6 +327,30 @@ pub fn peek_log_format(path: &Path) -> Option<LogFormat> {
     let text = std::fs::read_to_string(path).ok()?;
     let table: toml::Table = toml::from_str(&text).ok()?;
     LogFormat::deserialize(table.get("log_format")?.clone()).ok()
+}
+
+/// The daemon imports what it can poll: registries, layouts and HTTP(S) files.
+fn check_image(s: &SourceConfig) -> anyhow::Result<()> {
+    match &s.image {
+        ImageRef::File(_) | ImageRef::Stdin => bail!(
+            "source {:?}: image must be docker://, oci: or http(s):// (file: and - are for bootsource import)",
+            s.name
+        ),
+        ImageRef::Http(_) => {
+            if s.checksum.is_some() && s.checksum_url.is_some() {
+                bail!(
+                    "source {:?} sets both checksum and checksum_url; choose one",
+                    s.name
+                );
+            }
+            Ok(())
+        }
+        _ if s.checksum.is_some() || s.checksum_url.is_some() => bail!(
+            "source {:?}: checksum and checksum_url are for http(s):// images (a registry's digests are checked anyway)",
+            s.name
+        ),
+        _ => Ok(()),
+    }
 }
 
 fn c_str(s: &Option<Schedule>) -> String {
@@ -540,6 +573,31 @@ mod tests {
         assert!(bad("image2 = 1").contains("image2"));
         let bad_image = "[[source]]\nname = \"x\"\nimage = \"fedora:41\"";
         assert!(format!("{:#}", Config::parse(bad_image).unwrap_err()).contains("transport"));
+    }
+
+    #[test]
+    fn http_sources_take_a_checksum_or_a_checksum_file() {
+        let text = r#"
+            [[source]]
+            name = "debian"
+            image = "https://cloud.debian.org/images/debian-12-generic-amd64.qcow2"
+            checksum_url = "https://cloud.debian.org/images/SHA512SUMS"
+            [[source]]
+            name = "coreos"
+            image = "http://127.0.0.1:8080/coreos.raw.xz"
+            checksum = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        "#;
+        let c = Config::parse(text).unwrap();
+        assert!(c.sources[0].checksum_url.is_some());
+        assert!(c.sources[1].checksum.is_some());
+        let refused = |text: &str| format!("{:#}", Config::parse(text).unwrap_err());
+        let both = format!("{text}checksum_url = \"https://x/SUMS\"\n");
+        assert!(refused(&both).contains("both"), "{}", refused(&both));
+        let registry = format!("{MINIMAL}checksum = \"sha256:{}\"\n", "0".repeat(64));
+        assert!(refused(&registry).contains("http(s)"));
+        assert!(refused("[[source]]\nname = \"x\"\nimage = \"-\"\n").contains("file: and -"));
+        let bad = format!("{MINIMAL}checksum = \"sha256:12\"\n");
+        assert!(refused(&bad).contains("invalid checksum"));
     }
 
     #[test]

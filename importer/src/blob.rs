@@ -6,18 +6,23 @@
 //! blob only after the producer has checked size and digest; a mismatch arrives as an
 //! error instead of the end. So a consumer that reads to EOF has read verified bytes,
 //! and one that stops early must call [`BlobReader::drain`] before trusting anything.
+//!
+//! What "verified" means is the blob's [`Expected`]: a layer's size and digest, or a
+//! single file's length (when the server said it) and the checksum the user gave (none
+//! is fine). The sha256 of the bytes is always computed and handed over with the end
+//! ([`BlobReader::sha256`]): for a single file it is the version's digest.
 
 use std::io::{self, BufRead, Read};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
-use sha2::{Digest as _, Sha256};
 use tokio::sync::mpsc;
 
+use crate::checksum::Hashes;
 use crate::manifest::Layer;
-use crate::progress::Progress;
-use crate::{Digest, Error, Result};
+use crate::progress::{Cancel, Progress};
+use crate::{Checksum, Digest, Error, FileProblem, Result};
 
 /// Chunks in flight between producer and consumer (each up to ~1 MiB).
 pub(crate) const CHANNEL_CHUNKS: usize = 8;
@@ -26,16 +31,43 @@ pub(crate) const CHANNEL_CHUNKS: usize = 8;
 #[derive(Debug)]
 pub(crate) enum Message {
     Data(Bytes),
-    /// The blob ended and matched its size and digest.
-    Verified,
+    /// The blob ended and matched what was expected; its sha256.
+    Verified(Digest),
     Failed(Error),
+}
+
+/// Which blob this is, for errors: a layer (named by its digest) or a single file
+/// (named as the user wrote it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum BlobName {
+    Layer(Digest),
+    File(Arc<str>),
+}
+
+/// What a blob must turn out to be. A layer: its size and digest. A single file: its
+/// length if the server said it, and the checksum the user gave, if any.
+#[derive(Debug, Clone)]
+pub(crate) struct Expected {
+    pub name: BlobName,
+    pub size: Option<u64>,
+    pub checksum: Option<Checksum>,
+}
+
+impl Expected {
+    pub fn layer(layer: &Layer) -> Self {
+        Self {
+            name: BlobName::Layer(layer.digest),
+            size: Some(layer.size),
+            checksum: Some(layer.digest.into()),
+        }
+    }
 }
 
 /// The producer's half: hashes, counts and forwards chunks.
 #[derive(Debug)]
 pub(crate) struct Verifier {
-    layer: Layer,
-    hasher: Sha256,
+    expected: Expected,
+    hashes: Hashes,
     received: u64,
     sender: mpsc::Sender<Message>,
     progress: Arc<Progress>,
@@ -44,49 +76,45 @@ pub(crate) struct Verifier {
 /// The consumer's half: a `Read` over the verified blob.
 #[derive(Debug)]
 pub struct BlobReader {
-    digest: Digest,
+    name: BlobName,
     receiver: mpsc::Receiver<Message>,
     current: Bytes,
-    done: bool,
+    /// The sha256 of the whole blob, once it has verified.
+    verified: Option<Digest>,
 }
 
 /// A connected producer/consumer pair for `layer`, counting bytes into `progress`.
 pub(crate) fn channel(layer: &Layer, progress: Arc<Progress>) -> (Verifier, BlobReader) {
+    channel_for(Expected::layer(layer), progress)
+}
+
+/// A connected producer/consumer pair for a blob expected to be `expected`.
+pub(crate) fn channel_for(expected: Expected, progress: Arc<Progress>) -> (Verifier, BlobReader) {
     let (sender, receiver) = mpsc::channel(CHANNEL_CHUNKS);
+    let reader = BlobReader {
+        name: expected.name.clone(),
+        receiver,
+        current: Bytes::new(),
+        verified: None,
+    };
     let verifier = Verifier {
-        layer: layer.clone(),
-        hasher: Sha256::new(),
+        hashes: Hashes::for_expected(expected.checksum.as_ref()),
+        expected,
         received: 0,
         sender,
         progress,
-    };
-    let reader = BlobReader {
-        digest: layer.digest,
-        receiver,
-        current: Bytes::new(),
-        done: false,
     };
     (verifier, reader)
 }
 
 impl Verifier {
-    /// The blob's digest.
-    pub fn layer(&self) -> &Digest {
-        &self.layer.digest
-    }
-
-    /// The blob's declared size.
-    pub fn size(&self) -> u64 {
-        self.layer.size
-    }
-
     /// Bytes received so far: where a resumed download continues.
     pub fn received(&self) -> u64 {
         self.received
     }
 
     /// Hashes and forwards a chunk. Fails if the consumer is gone (the import ended)
-    /// or the blob grew past its declared size.
+    /// or the blob grew past its expected size.
     pub async fn push(&mut self, chunk: Bytes) -> Result<()> {
         self.account(&chunk)?;
         self.sender
@@ -104,38 +132,59 @@ impl Verifier {
     }
 
     fn account(&mut self, chunk: &[u8]) -> Result<()> {
-        self.hasher.update(chunk);
+        self.hashes.update(chunk);
         self.received += chunk.len() as u64;
         self.progress
             .downloaded
             .fetch_add(chunk.len() as u64, Ordering::Relaxed);
-        if self.received > self.layer.size {
+        if self.expected.size.is_some_and(|size| self.received > size) {
             return Err(self.size_mismatch());
         }
         Ok(())
     }
 
-    /// Checks what arrived against the descriptor: `Ok` only for the exact blob.
-    pub fn verify(&self) -> Result<()> {
-        if self.received != self.layer.size {
+    /// Checks what arrived against what was expected; the sha256 of the exact blob.
+    pub fn verify(&self) -> Result<Digest> {
+        if self.expected.size.is_some_and(|size| self.received != size) {
             return Err(self.size_mismatch());
         }
-        let actual = Digest::from_hasher(self.hasher.clone());
-        if actual != self.layer.digest {
-            return Err(Error::DigestMismatch {
-                what: "layer",
-                expected: self.layer.digest,
-                actual,
-            });
+        let digest = self.hashes.digest();
+        let Some(expected) = &self.expected.checksum else {
+            return Ok(digest);
+        };
+        let actual = self.hashes.actual(expected);
+        if actual == *expected {
+            return Ok(digest);
         }
-        Ok(())
+        Err(match &self.expected.name {
+            BlobName::Layer(layer) => Error::DigestMismatch {
+                what: "layer",
+                expected: *layer,
+                actual: digest,
+            },
+            BlobName::File(image) => Error::ChecksumMismatch {
+                image: image.to_string(),
+                expected: Box::new(expected.clone()),
+                actual: Box::new(actual),
+            },
+        })
     }
 
     fn size_mismatch(&self) -> Error {
-        Error::SizeMismatch {
-            digest: self.layer.digest,
-            expected: self.layer.size,
-            actual: self.received,
+        let expected = self.expected.size.unwrap_or_default();
+        match &self.expected.name {
+            BlobName::Layer(digest) => Error::SizeMismatch {
+                digest: *digest,
+                expected,
+                actual: self.received,
+            },
+            BlobName::File(image) => Error::FileSource {
+                image: image.to_string(),
+                problem: FileProblem::LengthChanged {
+                    expected,
+                    actual: self.received,
+                },
+            },
         }
     }
 
@@ -156,8 +205,45 @@ impl Verifier {
     fn verdict(&self, outcome: Result<()>) -> Message {
         outcome
             .and_then(|()| self.verify())
-            .map_or_else(Message::Failed, |()| Message::Verified)
+            .map_or_else(Message::Failed, Message::Verified)
     }
+}
+
+/// Bytes read at once by [`pump_on_thread`].
+const READ_CHUNK: usize = 1 << 20;
+
+/// Reads what `open` yields (a file, a pipe) to its end into `verifier`, on a thread of
+/// its own; `read_error` names a failure at the offset reached.
+pub(crate) fn pump_on_thread<R: Read>(
+    thread: &str,
+    open: impl FnOnce() -> Result<R> + Send + 'static,
+    mut verifier: Verifier,
+    cancel: Cancel,
+    read_error: impl Fn(u64, io::Error) -> Error + Send + 'static,
+) {
+    std::thread::Builder::new()
+        .name(thread.into())
+        .spawn(move || {
+            let outcome = (|| {
+                let mut source = open()?;
+                loop {
+                    if cancel.is_cancelled() {
+                        return Err(Error::Cancelled);
+                    }
+                    let mut buf = bytes::BytesMut::zeroed(READ_CHUNK);
+                    let n = source
+                        .read(&mut buf)
+                        .map_err(|e| read_error(verifier.received(), e))?;
+                    if n == 0 {
+                        return Ok(());
+                    }
+                    buf.truncate(n);
+                    verifier.push_blocking(buf.freeze())?;
+                }
+            })();
+            verifier.finish_blocking(outcome);
+        })
+        .expect("spawning a thread");
 }
 
 impl BlobReader {
@@ -170,7 +256,22 @@ impl BlobReader {
 
     /// Turns an I/O error from this reader back into the importer error it carries.
     pub fn error_from(&self, e: io::Error) -> Error {
-        into_error(self.digest, e)
+        match &self.name {
+            BlobName::Layer(digest) => into_error(*digest, e),
+            BlobName::File(image) => match e.downcast::<Error>() {
+                Ok(inner) => inner,
+                Err(e) => Error::SourceRead {
+                    image: image.to_string(),
+                    offset: 0,
+                    source: e,
+                },
+            },
+        }
+    }
+
+    /// The sha256 of the whole blob, once read to its verified end.
+    pub fn sha256(&self) -> Option<Digest> {
+        self.verified
     }
 }
 
@@ -189,7 +290,7 @@ pub(crate) fn into_error(digest: Digest, e: io::Error) -> Error {
 impl BlobReader {
     /// Waits for the next chunk; `false` at the verified end.
     fn next_chunk(&mut self) -> io::Result<bool> {
-        if self.done {
+        if self.verified.is_some() {
             return Ok(false);
         }
         match self.receiver.blocking_recv() {
@@ -197,14 +298,14 @@ impl BlobReader {
                 self.current = chunk;
                 Ok(true)
             }
-            Some(Message::Verified) => {
-                self.done = true;
+            Some(Message::Verified(digest)) => {
+                self.verified = Some(digest);
                 Ok(false)
             }
             Some(Message::Failed(e)) => Err(io::Error::other(e)),
             None => Err(io::Error::other(Error::Internal(format!(
-                "blob {} stream stopped without a verdict",
-                self.digest
+                "blob {:?} stream stopped without a verdict",
+                self.name
             )))),
         }
     }

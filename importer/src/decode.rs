@@ -10,12 +10,12 @@
 
 use bytes::Bytes;
 
-use crate::Result;
 use crate::blockmap::{Layout, Mapper};
 use crate::extent::{Extent, GuestOffset};
 use crate::format::{DiskFormat, Subformat};
 use crate::qcow2::{self, PassEnd};
 use crate::report::Qcow2Info;
+use crate::{Error, Result};
 use crate::{ova, vdi, vhd, vhdx, vmdk};
 
 /// A disk-format decoder: a pure state machine fed the disk file in order.
@@ -59,28 +59,34 @@ pub(crate) trait DiskDecoder: Send {
 }
 
 /// The decoder for `format`, for a disk file of `file_size` bytes starting with `head`.
+/// A raw disk needs the size (its size is its length), and so do the formats read
+/// through the block-map engine; a qcow2 can do without (a stream of unknown length).
 pub(crate) fn decoder_for(
     format: DiskFormat,
     head: &[u8],
-    file_size: u64,
+    file_size: Option<u64>,
     limits: qcow2::Limits,
-) -> Box<dyn DiskDecoder> {
-    match format {
-        DiskFormat::Raw => Box::new(RawDecoder {
-            pos: 0,
-            len: file_size,
-        }),
-        DiskFormat::Qcow2 => Box::new(qcow2::Decoder::new(file_size, limits)),
-        DiskFormat::Vhd => Box::new(Mapper::new(
-            vhd::VhdLayout::new(head, file_size),
-            file_size,
-            limits,
-        )),
-        DiskFormat::Vmdk => Box::new(Mapper::new(vmdk::VmdkLayout::default(), file_size, limits)),
-        DiskFormat::Vhdx => Box::new(Mapper::new(vhdx::VhdxLayout::default(), file_size, limits)),
-        DiskFormat::Vdi => Box::new(Mapper::new(vdi::VdiLayout::default(), file_size, limits)),
-        DiskFormat::Ova => Box::new(ova::OvaDecoder::new(file_size, limits)),
+) -> Result<Box<dyn DiskDecoder>> {
+    if format == DiskFormat::Qcow2 {
+        return Ok(match file_size {
+            Some(len) => Box::new(qcow2::Decoder::new(len, limits)),
+            None => Box::new(qcow2::Decoder::new_unsized(limits)),
+        });
     }
+    let Some(len) = file_size else {
+        return Err(Error::Internal(format!(
+            "a {format} disk of unknown length"
+        )));
+    };
+    Ok(match format {
+        DiskFormat::Raw => Box::new(RawDecoder { pos: 0, len }),
+        DiskFormat::Qcow2 => unreachable!("returned above"),
+        DiskFormat::Vhd => Box::new(Mapper::new(vhd::VhdLayout::new(head, len), len, limits)),
+        DiskFormat::Vmdk => Box::new(Mapper::new(vmdk::VmdkLayout::default(), len, limits)),
+        DiskFormat::Vhdx => Box::new(Mapper::new(vhdx::VhdxLayout::default(), len, limits)),
+        DiskFormat::Vdi => Box::new(Mapper::new(vdi::VdiLayout::default(), len, limits)),
+        DiskFormat::Ova => Box::new(ova::OvaDecoder::new(len, limits)),
+    })
 }
 
 impl<L: Layout + 'static> DiskDecoder for Mapper<L> {
@@ -109,7 +115,8 @@ impl<L: Layout + 'static> DiskDecoder for Mapper<L> {
     }
 }
 
-/// A raw disk is its own image: bytes pass through at their file offset.
+/// A raw disk is its own image: bytes pass through at their file offset. Its length
+/// was announced (a tar entry, a header); a stream longer or shorter is an error.
 struct RawDecoder {
     pos: u64,
     len: u64,
@@ -117,11 +124,18 @@ struct RawDecoder {
 
 impl DiskDecoder for RawDecoder {
     fn feed(&mut self, chunk: &Bytes, out: &mut Vec<Extent>) -> Result<()> {
+        let end = self.pos + chunk.len() as u64;
+        if end > self.len {
+            return Err(Error::DiskLengthMismatch {
+                announced: self.len,
+                actual: end,
+            });
+        }
         out.push(Extent::Data {
             offset: GuestOffset(self.pos),
             bytes: chunk.clone(),
         });
-        self.pos += chunk.len() as u64;
+        self.pos = end;
         Ok(())
     }
 
@@ -136,6 +150,12 @@ impl DiskDecoder for RawDecoder {
     }
 
     fn finish_pass(&mut self) -> Result<PassEnd> {
+        if self.pos != self.len {
+            return Err(Error::DiskLengthMismatch {
+                announced: self.len,
+                actual: self.pos,
+            });
+        }
         Ok(PassEnd::Complete)
     }
 }
@@ -187,12 +207,14 @@ impl FormatDecoder {
         limits: qcow2::Limits,
     ) -> std::result::Result<Self, crate::format::Refusal> {
         let format = crate::format::sniff(head, name)?;
-        Ok(Self(decoder_for(format, head, file_size, limits)))
+        Ok(Self(
+            decoder_for(format, head, Some(file_size), limits).expect("a size is given"),
+        ))
     }
 
     /// The decoder for `format`, whatever the file's magic says (for fuzzing).
     pub fn new(format: DiskFormat, head: &[u8], file_size: u64, limits: qcow2::Limits) -> Self {
-        Self(decoder_for(format, head, file_size, limits))
+        Self(decoder_for(format, head, Some(file_size), limits).expect("a size is given"))
     }
 
     /// Consumes the next bytes of the file; appends what they decode to.

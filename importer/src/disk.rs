@@ -231,6 +231,80 @@ pub(crate) fn walk_layer<R: Read>(
     }
 }
 
+/// Walks a tar given as a single file (`disk.tar.xz`, as Debian publishes): it must
+/// hold exactly one regular file, anywhere, which is the disk; directories and PAX
+/// global headers are ignored, links, devices and `..` paths refused. `on_disk`
+/// receives the disk's bytes as in [`walk_layer`]; the whole archive is read.
+pub(crate) fn walk_archive<R: Read>(
+    tar: R,
+    image: &str,
+    io: &dyn Fn(std::io::Error) -> Error,
+    mut on_disk: impl FnMut(&DiskEntry, &mut dyn Read) -> Result<()>,
+) -> Result<DiskEntry> {
+    let bad = |reason: String| Error::BadArchive {
+        image: image.to_owned(),
+        reason,
+    };
+    let mut archive = tar::Archive::new(PadToBlock::new(tar));
+    let mut found: Option<DiskEntry> = None;
+    for entry in archive.entries().map_err(io)? {
+        let mut entry = entry.map_err(io)?;
+        let path = entry.path().map_err(io)?.into_owned();
+        match entry.header().entry_type() {
+            EntryType::Directory | EntryType::XGlobalHeader => continue,
+            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {}
+            other => {
+                return Err(bad(format!(
+                    "{} is a {}; the archive must hold exactly one regular file",
+                    path.display(),
+                    describe(other)
+                )));
+            }
+        }
+        if path.components().any(|c| matches!(c, Component::ParentDir)) {
+            return Err(bad(format!("entry {} has a '..' path", path.display())));
+        }
+        let name = path.to_string_lossy().into_owned();
+        let several = "more than one file ({} and {}); a disk archive holds exactly one";
+        found = Some(take_disk(
+            &mut entry,
+            name,
+            found.as_ref(),
+            several,
+            &bad,
+            &mut on_disk,
+        )?);
+    }
+    found.ok_or_else(|| bad("the archive holds no regular file".into()))
+}
+
+/// Hands `entry`, the disk file `name`, to `on_disk` — unless a disk was `found`
+/// already: `several` (with two `{}` for the names) says what is wrong then.
+fn take_disk<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+    name: String,
+    found: Option<&DiskEntry>,
+    several: &str,
+    bad: &dyn Fn(String) -> Error,
+    on_disk: &mut impl FnMut(&DiskEntry, &mut dyn Read) -> Result<()>,
+) -> Result<DiskEntry> {
+    if let Some(first) = found {
+        return Err(bad(several
+            .replacen("{}", &first.name, 1)
+            .replacen("{}", &name, 1)));
+    }
+    refuse_pax_sparse(entry, &name).map_err(|problem| bad(problem.to_string()))?;
+    // Read through the tar reader, which expands an old GNU sparse entry's holes: a
+    // single-file archive is not walked with gnu_sparse's filter (yet).
+    let disk = DiskEntry {
+        name,
+        size: entry.size(),
+        sparse: None,
+    };
+    on_disk(&disk, entry)?;
+    Ok(disk)
+}
+
 /// Ends a stream on a 512-byte boundary, adding zeros if it stops short.
 ///
 /// umoci 0.4 (still in Debian) writes layers without the last file's padding and
@@ -396,6 +470,60 @@ mod tests {
         .unwrap();
         assert!(matches!(outcome, LayerOutcome::Found(_)));
         assert_eq!(got, data);
+    }
+
+    fn archive(entries: &[(&str, EntryType, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, kind, data) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_entry_type(*kind);
+            b.append_data(&mut h, name, *data).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    fn walk(tar: &[u8]) -> Result<(DiskEntry, Vec<u8>)> {
+        let mut got = Vec::new();
+        let io = |e| Error::CorruptFile {
+            image: "x".into(),
+            what: "tar archive",
+            source: e,
+        };
+        let entry = walk_archive(tar, "file:x.tar", &io, |_, r| {
+            r.read_to_end(&mut got).unwrap();
+            Ok(())
+        })?;
+        Ok((entry, got))
+    }
+
+    #[test]
+    fn an_archive_holds_exactly_one_regular_file() {
+        let tar = archive(&[
+            ("dir/", EntryType::Directory, b""),
+            ("dir/disk.raw", EntryType::Regular, b"raw bytes"),
+        ]);
+        let (entry, got) = walk(&tar).unwrap();
+        assert_eq!(entry.name, "dir/disk.raw");
+        assert_eq!(got, b"raw bytes");
+        for (bad, why) in [
+            (
+                archive(&[
+                    ("a", EntryType::Regular, b"1"),
+                    ("b", EntryType::Regular, b"2"),
+                ]),
+                "more than one",
+            ),
+            (
+                archive(&[("d/", EntryType::Directory, b"")]),
+                "no regular file",
+            ),
+            (archive(&[("l", EntryType::Symlink, b"")]), "symbolic link"),
+        ] {
+            let err = walk(&bad).unwrap_err().to_string();
+            assert!(err.contains(why), "{err}");
+        }
     }
 
     const MIB: u64 = 1 << 20;

@@ -124,6 +124,81 @@ pub enum Error {
         #[source]
         refusal: Box<crate::trust::PolicyRefusal>,
     },
+    // ---- single-file sources (https://, file:, -) ----
+    /// An HTTP(S) request for a disk file (or its checksum file) failed.
+    #[error("HTTP request for {url} failed")]
+    Http {
+        /// The URL asked for.
+        url: String,
+        /// What happened: the server's status and first words, or the transport error.
+        #[source]
+        source: Box<crate::RegistryError>,
+    },
+    /// Reading a single-file source failed (the network without a way to resume, a
+    /// local disk, the pipe).
+    #[error("reading {image} at byte {offset} failed")]
+    SourceRead {
+        /// The source as given.
+        image: String,
+        /// Bytes received before the failure.
+        offset: u64,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The bytes received do not match the checksum given for them.
+    #[error("checksum mismatch for {image}: expected {expected}, got {actual}")]
+    ChecksumMismatch {
+        /// The source as given.
+        image: String,
+        /// The checksum given (`--checksum`, the checksum file).
+        expected: Box<crate::Checksum>,
+        /// The checksum of the bytes received.
+        actual: Box<crate::Checksum>,
+    },
+    /// A single-file source cannot be imported as it is.
+    #[error("{image}: {problem}")]
+    FileSource {
+        /// The source as given.
+        image: String,
+        /// What is wrong.
+        problem: crate::FileProblem,
+    },
+    /// The checksum file cannot be used.
+    #[error("checksum file {url}: {problem}")]
+    ChecksumFile {
+        /// Where it came from.
+        url: String,
+        /// What is wrong.
+        problem: crate::ChecksumFileProblem,
+    },
+    /// A single file is not a valid compressed stream or tar archive.
+    #[error("{image} is not a valid {what}")]
+    CorruptFile {
+        /// The source as given.
+        image: String,
+        /// `gzip stream`, `xz stream`, `tar archive`, …
+        what: &'static str,
+        /// The decoder's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A tar archive given as a single file does not hold exactly one disk file.
+    #[error("{image}: {reason}")]
+    BadArchive {
+        /// The source as given.
+        image: String,
+        /// What is wrong (no file, several, a link, an unsafe path).
+        reason: String,
+    },
+    /// A raw disk's stream was longer or shorter than its headers announced.
+    #[error("the raw disk is {actual} bytes long, not the {announced} bytes announced")]
+    DiskLengthMismatch {
+        /// From the compression's headers (zstd frame, xz index).
+        announced: u64,
+        /// Bytes that arrived (at least).
+        actual: u64,
+    },
 
     // ---- blob integrity ----
     /// The bytes received do not hash to the digest that names them.
@@ -333,7 +408,7 @@ impl Error {
     /// The registry's answer, when it answered with an error status.
     fn status(&self) -> Option<(u16, &[String])> {
         match self {
-            Self::Registry { source, .. } => match &**source {
+            Self::Registry { source, .. } | Self::Http { source, .. } => match &**source {
                 crate::RegistryError::Status { status, codes, .. } => Some((*status, codes)),
                 _ => None,
             },
@@ -351,7 +426,7 @@ impl Error {
     /// The registry's `Retry-After`, as sent (with a 429 or a 503).
     pub fn retry_after(&self) -> Option<&str> {
         match self {
-            Self::Registry { source, .. } => match &**source {
+            Self::Registry { source, .. } | Self::Http { source, .. } => match &**source {
                 crate::RegistryError::Status { retry_after, .. } => retry_after.as_deref(),
                 _ => None,
             },

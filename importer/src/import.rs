@@ -7,16 +7,20 @@
 //! it. Nothing is written before the place is handed over, and the importer never
 //! opens a storage path. Dropping an `Import` instead cancels it: `inspect` is a start
 //! without a write.
+//!
+//! A single disk file (`https://…`, `file:`, `-`) takes the same two steps through
+//! `pipeline::run_file`; its digest is the sha256 of its bytes, known at its end.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use bootsource_place::Place;
 
-use crate::origin::{Origin, ResolvedImage};
-use crate::pipeline::{self, Caller, Outcome};
+use crate::origin::file::FileOrigin;
+use crate::origin::{Origin, ResolvedImage, Validators};
+use crate::pipeline::{self, Caller, Converted, Handshake};
 use crate::trust::{self, Candidate};
-use crate::{DiskInfo, Error, ImageRef, ImportOptions, ImportReport, Result, Verdict};
+use crate::{Digest, DiskInfo, Error, ImageRef, ImportOptions, ImportReport, Result, Verdict};
 
 /// Whether a refusal by the signature policy stops the import (`inspect` only shows it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,13 +33,25 @@ pub(crate) enum Enforce {
 #[derive(Debug)]
 pub struct Import {
     reference: String,
-    image: ResolvedImage,
-    verdict: Verdict,
+    /// The container image; `None` for a single file.
+    image: Option<ResolvedImage>,
+    /// The signature policy's verdict; `None` for a single file, which checksums
+    /// vouch for (containers' policy.json speaks of container images only).
+    verdict: Option<Verdict>,
+    file: Option<Arc<FileOrigin>>,
     disk: DiskInfo,
     place: std::sync::mpsc::SyncSender<Arc<dyn Place>>,
-    pipeline: tokio::task::JoinHandle<Result<Outcome>>,
+    pipeline: tokio::task::JoinHandle<Result<Finished>>,
     options: ImportOptions,
     started: Instant,
+}
+
+/// What the pipeline did: the blob the disk came from (a layer, or the single file,
+/// by its sha256) and the conversion.
+#[derive(Debug)]
+struct Finished {
+    blob: Digest,
+    converted: Converted,
 }
 
 impl Import {
@@ -51,18 +67,70 @@ impl Import {
         options: &ImportOptions,
         enforce: Enforce,
     ) -> Result<Self> {
+        if reference.is_single_file() {
+            return Self::start_file(reference, options).await;
+        }
         let started = Instant::now();
         let origin = Origin::connect(reference, &options.registry).await?;
         let image = origin.resolve(&options.platform()).await?;
         let verdict = judge(&origin, reference, &image, options, enforce).await?;
         check_layers(&image)?;
         tracing::info!(image = %reference, digest = %image.digest, layers = image.layers.len(), "importing");
-        let (handshake, Caller { announced, place }) = pipeline::handshake();
         let settings = options.settings();
         let resolved = image.clone();
-        let pipeline = tokio::task::spawn_blocking(move || {
-            pipeline::run(&origin, &resolved, &settings, handshake)
-        });
+        Self::paused(
+            reference,
+            Some(image),
+            Some(verdict),
+            None,
+            options,
+            started,
+            move |handshake| {
+                pipeline::run(&origin, &resolved, &settings, handshake).map(|o| Finished {
+                    blob: o.layer.digest,
+                    converted: o.converted,
+                })
+            },
+        )
+        .await
+    }
+
+    /// [`start`](Self::start) for a single disk file (`https://…`, `file:`, `-`).
+    async fn start_file(reference: &ImageRef, options: &ImportOptions) -> Result<Self> {
+        let started = Instant::now();
+        let origin = Arc::new(FileOrigin::connect(reference, options).await?);
+        tracing::info!(image = %reference, checksum = ?origin.checksum(), "importing a single file");
+        let settings = options.settings();
+        let file = Arc::clone(&origin);
+        Self::paused(
+            reference,
+            None,
+            None,
+            Some(origin),
+            options,
+            started,
+            move |handshake| {
+                pipeline::run_file(&file, &settings, handshake).map(|o| Finished {
+                    blob: o.sha256,
+                    converted: o.converted,
+                })
+            },
+        )
+        .await
+    }
+
+    /// Runs `pipeline` on a blocking thread until it announces the disk.
+    async fn paused(
+        reference: &ImageRef,
+        image: Option<ResolvedImage>,
+        verdict: Option<Verdict>,
+        file: Option<Arc<FileOrigin>>,
+        options: &ImportOptions,
+        started: Instant,
+        pipeline: impl FnOnce(Handshake) -> Result<Finished> + Send + 'static,
+    ) -> Result<Self> {
+        let (handshake, Caller { announced, place }) = pipeline::handshake();
+        let pipeline = tokio::task::spawn_blocking(move || pipeline(handshake));
         let disk = match announced.await {
             Ok(disk) => disk,
             // The pipeline ended before the disk's size was known: its error says why.
@@ -72,6 +140,7 @@ impl Import {
             reference: reference.to_string(),
             image,
             verdict,
+            file,
             disk,
             place,
             pipeline,
@@ -80,14 +149,38 @@ impl Import {
         })
     }
 
-    /// The image, resolved to one platform.
-    pub fn image(&self) -> &ResolvedImage {
-        &self.image
+    /// The container image, resolved to one platform; `None` for a single file.
+    pub fn image(&self) -> Option<&ResolvedImage> {
+        self.image.as_ref()
+    }
+
+    /// A single file's HTTP validators (`ETag`, `Last-Modified`), as first answered.
+    pub fn validators(&self) -> Option<Validators> {
+        self.file.as_ref().and_then(|f| f.validators())
+    }
+
+    /// Reads a single file to its end without writing it: its sha256 (checked against
+    /// its checksum, if one was given). `None` for a container image.
+    pub(crate) async fn hash_file(&self) -> Result<Option<Digest>> {
+        let Some(file) = &self.file else {
+            return Ok(None);
+        };
+        if let Some(digest) = file.checksum().and_then(crate::Checksum::as_digest) {
+            return Ok(Some(digest));
+        }
+        let mut blob = file.open(crate::Progress::new(), self.options.cancel.clone())?;
+        tokio::task::spawn_blocking(move || {
+            blob.drain()?;
+            Ok(blob.sha256())
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("hashing thread failed: {e}")))?
     }
 
     /// What the signature policy decided, and the signatures found.
-    pub fn verdict(&self) -> &Verdict {
-        &self.verdict
+    /// `None` for a single file.
+    pub fn verdict(&self) -> Option<&Verdict> {
+        self.verdict.as_ref()
     }
 
     /// The disk found: layer, name, format, virtual size.
@@ -103,12 +196,17 @@ impl Import {
         let _ = self.place.send(place);
         let outcome = joined(self.pipeline.await)?;
         let converted = outcome.converted;
+        let validators = self.file.as_ref().and_then(|f| f.validators());
+        let (digest, manifest_digest, platform) = match self.image {
+            Some(image) => (image.digest, image.manifest_digest, image.platform),
+            None => (outcome.blob, outcome.blob, None),
+        };
         Ok(ImportReport {
             image: self.reference,
-            digest: self.image.digest,
-            manifest_digest: self.image.manifest_digest,
-            platform: self.image.platform,
-            layer: outcome.layer.digest,
+            digest,
+            manifest_digest,
+            platform,
+            layer: outcome.blob,
             disk: converted.disk.name,
             format: converted.disk.format,
             virtual_size: converted.disk.virtual_size,
@@ -118,6 +216,8 @@ impl Import {
             spool_peak: converted.spool_peak,
             seconds: self.started.elapsed().as_secs_f64(),
             trust: self.verdict,
+            checksum: self.file.as_ref().and_then(|f| f.checksum().cloned()),
+            validators,
         })
     }
 }

@@ -8,24 +8,15 @@
 use std::io::{self, Read};
 
 use crate::blob::BlobReader;
-use crate::gzip::GzipReader;
+use crate::decompress::{Compression, Decompressor, MAGIC_BYTES};
 use crate::manifest::{Layer, LayerCompression};
 use crate::{Digest, Error, Result};
-
-const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
-const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
 /// A layer's tar stream.
 pub(crate) struct LayerReader {
     digest: Digest,
     compression: LayerCompression,
     decompressor: Decompressor,
-}
-
-enum Decompressor {
-    Plain(BlobReader),
-    Gzip(Box<GzipReader<BlobReader>>),
-    Zstd(zstd::stream::read::Decoder<'static, BlobReader>),
 }
 
 impl std::fmt::Debug for LayerReader {
@@ -43,26 +34,19 @@ impl LayerReader {
         let declared = layer.compression()?;
         let digest = layer.digest;
         let head = blob
-            .peek(4)
+            .peek(MAGIC_BYTES)
             .map_err(|e| crate::blob::into_error(digest, e))?;
-        let sniffed = if head.starts_with(&GZIP_MAGIC) {
-            LayerCompression::Gzip
-        } else if head.starts_with(&ZSTD_MAGIC) {
-            LayerCompression::Zstd
-        } else {
-            LayerCompression::None
+        // OCI layers are gzip, zstd or plain tar: other magic is tar's problem.
+        let (sniffed, compression) = match Compression::sniff(head) {
+            Compression::Gzip => (LayerCompression::Gzip, Compression::Gzip),
+            Compression::Zstd => (LayerCompression::Zstd, Compression::Zstd),
+            _ => (LayerCompression::None, Compression::None),
         };
         if sniffed != declared {
             tracing::warn!(layer = %layer.digest, ?declared, ?sniffed, "layer media type does not match its bytes; trusting the bytes");
         }
-        let decompressor = match sniffed {
-            LayerCompression::None => Decompressor::Plain(blob),
-            LayerCompression::Gzip => Decompressor::Gzip(Box::new(GzipReader::new(blob))),
-            LayerCompression::Zstd => Decompressor::Zstd(
-                zstd::stream::read::Decoder::with_buffer(blob)
-                    .map_err(|e| Error::Internal(format!("zstd decoder: {e}")))?,
-            ),
-        };
+        let decompressor = Decompressor::new(compression, blob)
+            .map_err(|e| Error::Internal(format!("zstd decoder: {e}")))?;
         Ok(Self {
             digest: layer.digest,
             compression: sniffed,
@@ -91,11 +75,7 @@ impl LayerReader {
     }
 
     fn blob(&mut self) -> &mut BlobReader {
-        match &mut self.decompressor {
-            Decompressor::Plain(b) => b,
-            Decompressor::Gzip(d) => d.get_mut(),
-            Decompressor::Zstd(d) => d.get_mut(),
-        }
+        self.decompressor.blob()
     }
 
     /// Names an I/O error from this stack: a blob error it carries, or the layer's
@@ -129,10 +109,6 @@ pub(crate) fn layer_error(digest: Digest, what: &'static str, e: io::Error) -> E
 
 impl Read for LayerReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match &mut self.decompressor {
-            Decompressor::Plain(b) => b.read(buf),
-            Decompressor::Gzip(d) => d.read(buf),
-            Decompressor::Zstd(d) => d.read(buf),
-        }
+        self.decompressor.read(buf)
     }
 }

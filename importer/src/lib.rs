@@ -3,8 +3,10 @@
 //! The pipeline, stage by stage (each its own module):
 //!
 //! ```text
-//! origin (registry | OCI layout) → blob bytes, sha256 checked while streaming
-//!   → layer decompression (gzip | zstd | none) → tar walk to disk/<file>
+//! origin (registry | OCI layout | http(s) | file | stdin) → blob bytes, sha256 (and
+//!   any checksum) checked while streaming
+//!   → decompression by magic (gzip | zstd | xz | bzip2 | none)
+//!   → tar walk to disk/<file> (a layer; a single file: tar with one file, or the file)
 //!   → format sniff → qcow2 stream decoder | raw passthrough → extents
 //!   → writer (inflate compressed clusters in parallel, skip zeros, pwrite) → target
 //! ```
@@ -34,7 +36,10 @@
 
 mod blob;
 pub mod blockmap;
+mod checksum;
+mod checksum_file;
 mod decode;
+mod decompress;
 mod disk;
 mod error;
 mod extent;
@@ -54,6 +59,7 @@ mod progress;
 pub mod qcow2;
 mod reference;
 mod report;
+mod stream_length;
 mod text;
 pub mod trust;
 mod vdi;
@@ -64,6 +70,8 @@ mod vmdk;
 use std::sync::Arc;
 
 pub use bootsource_digest::{Digest, ParseDigestError};
+pub use checksum::{Checksum, ParseChecksumError};
+pub use checksum_file::ChecksumFileProblem;
 pub use decode::FormatDecoder;
 pub use disk::{DiskEntry, DiskEntryProblem, SparseMapProblem};
 pub use error::{Error, Result};
@@ -72,12 +80,15 @@ pub use format::{DiskFormat, Subformat};
 pub use import::Import;
 pub use local_file::read_regular_file;
 pub use origin::{
-    CredentialsProblem, LayoutProblem, RegistryError, RegistryOptions, ResolvedImage, TlsProblem,
+    Credentials, CredentialsProblem, ExtraHeader, FileProblem, HttpOptions, LayoutProblem,
+    ParseCredentialsError, ParseHeaderError, Probe, RegistryError, RegistryOptions, ResolvedImage,
+    TlsProblem, Validators,
 };
 pub use platform::{ParsePlatformError, Platform};
 pub use progress::{Cancel, Progress, ProgressSnapshot};
-pub use reference::{ImageRef, ParseImageRefError, ReferenceProblem, RegistryRef};
+pub use reference::{ImageRef, ParseImageRefError, ReferenceProblem, RegistryRef, UrlProblem};
 pub use report::{DiskInfo, ImageInfo, ImportReport, Qcow2Info};
+pub use reqwest::Url;
 pub use text::{escape_controls, printable};
 pub use trust::{TrustPolicy, Verdict};
 
@@ -90,8 +101,11 @@ pub const DEFAULT_MAX_VIRTUAL_SIZE: u64 = 1 << 40;
 /// How to import.
 #[derive(Debug, Clone)]
 pub struct ImportOptions {
-    /// Registry access: TLS, CA certificates, credentials.
+    /// Registry access: TLS, CA certificates, credentials (TLS and the auth file apply
+    /// to single files over HTTPS too).
     pub registry: RegistryOptions,
+    /// Single files over HTTP(S): credentials, headers, checksum.
+    pub http: HttpOptions,
     /// The platform to pick from a multi-arch index (default: this host's).
     pub platform: Option<Platform>,
     /// Memory bounds of the qcow2 decoder.
@@ -115,6 +129,7 @@ impl Default for ImportOptions {
     fn default() -> Self {
         Self {
             registry: RegistryOptions::default(),
+            http: HttpOptions::default(),
             platform: None,
             limits: qcow2::Limits::default(),
             max_virtual_size: DEFAULT_MAX_VIRTUAL_SIZE,
@@ -152,18 +167,47 @@ pub async fn resolve_digest(image: &ImageRef, options: &ImportOptions) -> Result
         .await
 }
 
-/// Describes the image `reference` names and its disk, reading the disk's layer only up to its size.
-/// The policy's verdict is shown, not enforced: an image it refuses is described too.
+/// What a poll of a single-file source (`https://…`) finds: one conditional request
+/// against the validators of the version imported last (`known`), or the checksum
+/// file's line, or the configured checksum.
+pub async fn probe_file(
+    image: &ImageRef,
+    options: &ImportOptions,
+    known: Option<&Validators>,
+) -> Result<Probe> {
+    origin::file::probe(image, options, known).await
+}
+
+/// Describes the image `reference` names and its disk, reading the disk's layer only
+/// up to its size. A single file is read to its end to name it by its sha256 (unless
+/// its checksum is a sha256). The policy's verdict is shown, not enforced: an image it
+/// refuses is described too.
 pub async fn inspect(reference: &ImageRef, options: &ImportOptions) -> Result<ImageInfo> {
     let import = Import::begin(reference, options, import::Enforce::No).await?;
-    let resolved = import.image().clone();
+    let mut disk = import.disk().clone();
+    let (digest, manifest_digest, platform, layers) = match import.image() {
+        Some(resolved) => (
+            resolved.digest,
+            resolved.manifest_digest,
+            resolved.platform.clone(),
+            resolved.layers.clone(),
+        ),
+        None => {
+            let digest = import
+                .hash_file()
+                .await?
+                .ok_or_else(|| Error::Internal("a single file without a digest".into()))?;
+            disk.layer = Some(digest);
+            (digest, digest, None, Vec::new())
+        }
+    };
     Ok(ImageInfo {
         image: reference.to_string(),
-        digest: resolved.digest,
-        manifest_digest: resolved.manifest_digest,
-        platform: resolved.platform,
-        layers: resolved.layers,
-        disk: import.disk().clone(),
-        trust: import.verdict().clone(),
+        digest,
+        manifest_digest,
+        platform,
+        layers,
+        disk,
+        trust: import.verdict().cloned(),
     })
 }

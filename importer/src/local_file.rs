@@ -40,7 +40,7 @@ pub fn read_regular_file(path: &Path, limit: u64) -> Result<Vec<u8>> {
 }
 
 /// Opens the regular file at `path` for reading, following links.
-fn open_regular(path: &Path) -> Result<File> {
+pub(crate) fn open_regular(path: &Path) -> Result<File> {
     let before = std::fs::metadata(path).map_err(io_error("opening", path))?;
     refuse_unless_regular(before.mode(), path)?;
     let file = File::options()

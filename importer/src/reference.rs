@@ -6,6 +6,12 @@
 //! - `oci:DIR[:REF]`: an OCI image layout directory; `REF` names an entry of its
 //!   `index.json` by its `org.opencontainers.image.ref.name` annotation. Without `REF`
 //!   the index must hold exactly one image, as skopeo requires.
+//! - `https://…` and `http://…`: a disk file on a web server (optionally compressed,
+//!   or a tar holding one disk). Credentials never go in the URL (`--creds`).
+//! - `file:PATH`: a disk file on this machine. `-`: standard input (an upload).
+//!
+//! The last three are *single-file* sources: no manifest, no layers (see
+//! `origin::file`).
 //!
 //! ```
 //! use bootsource_importer::ImageRef;
@@ -33,6 +39,57 @@ pub enum ImageRef {
         /// The `org.opencontainers.image.ref.name` to pick, if any.
         tag: Option<String>,
     },
+    /// A disk file served over HTTP(S).
+    Http(reqwest::Url),
+    /// A disk file on this machine (`file:PATH`).
+    File(PathBuf),
+    /// Standard input (`-`).
+    Stdin,
+}
+
+impl ImageRef {
+    /// Whether this is a single disk file rather than a container image.
+    pub fn is_single_file(&self) -> bool {
+        matches!(self, Self::Http(_) | Self::File(_) | Self::Stdin)
+    }
+
+    /// The file's name, as checksum files list it: the URL's last path segment
+    /// (percent-decoded) or the path's last component.
+    pub fn file_name(&self) -> Option<String> {
+        match self {
+            Self::Http(url) => url
+                .path_segments()
+                .and_then(|mut s| s.next_back())
+                .filter(|s| !s.is_empty())
+                .map(|s| String::from_utf8(percent_decode(s)).unwrap_or_else(|_| s.to_owned())),
+            Self::File(path) => path.file_name().map(|n| n.to_string_lossy().into_owned()),
+            _ => None,
+        }
+    }
+}
+
+/// `%XX` escapes decoded (the URL parser keeps them in paths).
+fn percent_decode(text: &str) -> Vec<u8> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
+        match escaped {
+            Some(b) => {
+                out.push(b);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 /// An image in a registry: a repository and a tag, a digest, or both.
@@ -50,9 +107,22 @@ pub struct RegistryRef {
 /// Why a source string could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseImageRefError {
-    /// No `docker://` or `oci:` prefix.
-    #[error("unsupported transport in {0:?}: use docker://HOST/REPO:TAG or oci:DIR[:TAG]")]
+    /// No `docker://`, `oci:`, `http(s)://` or `file:` prefix, and not `-`.
+    #[error(
+        "unsupported transport in {0:?}: use docker://HOST/REPO:TAG, oci:DIR[:TAG], https://…, file:PATH or -"
+    )]
     UnknownTransport(String),
+    /// An `http(s)://` URL that does not parse, or carries credentials.
+    #[error("invalid URL {text:?}: {problem}")]
+    InvalidUrl {
+        /// What the user wrote.
+        text: String,
+        /// What is wrong with it.
+        problem: UrlProblem,
+    },
+    /// `file:` with no path.
+    #[error("file: needs a path, as in file:/srv/images/disk.qcow2")]
+    EmptyFilePath,
     /// The registry reference does not parse.
     #[error("invalid registry reference {text:?}: {problem}")]
     InvalidReference {
@@ -88,6 +158,25 @@ pub enum ReferenceProblem {
     /// Longer than the 255 characters a repository name may have.
     #[error("the repository name is longer than 255 characters")]
     TooLong,
+}
+
+/// What is wrong with an `http(s)://` URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum UrlProblem {
+    /// Not a URL (the parser refused it).
+    #[error("it is not a valid URL")]
+    Unparsable,
+    /// No host.
+    #[error("it names no host")]
+    NoHost,
+    /// `user:password@` in the URL, where logs and `status` would show it.
+    #[error(
+        "credentials do not belong in the URL (they would be logged); use --creds or the auth file"
+    )]
+    Credentials,
+    /// No file name at the end of the path.
+    #[error("it does not end in a file name")]
+    NoFileName,
 }
 
 /// Docker Hub, where references without a registry host go.
@@ -340,8 +429,38 @@ impl FromStr for ImageRef {
                 tag,
             });
         }
+        if text.starts_with("http://") || text.starts_with("https://") {
+            return parse_url(text).map(Self::Http);
+        }
+        if let Some(path) = text.strip_prefix("file:") {
+            if path.is_empty() {
+                return Err(ParseImageRefError::EmptyFilePath);
+            }
+            return Ok(Self::File(PathBuf::from(path)));
+        }
+        if text == "-" {
+            return Ok(Self::Stdin);
+        }
         Err(ParseImageRefError::UnknownTransport(text.to_owned()))
     }
+}
+
+fn parse_url(text: &str) -> Result<reqwest::Url, ParseImageRefError> {
+    let invalid = |problem| ParseImageRefError::InvalidUrl {
+        text: crate::printable(text, 300),
+        problem,
+    };
+    let url = reqwest::Url::parse(text).map_err(|_| invalid(UrlProblem::Unparsable))?;
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(invalid(UrlProblem::NoHost));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid(UrlProblem::Credentials));
+    }
+    if url.path().ends_with('/') {
+        return Err(invalid(UrlProblem::NoFileName));
+    }
+    Ok(url)
 }
 
 impl fmt::Display for ImageRef {
@@ -350,6 +469,9 @@ impl fmt::Display for ImageRef {
             Self::Registry(r) => write!(f, "docker://{r}"),
             Self::Layout { dir, tag: None } => write!(f, "oci:{}", dir.display()),
             Self::Layout { dir, tag: Some(t) } => write!(f, "oci:{}:{t}", dir.display()),
+            Self::Http(url) => f.write_str(url.as_str()),
+            Self::File(path) => write!(f, "file:{}", path.display()),
+            Self::Stdin => f.write_str("-"),
         }
     }
 }
@@ -374,6 +496,25 @@ mod tests {
         assert_eq!(r.digest(), Some(d));
         assert_eq!(r.tag(), None);
         assert_eq!(r.registry(), "127.0.0.1:5000");
+    }
+
+    #[test]
+    fn single_file_sources() {
+        let src: ImageRef = "https://127.0.0.1:8443/images/Fedora%2041.qcow2?x=1"
+            .parse()
+            .unwrap();
+        assert!(src.is_single_file());
+        assert_eq!(src.file_name().as_deref(), Some("Fedora 41.qcow2"));
+        assert_eq!(
+            src.to_string(),
+            "https://127.0.0.1:8443/images/Fedora%2041.qcow2?x=1"
+        );
+        let file: ImageRef = "file:/srv/disk.raw.xz".parse().unwrap();
+        assert_eq!(file, ImageRef::File("/srv/disk.raw.xz".into()));
+        assert_eq!(file.file_name().as_deref(), Some("disk.raw.xz"));
+        assert_eq!(file.to_string(), "file:/srv/disk.raw.xz");
+        assert_eq!("-".parse::<ImageRef>().unwrap(), ImageRef::Stdin);
+        assert!(!"oci:x".parse::<ImageRef>().unwrap().is_single_file());
     }
 
     #[test]
@@ -442,7 +583,11 @@ mod tests {
     fn bad_sources_are_refused() {
         for bad in [
             "fedora",
-            "http://x/y",
+            "ftp://x/y",
+            "http://user:pw@x/y.img",
+            "https:///y.img",
+            "https://x/dir/",
+            "file:",
             "oci:",
             "docker://",
             "docker://a/b c",

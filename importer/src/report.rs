@@ -23,19 +23,21 @@ pub struct ImageInfo {
     pub layers: Vec<Layer>,
     /// The disk file.
     pub disk: DiskInfo,
-    /// The signature policy's verdict and the signatures found.
-    pub trust: crate::Verdict,
+    /// The signature policy's verdict and the signatures found; `None` for a single
+    /// file (checksums vouch for those).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trust: Option<crate::Verdict>,
 }
 
 /// The disk file found in the layers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DiskInfo {
-    /// The layer holding it.
-    pub layer: Digest,
-    /// Its name below `disk/`.
+    /// The layer holding it (none for a single-file source).
+    pub layer: Option<Digest>,
+    /// Its name below `disk/`, or the single file's name.
     pub name: String,
-    /// Its size in the layer.
-    pub file_size: u64,
+    /// Its size in the layer (unknown for a compressed qcow2 file until its end).
+    pub file_size: Option<u64>,
     /// Its format, from its first bytes.
     pub format: DiskFormat,
     /// The size of the raw disk it makes.
@@ -77,7 +79,8 @@ pub struct ImportReport {
     /// The image reference as given (`docker://…`, `oci:…`); `source` in JSON.
     #[serde(rename = "source")]
     pub image: String,
-    /// The digest the reference resolved to (the index digest for multi-arch images).
+    /// The digest the reference resolved to (the index digest for multi-arch images);
+    /// for a single file, the sha256 of its bytes (as are `manifest_digest` and `layer`).
     pub digest: Digest,
     /// The chosen platform's manifest digest.
     pub manifest_digest: Digest,
@@ -101,6 +104,14 @@ pub struct ImportReport {
     pub spool_peak: u64,
     /// Wall-clock seconds.
     pub seconds: f64,
-    /// The signature policy's verdict and the signatures found.
-    pub trust: crate::Verdict,
+    /// The signature policy's verdict and the signatures found; `None` for a single
+    /// file (checksums vouch for those).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trust: Option<crate::Verdict>,
+    /// A single file: the checksum its bytes were checked against, if one was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<crate::Checksum>,
+    /// A file over HTTP(S): its `ETag` and `Last-Modified`, for a later conditional poll.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub validators: Option<crate::Validators>,
 }

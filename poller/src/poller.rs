@@ -307,6 +307,30 @@ impl<J: JitterSource> Poller<J> {
         Ok(())
     }
 
+    /// Reports that an import published `digest`, which may differ from the
+    /// ticket's: a single file's digest (the sha256 of its bytes) is known only
+    /// once it is downloaded, so its poll could name it only provisionally. As
+    /// [`import_succeeded`](Self::import_succeeded), and then `digest` is the
+    /// source's current digest — and its remote one too, where the provisional
+    /// digest the import was decided on still stands — so the source is not
+    /// left outdated by a name that was never a content digest.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownTicket`] if the ticket is not running.
+    pub fn import_succeeded_as(
+        &mut self,
+        ticket: &ImportTicket,
+        now: DateTime<Utc>,
+        digest: Digest,
+    ) -> Result<(), Error> {
+        self.import_succeeded(ticket, now)?;
+        if let Some(source) = self.sources.get_mut(&ticket.source) {
+            source.resolved(&ticket.digest, digest);
+        }
+        Ok(())
+    }
+
     /// Reports that an import failed. This frees its slot; returns when the
     /// source will be retried, or `None` if the ticket was stale (its source
     /// removed or changed) and nothing else changed.
@@ -500,6 +524,22 @@ mod tests {
         assert_ne!(due.polls[0].id, due.polls[1].id);
         assert!(due.imports.is_empty());
         assert!(p.start_due(t(1)).is_empty(), "in flight, not due again");
+    }
+
+    #[test]
+    fn an_import_names_the_digest_its_poll_could_only_name_provisionally() {
+        let mut p = poller(1, vec![spec("fedora", "6h")]);
+        poll_round(&mut p, t(0), |_| 7);
+        let import = p.start_due(t(0)).imports.remove(0);
+        assert_eq!(import.digest, digest(7));
+        p.import_succeeded_as(&import, t(10), digest(8)).unwrap();
+        let fedora = p.source("fedora").unwrap();
+        assert_eq!(fedora.current_digest(), Some(&digest(8)));
+        assert_eq!(fedora.remote_digest(), Some(&digest(8)));
+        assert!(!fedora.outdated());
+        // The next poll names the content (the daemon knows it now): up to date.
+        let decisions = poll_round(&mut p, t(6 * 3600 + 10), |_| 8);
+        assert_eq!(decisions, [Decision::UpToDate]);
     }
 
     #[test]

@@ -391,6 +391,16 @@ impl SourceState {
         }
     }
 
+    /// An import of the provisionally named `provisional` published `digest`.
+    pub(crate) fn resolved(&mut self, provisional: &Digest, digest: Digest) {
+        if self.current.as_ref() == Some(provisional) {
+            self.current = Some(digest);
+        }
+        if self.remote.as_ref() == Some(provisional) {
+            self.remote = Some(digest);
+        }
+    }
+
     /// An operator asked for a poll now (SIGHUP or `poll_now`). A poll or
     /// import in flight is not disturbed: the poll follows it. A registry's
     /// `Retry-After` is still honoured; our own backoff is not.

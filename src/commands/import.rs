@@ -35,7 +35,7 @@ struct Output<'a> {
 
 pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
     super::managed::refuse_managed_target(args.config.as_deref(), &args.to).await?;
-    let mut options = super::options(&args.registry, &args.trust).await?;
+    let mut options = super::options(&args.registry, &args.trust, &args.file).await?;
     options.limits.spool_bytes = args.spool_limit;
     options.max_virtual_size = args.max_virtual_size;
     let target = Target::check(&args.to).context("checking the target")?;

@@ -7,7 +7,7 @@ use crate::cli::InspectArgs;
 use crate::human;
 
 pub async fn run(args: InspectArgs) -> anyhow::Result<()> {
-    let options = super::options(&args.registry, &args.trust).await?;
+    let options = super::options(&args.registry, &args.trust, &args.file).await?;
     let info = bootsource_importer::inspect(&args.source, &options)
         .await
         .with_context(|| format!("inspecting {}", args.source))?;
@@ -30,7 +30,9 @@ fn text(info: &ImageInfo) -> String {
     if let Some(p) = &info.platform {
         out += &format!("Platform:        {p}\n");
     }
-    out += "Layers:\n";
+    if !info.layers.is_empty() {
+        out += "Layers:\n";
+    }
     for l in &info.layers {
         out += &format!(
             "  {}  {:>10}  {}\n",
@@ -40,11 +42,16 @@ fn text(info: &ImageInfo) -> String {
         );
     }
     let d = &info.disk;
+    let size = d
+        .file_size
+        .map_or_else(|| "? bytes".to_owned(), human::bytes);
+    let disk = match (&info.layers[..], d.layer) {
+        ([], _) => format!("{} ({size})", d.name),
+        (_, Some(layer)) => format!("disk/{} ({size} in layer {})", d.name, layer.short()),
+        (_, None) => format!("disk/{} ({size})", d.name),
+    };
     out += &format!(
-        "Disk:            disk/{} ({} in layer {})\nFormat:          {}\nVirtual size:    {} ({} bytes)\n",
-        d.name,
-        human::bytes(d.file_size),
-        d.layer.short(),
+        "Disk:            {disk}\nFormat:          {}\nVirtual size:    {} ({} bytes)\n",
         match d.subformat {
             Some(sub) => format!("{} ({sub})", d.format),
             None => d.format.to_string(),
@@ -61,7 +68,7 @@ fn text(info: &ImageInfo) -> String {
             if q.extended_l2 { ", extended L2" } else { "" }
         );
     }
-    out + &trust(&info.trust)
+    out + &info.trust.as_ref().map(trust).unwrap_or_default()
 }
 
 /// The policy's decision and who signed the image.

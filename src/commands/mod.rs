@@ -14,9 +14,9 @@ mod status;
 use std::sync::Arc;
 
 use anyhow::Context;
-use bootsource_importer::{ImportOptions, RegistryOptions};
+use bootsource_importer::{HttpOptions, ImportOptions, RegistryOptions};
 
-use crate::cli::{Command, RegistryFlags, TrustFlags};
+use crate::cli::{Command, FileFlags, RegistryFlags, TrustFlags};
 
 pub use import::Interrupted;
 
@@ -38,8 +38,12 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
     }
 }
 
-/// Importer options from the registry and trust flags.
-async fn options(flags: &RegistryFlags, trust: &TrustFlags) -> anyhow::Result<ImportOptions> {
+/// Importer options from the registry, trust and single-file flags.
+async fn options(
+    flags: &RegistryFlags,
+    trust: &TrustFlags,
+    file: &FileFlags,
+) -> anyhow::Result<ImportOptions> {
     let trust = trust.clone();
     let policy = tokio::task::spawn_blocking(move || {
         crate::policy::load(trust.policy.as_deref(), trust.registries_d.as_deref())
@@ -53,6 +57,12 @@ async fn options(flags: &RegistryFlags, trust: &TrustFlags) -> anyhow::Result<Im
             certs_d: RegistryOptions::default().certs_d,
             auth_file: flags.auth_file.clone(),
             insecure_registries: Vec::new(),
+        },
+        http: HttpOptions {
+            credentials: file.creds.clone(),
+            headers: file.headers.clone(),
+            checksum: file.checksum.clone(),
+            checksum_url: file.checksum_url.clone(),
         },
         platform: flags.platform.clone(),
         trust: Arc::new(policy),

@@ -15,11 +15,13 @@ use std::time::Instant;
 
 use anyhow::{Context, anyhow};
 use bootsource_importer::{
-    Cancel, Digest, ImageRef, Import, ImportOptions, Progress, RegistryOptions, TrustPolicy,
+    Cancel, Digest, HttpOptions, ImageRef, Import, ImportOptions, Progress, RegistryOptions,
+    TrustPolicy,
 };
 use bootsource_poller::{Failure, RetryAfter};
 use bootsource_storage::{Stage, Staging, Store, Version};
 
+use super::files::SeenFiles;
 use crate::config::{Config, SourceConfig};
 use crate::registries::Registries;
 
@@ -31,7 +33,11 @@ pub struct SourceJob {
     pub imports_to_keep: usize,
     /// Mirrors, `location` rewrites and `pull-from-mirror` rules.
     registries: Registries,
-    registry: RegistryOptions,
+    pub(super) registry: RegistryOptions,
+    /// A single file's checksum settings.
+    http: HttpOptions,
+    /// What single-file sources saw last (see [`files`](super::files)).
+    pub(super) seen: SeenFiles,
     spool_limit: u64,
     max_virtual_size: u64,
     /// The signature policy: a version it refuses is not imported.
@@ -52,6 +58,12 @@ impl SourceJob {
                 auth_file: config.auth_file(),
                 insecure_registries: config.insecure_registries.clone(),
             },
+            http: HttpOptions {
+                checksum: source.checksum.clone(),
+                checksum_url: source.checksum_url.clone(),
+                ..HttpOptions::default()
+            },
+            seen: SeenFiles::new(&config.state_dir),
             spool_limit: config.spool_limit,
             max_virtual_size: config.max_virtual_size,
             trust,
@@ -79,7 +91,7 @@ impl SourceJob {
             .collect()
     }
 
-    fn import_options(
+    pub(super) fn import_options(
         &self,
         registry: RegistryOptions,
         progress: Arc<Progress>,
@@ -87,6 +99,7 @@ impl SourceJob {
     ) -> ImportOptions {
         let mut options = ImportOptions {
             registry,
+            http: self.http.clone(),
             platform: self.source.platform.clone(),
             progress,
             cancel,
@@ -103,6 +116,9 @@ impl SourceJob {
 
 /// Resolves the source's tag to a digest, trying mirrors first.
 pub async fn poll(ctx: &SourceJob) -> Result<Digest, Failure> {
+    if ctx.source.image.is_single_file() {
+        return super::files::poll(ctx).await;
+    }
     let mut last = None;
     for (candidate, registry) in ctx.candidates(&ctx.source.image) {
         let options = ctx.import_options(registry, Progress::new(), Cancel::default());
@@ -140,6 +156,9 @@ pub async fn import(
     progress: Arc<Progress>,
     cancel: Cancel,
 ) -> anyhow::Result<Imported> {
+    if ctx.source.image.is_single_file() {
+        return super::files::import(store, ctx, digest, progress, cancel).await;
+    }
     if let Some(version) = present(&store, ctx, digest).await? {
         return publish_again(&store, version).await;
     }
@@ -154,11 +173,12 @@ pub async fn import(
                 continue;
             }
         };
-        if attempt.image().digest != digest {
+        let resolved = attempt.image().map(|i| i.digest);
+        if resolved != Some(digest) {
             return Err(anyhow!(
                 "{} now points at {}, not {digest}; will poll again",
                 ctx.source.image,
-                attempt.image().digest
+                resolved.map_or_else(|| "no image".to_owned(), |d| d.to_string())
             ));
         }
         let size = attempt.disk().virtual_size;
@@ -214,7 +234,7 @@ fn next_candidate(
 }
 
 /// Asks the store for a staging volume of `size` bytes, on a blocking thread.
-async fn stage(
+pub(super) async fn stage(
     store: &Arc<Store>,
     ctx: &SourceJob,
     digest: Digest,
@@ -235,7 +255,10 @@ async fn stage(
 }
 
 /// Makes a version already on this backend current again: nothing to download.
-async fn publish_again(store: &Arc<Store>, version: Version) -> anyhow::Result<Imported> {
+pub(super) async fn publish_again(
+    store: &Arc<Store>,
+    version: Version,
+) -> anyhow::Result<Imported> {
     let store = Arc::clone(store);
     let version = blocking(move || {
         store
@@ -247,7 +270,7 @@ async fn publish_again(store: &Arc<Store>, version: Version) -> anyhow::Result<I
 }
 
 /// The version with `digest` already on the source's backend, if any.
-async fn present(
+pub(super) async fn present(
     store: &Arc<Store>,
     ctx: &SourceJob,
     digest: Digest,
@@ -270,11 +293,11 @@ async fn present(
 fn pinned(image: &ImageRef, digest: Digest) -> ImageRef {
     match image {
         ImageRef::Registry(r) => ImageRef::Registry(r.with_digest(digest)),
-        layout @ ImageRef::Layout { .. } => layout.clone(),
+        other => other.clone(),
     }
 }
 
-async fn abort(store: &Arc<Store>, staging: Staging) {
+pub(super) async fn abort(store: &Arc<Store>, staging: Staging) {
     let store = Arc::clone(store);
     if let Err(e) =
         blocking(move || store.abort(staging).context("removing the staging volume")).await
@@ -283,7 +306,7 @@ async fn abort(store: &Arc<Store>, staging: Staging) {
     }
 }
 
-async fn gc(store: &Arc<Store>, ctx: &SourceJob) {
+pub(super) async fn gc(store: &Arc<Store>, ctx: &SourceJob) {
     let (store, name, keep) = (
         Arc::clone(store),
         ctx.source.name.clone(),
@@ -300,7 +323,7 @@ async fn gc(store: &Arc<Store>, ctx: &SourceJob) {
     }
 }
 
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
 ) -> anyhow::Result<T> {
     tokio::task::spawn_blocking(work)

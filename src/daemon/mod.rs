@@ -19,6 +19,7 @@
 //! effect: whoever sees the count go up and then reads `outdated`, the versions kept
 //! or `bootsource status` reads the state after that result, never the one before.
 
+mod files;
 mod health;
 mod http;
 mod jobs;
@@ -461,12 +462,17 @@ impl Daemon {
                 written,
             }) => {
                 tracing::info!(source = %source, volume = %version.volume, downloaded, written, "new version is current");
-                let _ = self.poller.import_succeeded(&ticket, now);
+                // A single file's digest is known only now (its poll may have named it provisionally).
+                let _ = self
+                    .poller
+                    .import_succeeded_as(&ticket, now, version.digest);
                 "success"
             }
             Ok(Imported::AlreadyPresent(version)) => {
                 tracing::info!(source = %source, volume = %version.volume, "version already present; published again");
-                let _ = self.poller.import_succeeded(&ticket, now);
+                let _ = self
+                    .poller
+                    .import_succeeded_as(&ticket, now, version.digest);
                 "unchanged"
             }
             Err(_) if timed_out => {

@@ -65,7 +65,7 @@ pub use config::{
 };
 pub use error::{Error, Result};
 pub use gc::GcReport;
-pub use lifecycle::{Hold, Stage, Staging};
+pub use lifecycle::{Committed, Hold, Stage, Staging};
 pub use names::{Digest, VolumeId, check_backend_name, check_namespace, check_source_name};
 pub use problem::{CatalogProblem, ConfigProblem, DeviceUnusable, SkippedDevices};
 pub use status::{Importing, SourceStatus, Version};

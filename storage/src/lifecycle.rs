@@ -109,6 +109,16 @@ impl Drop for Staging {
     }
 }
 
+/// What [`Store::commit_as`] did.
+#[derive(Debug)]
+pub enum Committed {
+    /// The staged volume is the new current version.
+    New(Version),
+    /// A version with the digest was already there: it is current again, and the
+    /// staged volume is gone.
+    AlreadyPresent(Version),
+}
+
 /// A version a clone (or anything reading it) is using: garbage collection skips it
 /// until this is dropped.
 #[derive(Debug)]
@@ -235,7 +245,38 @@ impl Store {
     /// Seals the imported volume and publishes it as its source's current version, in
     /// one atomic catalog write. On failure the staging volume is removed and the
     /// previous current version stays current.
-    pub fn commit(&self, mut staging: Staging) -> Result<Version> {
+    pub fn commit(&self, staging: Staging) -> Result<Version> {
+        self.seal_and_publish(staging, None)
+    }
+
+    /// [`commit`](Self::commit) for a version whose digest is known only now. A file
+    /// downloaded without a checksum is named by the sha256 of its bytes, which exists
+    /// only once they all arrived, while its volume had to be staged before: under a
+    /// provisional digest. The record takes `digest` in the same atomic catalog write
+    /// that publishes it (its volume keeps the id it was staged under), so a crash
+    /// leaves either the staging record, removed at the next start, or the published
+    /// version. If a version with `digest` is already on this backend (the file was
+    /// re-uploaded unchanged), the staging volume is removed and that version is made
+    /// current again instead.
+    pub fn commit_as(&self, staging: Staging, digest: &Digest) -> Result<Committed> {
+        if staging.digest == *digest {
+            return self.commit(staging).map(Committed::New);
+        }
+        let existing = self
+            .catalog
+            .load()?
+            .ready(self.namespace(), &staging.source)
+            .find(|r| r.backend == staging.key.backend && r.digest == *digest)
+            .map(Version::from);
+        if let Some(version) = existing {
+            self.abort(staging)?;
+            return self.publish(&version).map(Committed::AlreadyPresent);
+        }
+        self.seal_and_publish(staging, Some(*digest))
+            .map(Committed::New)
+    }
+
+    fn seal_and_publish(&self, mut staging: Staging, digest: Option<Digest>) -> Result<Version> {
         self.writable()?;
         let lock = staging.lock.take();
         if let Err(e) = finish(staging.disk.take()) {
@@ -267,6 +308,9 @@ impl Store {
         r.state = State::Ready;
         r.staging_path = None;
         r.created = now;
+        if let Some(digest) = digest {
+            r.digest = digest;
+        }
         locked.catalog.set_current(&staging.key, now);
         locked.save()?;
         step::reached("commit.published");

@@ -259,6 +259,7 @@ fn the_example_config_is_accepted() {
     let status: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(status["sources"][0]["name"], "fedora", "{status}");
     assert_eq!(status["sources"][0]["storage"], "local", "{status}");
+    assert_eq!(status["sources"][1]["name"], "debian", "{status}");
 }
 
 /// Every datagram the daemon sent to the notify socket so far, one message each.

@@ -196,12 +196,14 @@ fn a_backend_change_imports_afresh_before_removing_the_old_version() {
     assert!(!old_path.exists(), "{} is still there", old_path.display());
     assert_eq!(version_digests(&after), vec![v1.digest.clone()]);
     assert!(node.staging_leftovers().is_empty());
-    let m = daemon.metrics();
+    // The count goes up last (after status shows the result): wait for it, then it
+    // must be 2, imported afresh, not moved.
+    let success = [("source", "fedora"), ("result", "success")];
+    daemon.wait_for("the second import to be counted", || {
+        (daemon.metrics().value("bootsource_imports_total", &success) >= 2.0).then_some(())
+    });
     assert_eq!(
-        m.value(
-            "bootsource_imports_total",
-            &[("source", "fedora"), ("result", "success")]
-        ),
+        daemon.metrics().value("bootsource_imports_total", &success),
         2.0,
         "imported afresh, not moved"
     );

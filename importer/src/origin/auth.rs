@@ -19,11 +19,31 @@ use crate::{Error, Result, read_regular_file};
 /// The largest auth file read: thousands of registries' entries.
 const AUTH_FILE_LIMIT: u64 = 1 << 20;
 
-/// A user name and password for one registry. Never printed.
+/// A user name and password for one server. Never printed.
 #[derive(Clone, PartialEq, Eq)]
-pub(crate) struct Credentials {
+pub struct Credentials {
     user: String,
     password: String,
+}
+
+/// Why `--creds` does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("credentials must be USER:PASSWORD")]
+pub struct ParseCredentialsError;
+
+/// `USER:PASSWORD`, as curl's and skopeo's `--creds` take them.
+impl std::str::FromStr for Credentials {
+    type Err = ParseCredentialsError;
+
+    fn from_str(text: &str) -> std::result::Result<Self, Self::Err> {
+        match text.split_once(':') {
+            Some((user, password)) if !user.is_empty() => Ok(Self {
+                user: user.to_owned(),
+                password: password.to_owned(),
+            }),
+            _ => Err(ParseCredentialsError),
+        }
+    }
 }
 
 impl std::fmt::Debug for Credentials {

@@ -8,11 +8,8 @@
 //! be regular files, and are capped before they are read into memory
 //! ([`crate::local_file`]).
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-use bytes::BytesMut;
 
 use crate::blob::{self, BlobReader};
 use crate::local_file::Dir;
@@ -20,7 +17,6 @@ use crate::manifest::{self, Layer, Manifest};
 use crate::progress::{Cancel, Progress};
 use crate::{Digest, Error, Result};
 
-const READ_CHUNK: usize = 1 << 20;
 /// `oci-layout` holds one small JSON object.
 const MARKER_LIMIT: u64 = 64 << 10;
 /// `index.json` and manifests: the bound a registry's manifests have.
@@ -91,32 +87,16 @@ impl Layout {
     }
 
     pub fn open_blob(&self, layer: &Layer, progress: Arc<Progress>, cancel: Cancel) -> BlobReader {
-        let (mut verifier, reader) = blob::channel(layer, progress);
+        let (verifier, reader) = blob::channel(layer, progress);
         let file = self.dir.open_file(&Self::blob_path(&layer.digest));
         let digest = layer.digest;
-        std::thread::Builder::new()
-            .name("layout-blob".into())
-            .spawn(move || {
-                let outcome = (|| {
-                    let mut file = file?;
-                    loop {
-                        if cancel.is_cancelled() {
-                            return Err(Error::Cancelled);
-                        }
-                        let mut buf = BytesMut::zeroed(READ_CHUNK);
-                        let n = file
-                            .read(&mut buf)
-                            .map_err(|e| read_error(digest, verifier.received(), e))?;
-                        if n == 0 {
-                            return Ok(());
-                        }
-                        buf.truncate(n);
-                        verifier.push_blocking(buf.freeze())?;
-                    }
-                })();
-                verifier.finish_blocking(outcome);
-            })
-            .expect("spawning a thread");
+        blob::pump_on_thread(
+            "layout-blob",
+            move || file,
+            verifier,
+            cancel,
+            move |offset, e| read_error(digest, offset, e),
+        );
         reader
     }
 }

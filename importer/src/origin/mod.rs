@@ -1,4 +1,5 @@
-//! Where images come from: a registry or an OCI layout directory.
+//! Where images come from: a registry or an OCI layout directory; and single disk
+//! files (HTTP(S), local, stdin), which have no manifest: see [`file`].
 //!
 //! Both resolve a reference to the manifest for one platform and open its layer blobs
 //! as verified byte streams ([`crate::blob`]). Resolving verifies every manifest's
@@ -7,8 +8,9 @@
 //! what the poller compares.
 
 pub(crate) mod auth;
+pub(crate) mod file;
 mod layout;
-mod registry;
+pub(crate) mod registry;
 pub(crate) mod tls;
 
 use std::sync::Arc;
@@ -18,8 +20,9 @@ use crate::manifest::{self, Layer, Manifest, ManifestProblem};
 use crate::progress::{Cancel, Progress};
 use crate::{Digest, Error, ImageRef, Platform, Result};
 
-pub use auth::CredentialsProblem;
 pub(crate) use auth::parse_credentials;
+pub use auth::{Credentials, CredentialsProblem, ParseCredentialsError};
+pub use file::{ExtraHeader, FileProblem, HttpOptions, ParseHeaderError, Probe, Validators};
 pub use layout::LayoutProblem;
 pub(crate) use registry::{Registry as RegistryHandle, fetch_url};
 pub use registry::{RegistryError, RegistryOptions};
@@ -54,6 +57,11 @@ impl Origin {
             }
             ImageRef::Layout { dir, tag } => {
                 Self::Layout(Arc::new(layout::Layout::open(dir, tag.as_deref())?))
+            }
+            ImageRef::Http(_) | ImageRef::File(_) | ImageRef::Stdin => {
+                return Err(Error::Internal(format!(
+                    "{image} is a single file, not an image (see origin::file)"
+                )));
             }
         })
     }

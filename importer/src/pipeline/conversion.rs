@@ -96,11 +96,9 @@ impl<'scope, 'env> Conversion<'scope, 'env> {
         reader: &mut dyn Read,
         io_error: &dyn Fn(io::Error) -> Error,
     ) -> Result<()> {
-        if entry.size == 0 {
-            self.start(layer, entry, &[])?;
-        }
+        let (name, size) = (entry.name.as_str(), Some(entry.size));
         let Some(map) = &entry.sparse else {
-            return self.feed_run(layer, entry, reader, entry.size, io_error);
+            return self.feed(Some(layer), name, size, reader, io_error);
         };
         if entry.size > self.settings.max_virtual_size {
             // Raw or not, a disk file larger than the largest disk allowed is refused
@@ -112,40 +110,62 @@ impl<'scope, 'env> Conversion<'scope, 'env> {
         }
         let mut at = 0;
         for run in &map.runs {
-            self.skip_zeros(layer, entry, run.offset - at)?;
-            self.feed_run(layer, entry, &mut reader.take(run.len), run.len, io_error)?;
+            self.skip_zeros(Some(layer), name, size, run.offset - at)?;
+            let fed =
+                self.feed_all(Some(layer), name, size, &mut reader.take(run.len), io_error)?;
+            if fed != run.len {
+                return Err(cut_short(layer, name, run.len - fed));
+            }
             at = run.offset + run.len;
         }
-        self.skip_zeros(layer, entry, map.real_size - at)
+        self.skip_zeros(Some(layer), name, size, map.real_size - at)
     }
 
-    /// Feeds the next `len` stored bytes of the disk file.
-    fn feed_run(
+    /// Feeds the whole disk file `name` once: from `layer`, or a single file (`None`).
+    /// Its `size`, when known, is checked; a qcow2 may come without one.
+    pub fn feed(
         &mut self,
-        layer: Digest,
-        entry: &DiskEntry,
+        layer: Option<Digest>,
+        name: &str,
+        size: Option<u64>,
         reader: &mut dyn Read,
-        len: u64,
         io_error: &dyn Fn(io::Error) -> Error,
     ) -> Result<()> {
+        if size == Some(0) {
+            self.start(layer, name, size, &[])?;
+        }
+        let fed = self.feed_all(layer, name, size, reader, io_error)?;
+        match (size, layer) {
+            (Some(size), Some(layer)) if fed != size => {
+                Err(cut_short(layer, name, size.saturating_sub(fed)))
+            }
+            (Some(announced), None) if fed != announced => Err(Error::DiskLengthMismatch {
+                announced,
+                actual: fed,
+            }),
+            _ if fed == 0 => self.start(layer, name, Some(0), &[]),
+            _ => Ok(()),
+        }
+    }
+
+    /// Feeds what `reader` yields, to its end; returns how many bytes that was.
+    fn feed_all(
+        &mut self,
+        layer: Option<Digest>,
+        name: &str,
+        size: Option<u64>,
+        reader: &mut dyn Read,
+        io_error: &dyn Fn(io::Error) -> Error,
+    ) -> Result<u64> {
         let mut fed = 0;
         loop {
             self.check_running()?;
             let chunk = self.chunks.read_chunk(reader).map_err(io_error)?;
             if chunk.is_empty() {
-                if fed != len {
-                    return Err(Error::BadDiskEntry {
-                        layer,
-                        problem: DiskEntryProblem::CutShort {
-                            name: entry.name.clone(),
-                            missing: len - fed,
-                        },
-                    });
-                }
-                return Ok(());
+                return Ok(fed);
             }
             fed += chunk.len() as u64;
-            self.start(layer, entry, &chunk)?;
+            self.start(layer, name, size, &chunk)?;
             match &mut self.phase {
                 Phase::Sizing { decoder, .. } | Phase::Writing { decoder, .. } => {
                     decoder.feed(&chunk, &mut self.extents)?;
@@ -157,12 +177,18 @@ impl<'scope, 'env> Conversion<'scope, 'env> {
     }
 
     /// Tells the decoder of `len` zero bytes a sparse disk file does not store.
-    fn skip_zeros(&mut self, layer: Digest, entry: &DiskEntry, len: u64) -> Result<()> {
+    fn skip_zeros(
+        &mut self,
+        layer: Option<Digest>,
+        name: &str,
+        size: Option<u64>,
+        len: u64,
+    ) -> Result<()> {
         if len == 0 {
             return Ok(());
         }
         self.check_running()?;
-        self.start(layer, entry, &[0; 512][..len.min(512) as usize])?;
+        self.start(layer, name, size, &[0; 512][..len.min(512) as usize])?;
         match &mut self.phase {
             Phase::Sizing { decoder, .. } | Phase::Writing { decoder, .. } => {
                 decoder.skip_zeros(len, &mut self.extents)?;
@@ -184,25 +210,31 @@ impl<'scope, 'env> Conversion<'scope, 'env> {
     }
 
     /// Chooses the format from the file's first bytes (once).
-    fn start(&mut self, layer: Digest, entry: &DiskEntry, head: &[u8]) -> Result<()> {
+    fn start(
+        &mut self,
+        layer: Option<Digest>,
+        name: &str,
+        size: Option<u64>,
+        head: &[u8],
+    ) -> Result<()> {
         if !matches!(self.phase, Phase::Unstarted(_)) {
             return Ok(());
         }
-        let format = super::sniff(entry, head)?;
-        tracing::info!(disk = %entry.name, %format, size = entry.size, "found the disk image");
+        let format = super::sniff(name, head)?;
+        tracing::info!(disk = %name, %format, size, "found the disk image");
+        let decoder = decode::decoder_for(format, head, size, self.settings.limits)?;
         let Phase::Unstarted(handshake) = std::mem::replace(&mut self.phase, Phase::Failed) else {
             unreachable!("checked above");
         };
         let disk = DiskInfo {
             layer,
-            name: entry.name.clone(),
-            file_size: entry.size,
+            name: name.to_owned(),
+            file_size: size,
             format,
             virtual_size: 0,
             qcow2: None,
             subformat: None,
         };
-        let decoder = decode::decoder_for(format, head, entry.size, self.settings.limits);
         self.phase = Phase::Sizing {
             disk,
             decoder,
@@ -307,4 +339,14 @@ impl<'scope, 'env> Conversion<'scope, 'env> {
 
 fn not_started() -> Error {
     Error::Internal("decoding before the format is known".into())
+}
+
+fn cut_short(layer: Digest, name: &str, missing: u64) -> Error {
+    Error::BadDiskEntry {
+        layer,
+        problem: DiskEntryProblem::CutShort {
+            name: name.to_owned(),
+            missing,
+        },
+    }
 }

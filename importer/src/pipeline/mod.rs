@@ -12,6 +12,7 @@
 
 mod chunks;
 mod conversion;
+mod file;
 mod handshake;
 mod writer;
 
@@ -27,6 +28,7 @@ use crate::{Error, Result};
 
 use conversion::Conversion;
 pub(crate) use conversion::{Converted, Settings};
+pub(crate) use file::run_file;
 pub(crate) use handshake::{Caller, Handshake, pair as handshake};
 
 /// What the pipeline did.
@@ -150,9 +152,9 @@ fn io_error_for(layer: &Layer, reader: &LayerReader) -> impl Fn(std::io::Error) 
 }
 
 /// The format of the disk file whose first bytes are `head`; a refused one is an error.
-fn sniff(entry: &DiskEntry, head: &[u8]) -> Result<DiskFormat> {
-    format::sniff(head, &entry.name).map_err(|what| Error::UnsupportedDiskFormat {
-        name: entry.name.clone(),
+fn sniff(name: &str, head: &[u8]) -> Result<DiskFormat> {
+    format::sniff(head, name).map_err(|what| Error::UnsupportedDiskFormat {
+        name: name.to_owned(),
         format: what,
     })
 }

@@ -82,6 +82,9 @@ pub enum PassEnd {
 #[derive(Debug)]
 pub struct Decoder {
     stream_len: u64,
+    /// False for a stream whose length is learnt at its end (a pipe, a compressed
+    /// file): until then `stream_len` is `u64::MAX` and bounds are the header's.
+    length_known: bool,
     limits: Limits,
     /// Bytes of this pass fed so far.
     pos: u64,
@@ -102,9 +105,20 @@ impl Decoder {
     pub fn new(stream_len: u64, limits: Limits) -> Self {
         Self {
             stream_len,
+            length_known: true,
             limits,
             pos: 0,
             phase: Phase::Header(Vec::with_capacity(MAX_HEADER_BYTES)),
+        }
+    }
+
+    /// A decoder for an image whose length is known only when its stream ends. Tables
+    /// and clusters past the real end are never served, so the pass ends with them
+    /// missing and asks for another, which then knows the length.
+    pub fn new_unsized(limits: Limits) -> Self {
+        Self {
+            length_known: false,
+            ..Self::new(u64::MAX, limits)
         }
     }
 
@@ -160,6 +174,10 @@ impl Decoder {
 
     /// Ends a pass: call once all `stream_len` bytes have been fed.
     pub fn finish_pass(&mut self) -> Result<PassEnd> {
+        if !self.length_known {
+            self.stream_len = self.pos;
+            self.length_known = true;
+        }
         match &mut self.phase {
             Phase::Clusters(clusters) if self.pos == self.stream_len => {
                 let end = clusters.finish_pass()?;

@@ -215,6 +215,11 @@ fn subject(image: &ImageRef) -> Result<Subject> {
             })?;
             Subject::Layout(resolved)
         }
+        ImageRef::Http(_) | ImageRef::File(_) | ImageRef::Stdin => {
+            return Err(Error::Internal(
+                "a single file is vouched for by checksums, not judged by the policy".into(),
+            ));
+        }
     })
 }
 

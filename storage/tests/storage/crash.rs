@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use bootsource_storage::{BackendConfig, BackendKind, Stage, Store, StoreConfig};
+use bootsource_storage::{
+    BackendConfig, BackendKind, Committed, Digest, Stage, Store, StoreConfig,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::common::{
@@ -29,8 +31,16 @@ struct ChildSpec {
     backend: String,
     seed: u8,
     kill_at: Option<usize>,
+    /// Stage under a provisional digest and commit with the real one (`commit_as`), as
+    /// a file downloaded without a checksum is.
+    provisional: bool,
     /// A step at which the child pauses for a second, to let the parent look.
     pause_at: Option<String>,
+}
+
+/// The digest a provisional import of `seed` is staged under.
+fn provisional(seed: u8) -> Digest {
+    digest(seed | 0x80)
 }
 
 static STEP: AtomicUsize = AtomicUsize::new(0);
@@ -66,15 +76,24 @@ fn crash_child() {
     }
     bootsource_storage::set_step_hook(report_step);
     let store = Store::open(spec.config).unwrap();
+    let staged = match spec.provisional {
+        true => provisional(spec.seed),
+        false => digest(spec.seed),
+    };
     let Stage::Staging(staging) = store
-        .stage(SOURCE, &spec.backend, &digest(spec.seed), SIZE, 1)
+        .stage(SOURCE, &spec.backend, &staged, SIZE, 1)
         .unwrap()
     else {
         panic!("digest {} already present", spec.seed);
     };
     write_image(&*staging.place(), spec.seed);
     report_step("test.image-written");
-    store.commit(staging).unwrap();
+    if spec.provisional {
+        let committed = store.commit_as(staging, &digest(spec.seed)).unwrap();
+        assert!(matches!(committed, Committed::New(v) if v.digest == digest(spec.seed)));
+    } else {
+        store.commit(staging).unwrap();
+    }
     store.gc(SOURCE, 1).unwrap();
     report_step("test.done");
 }
@@ -190,6 +209,10 @@ fn assert_recovered(config: &StoreConfig, old_seed: u8, new_seed: u8, step: &str
 }
 
 fn crash_matrix(config: StoreConfig, backend: &str) {
+    crash_matrix_of(config, backend, false);
+}
+
+fn crash_matrix_of(config: StoreConfig, backend: &str, provisional: bool) {
     let store = Store::open(config.clone()).unwrap();
     import(&store, SOURCE, backend, 1);
     drop(store);
@@ -199,6 +222,7 @@ fn crash_matrix(config: StoreConfig, backend: &str) {
         backend: backend.into(),
         seed,
         kill_at: None,
+        provisional,
         pause_at: None,
     };
     let steps = run_child(&dry);
@@ -223,6 +247,7 @@ fn crash_matrix(config: StoreConfig, backend: &str) {
             backend: backend.into(),
             seed,
             kill_at: Some(k),
+            provisional,
             pause_at: None,
         };
         let reported = run_child(&spec);
@@ -249,6 +274,7 @@ fn a_reader_during_a_commit_sees_the_link_the_catalog_names() {
         backend: "b".into(),
         seed: 2,
         kill_at: None,
+        provisional: false,
         pause_at: Some("commit.published".into()),
     };
     let mut seen = None;
@@ -279,6 +305,50 @@ fn crash_at_every_step_dir() {
         ),
         "b",
     );
+}
+
+/// A version staged under a provisional digest and committed under the sha256 of its
+/// bytes: at every step the old version survives, and the provisional digest never
+/// names a published version.
+#[test]
+fn crash_at_every_step_dir_provisional_digest() {
+    let tmp = tempfile::tempdir().unwrap();
+    crash_matrix_of(
+        files_config(
+            &tmp.path().join("state"),
+            BackendKind::Dir,
+            tmp.path().join("images"),
+        ),
+        "b",
+        true,
+    );
+}
+
+#[test]
+fn commit_as_a_digest_already_kept_publishes_that_version_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = files_config(
+        &tmp.path().join("state"),
+        BackendKind::Dir,
+        tmp.path().join("images"),
+    );
+    let store = Store::open(config).unwrap();
+    import(&store, SOURCE, "b", 1);
+    import(&store, SOURCE, "b", 2);
+    let Stage::Staging(staging) = store.stage(SOURCE, "b", &provisional(1), SIZE, 3).unwrap()
+    else {
+        panic!("provisional digest present");
+    };
+    write_image(&*staging.place(), 1);
+    let committed = store.commit_as(staging, &digest(1)).unwrap();
+    let Committed::AlreadyPresent(version) = committed else {
+        panic!("{committed:?}");
+    };
+    assert_eq!(version.digest, digest(1));
+    let status = store.source_status(SOURCE).unwrap();
+    assert_eq!(status.current.unwrap().digest, digest(1));
+    assert_eq!(status.versions.len(), 2, "the staged copy is gone");
+    assert!(status.importing.is_none());
 }
 
 #[test]

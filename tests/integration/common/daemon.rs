@@ -77,6 +77,9 @@ pub struct Source {
     pub imports_to_keep: Option<usize>,
     pub storage: Option<String>,
     pub interval: Option<String>,
+    /// `checksum` / `checksum_url` of an `http(s)://` source.
+    pub checksum: Option<String>,
+    pub checksum_url: Option<String>,
 }
 
 /// What [`Node`] writes as `config.toml`.
@@ -111,6 +114,8 @@ impl NodeConfig {
             imports_to_keep: None,
             storage: None,
             interval: None,
+            checksum: None,
+            checksum_url: None,
         });
         self.sources.last_mut().unwrap()
     }
@@ -175,6 +180,12 @@ impl NodeConfig {
             }
             if let Some(interval) = &s.interval {
                 writeln!(t, "interval = {}", quote(interval)).unwrap();
+            }
+            if let Some(checksum) = &s.checksum {
+                writeln!(t, "checksum = {}", quote(checksum)).unwrap();
+            }
+            if let Some(url) = &s.checksum_url {
+                writeln!(t, "checksum_url = {}", quote(url)).unwrap();
             }
         }
         t.push_str(&self.extra);

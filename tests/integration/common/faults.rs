@@ -273,8 +273,13 @@ pub struct FaultProxy {
 impl FaultProxy {
     /// Relays a free 127.0.0.1 port to `registry`, with no faults planned yet.
     pub fn start(registry: &Registry) -> FaultProxy {
+        FaultProxy::in_front_of(registry.host_port().parse().unwrap())
+    }
+
+    /// Relays a free 127.0.0.1 port to any HTTP server at `upstream` (a web server).
+    pub fn in_front_of(upstream: SocketAddr) -> FaultProxy {
         let shared = Arc::new(Shared {
-            upstream: registry.host_port().parse().unwrap(),
+            upstream,
             plan: Mutex::default(),
             log: Mutex::default(),
             stop: AtomicBool::new(false),

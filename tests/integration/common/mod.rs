@@ -26,7 +26,7 @@
 //!
 //! ```text
 //! apt-get install -y docker-registry qemu-utils umoci skopeo apache2-utils openssl tar \
-//!     tinyproxy time util-linux mount e2fsprogs fdisk gnupg
+//!     tinyproxy time util-linux mount e2fsprogs fdisk gnupg nginx xz-utils bzip2 zstd
 //! ```
 //!
 //! | module | owns |
@@ -49,6 +49,7 @@
 //! | [`throttle`] | a slow (or stalled) network in front of a registry, for imports caught mid-way |
 //! | [`faults`] | an HTTP relay in front of a registry that cuts, refuses, stalls, alters and lies |
 //! | [`signing`] | GPG keys, `skopeo` signing and the `skopeo copy` policy oracle, cosign signatures |
+//! | [`nginx`] | Debian's `nginx` serving disk files (Range, ETag, If-Range), and a server without HEAD or Range |
 //! | [`xfs`] | XFS with reflink on a loop device, mounted; unmounted and detached on drop |
 
 pub mod acceptor;
@@ -61,6 +62,7 @@ pub mod disk;
 pub mod faults;
 pub mod hung;
 pub mod loopdev;
+pub mod nginx;
 pub mod oci;
 pub mod proxy;
 pub mod push;

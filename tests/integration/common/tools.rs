@@ -20,6 +20,11 @@ const PACKAGES: &[(&str, &str)] = &[
     ("htpasswd", "apache2-utils"),
     ("openssl", "openssl"),
     ("tar", "tar"),
+    ("nginx", "nginx"),
+    ("xz", "xz-utils"),
+    ("bzip2", "bzip2"),
+    ("zstd", "zstd"),
+    ("gzip", "gzip"),
 ];
 
 /// The Debian package that provides `program`, if the harness knows it.

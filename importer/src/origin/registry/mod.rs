@@ -39,7 +39,9 @@ use crate::progress::{Cancel, Progress};
 use crate::{Digest, Error, RegistryRef, Result};
 
 pub(crate) use response::printable;
+pub(crate) use response::{check as check_response, read_capped};
 use session::Session;
+pub(crate) use session::client as http_client;
 pub(crate) use signatures::fetch_url;
 
 /// A dropped blob download is resumed this many times before giving up.
@@ -239,15 +241,16 @@ impl Registry {
     ) -> BlobReader {
         let (verifier, reader) = blob::channel(layer, progress);
         let this = Arc::clone(self);
+        let layer = layer.clone();
         self.runtime
-            .spawn(async move { this.stream_blob(verifier, cancel).await });
+            .spawn(async move { this.stream_blob(&layer, verifier, cancel).await });
         reader
     }
 
-    async fn stream_blob(&self, mut verifier: Verifier, cancel: Cancel) {
+    async fn stream_blob(&self, layer: &Layer, mut verifier: Verifier, cancel: Cancel) {
         // A stalled connection must not hold a cancelled import for a read timeout.
         let outcome = tokio::select! {
-            outcome = self.download(&mut verifier) => outcome,
+            outcome = self.download(layer, &mut verifier) => outcome,
             () = cancel.cancelled() => Err(Error::Cancelled),
         };
         verifier.finish(outcome).await;
@@ -255,17 +258,17 @@ impl Registry {
 
     /// Downloads the whole blob, resuming after dropped connections, transient server
     /// errors and answers that end before the blob does.
-    async fn download(&self, verifier: &mut Verifier) -> Result<()> {
+    async fn download(&self, layer: &Layer, verifier: &mut Verifier) -> Result<()> {
         let mut resumes = 0;
         // Where an answer last ended cleanly before the end of the blob.
         let mut ended_short_at = None;
         loop {
-            let attempt = match self.fetch_from(verifier).await {
-                Ok(()) if verifier.received() >= verifier.size() => return Ok(()),
+            let attempt = match self.fetch_from(layer, verifier).await {
+                Ok(()) if verifier.received() >= layer.size => return Ok(()),
                 Ok(()) => {
                     ended_short_at = Some(verifier.received());
                     Attempt::Dropped(Error::BlobRead {
-                        digest: *verifier.layer(),
+                        digest: layer.digest,
                         offset: verifier.received(),
                         source: std::io::ErrorKind::UnexpectedEof.into(),
                     })
@@ -276,7 +279,7 @@ impl Registry {
                 Attempt::Dropped(e) if resumes < MAX_RESUMES => {
                     resumes += 1;
                     tracing::warn!(
-                        layer = %verifier.layer(),
+                        layer = %layer.digest,
                         at = verifier.received(),
                         attempt = resumes,
                         error = %e,
@@ -297,9 +300,9 @@ impl Registry {
     }
 
     /// Streams the blob from where `verifier` stands to the end of the answer.
-    async fn fetch_from(&self, verifier: &mut Verifier) -> Result<(), Attempt> {
+    async fn fetch_from(&self, layer: &Layer, verifier: &mut Verifier) -> Result<(), Attempt> {
         let offset = verifier.received();
-        let url = self.session.url("blobs", &verifier.layer().to_string());
+        let url = self.session.url("blobs", &layer.digest.to_string());
         let mut response = self
             .session
             .send(Method::GET, &url, |r| {
@@ -321,10 +324,10 @@ impl Registry {
                 Ok(None) => return Ok(()),
                 // The whole blob is here and only the answer's end went wrong (a lying
                 // Content-Length): the digest check says whether the bytes are right.
-                Err(_) if verifier.received() == verifier.size() => return Ok(()),
+                Err(_) if verifier.received() == layer.size => return Ok(()),
                 Err(e) => {
                     return Err(Attempt::Dropped(Error::BlobRead {
-                        digest: *verifier.layer(),
+                        digest: layer.digest,
                         offset: verifier.received(),
                         source: std::io::Error::other(e),
                     }));
@@ -349,7 +352,7 @@ impl Registry {
 }
 
 /// Checks a 206 answer starts where asked (`Content-Range: bytes START-END/SIZE`).
-fn check_range(response: &reqwest::Response, asked: u64) -> Result<(), RegistryError> {
+pub(crate) fn check_range(response: &reqwest::Response, asked: u64) -> Result<(), RegistryError> {
     let got = response
         .headers()
         .get(CONTENT_RANGE)
@@ -381,13 +384,7 @@ impl Attempt {
     /// overloaded or misconfigured proxy in front of it).
     fn of(e: Error) -> Self {
         let transient = match &e {
-            Error::Registry { source, .. } => match &**source {
-                RegistryError::Transport { .. } => true,
-                RegistryError::Status { status, .. } => {
-                    matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
-                }
-                _ => false,
-            },
+            Error::Registry { source, .. } => is_transient(source),
             _ => false,
         };
         if transient {
@@ -395,6 +392,19 @@ impl Attempt {
         } else {
             Self::Fatal(e)
         }
+    }
+}
+
+/// Whether a failed request may succeed if tried again: the connection broke, the
+/// server asked us to slow down, or it failed for now (a restart, an overloaded or
+/// misconfigured proxy in front of it).
+pub(crate) fn is_transient(e: &RegistryError) -> bool {
+    match e {
+        RegistryError::Transport { .. } => true,
+        RegistryError::Status { status, .. } => {
+            matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
+        }
+        _ => false,
     }
 }
 

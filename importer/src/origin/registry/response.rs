@@ -22,7 +22,7 @@ const MESSAGE_CHARS: usize = 300;
 const MAX_CODES: usize = 4;
 
 /// Reads a successful response's body, refusing it past `limit` bytes.
-pub(super) async fn read_capped(
+pub(crate) async fn read_capped(
     mut response: Response,
     limit: usize,
     what: &'static str,
@@ -55,7 +55,7 @@ pub(super) async fn read_capped(
 
 /// Passes a successful response through; turns any other into [`RegistryError::Status`]
 /// with the registry's codes, message and `Retry-After`, read within their caps.
-pub(super) async fn check(response: Response) -> Result<Response, RegistryError> {
+pub(crate) async fn check(response: Response) -> Result<Response, RegistryError> {
     let status = response.status();
     if status.is_success() {
         return Ok(response);

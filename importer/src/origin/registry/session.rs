@@ -44,7 +44,6 @@ pub(super) struct Session {
 impl Session {
     /// A session with `host` for `repository`, with the settings that apply to `host`.
     pub async fn open(host: &str, repository: &str, options: &RegistryOptions) -> Result<Self> {
-        tls::install_crypto_provider();
         let credentials = auth::credentials(options.auth_file.as_deref(), host)?;
         let insecure = !options.tls_verify || options.insecure_registries.iter().any(|h| h == host);
         let http = client(host, options, insecure)?;
@@ -195,7 +194,10 @@ fn transport(url: &str) -> impl FnOnce(reqwest::Error) -> RegistryError + '_ {
 /// The HTTP client for `host`: its CA certificates (and client certificate) from
 /// `--cert-dir` or `certs.d`, certificate checks off when insecure, proxies from the
 /// environment, timeouts, bounded redirects.
-pub(super) fn client(host: &str, options: &RegistryOptions, insecure: bool) -> Result<Client> {
+pub(crate) fn client(host: &str, options: &RegistryOptions, insecure: bool) -> Result<Client> {
+    // Here, where every client (registry or web server) is built: reqwest panics
+    // without a provider.
+    tls::install_crypto_provider();
     let trust = tls::trust(options.cert_dir.as_deref(), &options.certs_d, host)?;
     let mut builder = Client::builder()
         .user_agent(concat!("bootsource/", env!("CARGO_PKG_VERSION")))

@@ -1,0 +1,131 @@
+//! Decompression found by magic bytes: gzip, zstd, xz, bzip2, or none.
+//!
+//! One decompressor for layers and single files alike, reading straight from the
+//! [`BlobReader`]'s chunks (`BufRead`), so bytes are copied once: into the decompressed
+//! buffer. Layers take gzip and zstd (what OCI allows); single files take all four, as
+//! vendors publish them (`.raw.xz`, `.qcow2.xz`, `.tar.xz`, `.img.gz`, `.bz2`). Each
+//! decoder reads concatenated streams (pigz/pbzip2/`xz -T` output, `cat a.gz b.gz`);
+//! bytes after the last stream that are not another stream are an error.
+//!
+//! The decoders: flate2 with zlib-rs (see [`crate::gzip`]), libzstd, the reference
+//! liblzma (C; pure-Rust lzma-rs decodes at about half its speed) and libbz2-rs-sys (a
+//! pure-Rust port of libbzip2, as fast as the C library).
+
+use std::io::{self, Read};
+
+use crate::blob::BlobReader;
+use crate::gzip::GzipReader;
+
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+const XZ_MAGIC: [u8; 6] = [0xfd, b'7', b'z', b'X', b'Z', 0x00];
+const BZIP2_MAGIC: [u8; 3] = *b"BZh";
+
+/// Bytes [`Compression::sniff`] needs.
+pub(crate) const MAGIC_BYTES: usize = 6;
+
+/// A compression format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Compression {
+    None,
+    Gzip,
+    Zstd,
+    Xz,
+    Bzip2,
+}
+
+impl Compression {
+    /// The format whose magic `head` starts with.
+    pub fn sniff(head: &[u8]) -> Self {
+        if head.starts_with(&GZIP_MAGIC) {
+            Self::Gzip
+        } else if head.starts_with(&ZSTD_MAGIC) {
+            Self::Zstd
+        } else if head.starts_with(&XZ_MAGIC) {
+            Self::Xz
+        } else if head.starts_with(&BZIP2_MAGIC)
+            && head.get(3).is_some_and(|b| (b'1'..=b'9').contains(b))
+        {
+            Self::Bzip2
+        } else {
+            Self::None
+        }
+    }
+
+    /// What a stream in this format is, for error messages.
+    pub fn describe(self, inner: &'static str) -> &'static str {
+        match self {
+            Self::None => inner,
+            Self::Gzip => "gzip stream",
+            Self::Zstd => "zstd stream",
+            Self::Xz => "xz stream",
+            Self::Bzip2 => "bzip2 stream",
+        }
+    }
+}
+
+/// A blob, decompressed.
+pub(crate) enum Decompressor {
+    Plain(BlobReader),
+    Gzip(Box<GzipReader<BlobReader>>),
+    Zstd(zstd::stream::read::Decoder<'static, BlobReader>),
+    Xz(Box<liblzma::bufread::XzDecoder<BlobReader>>),
+    Bzip2(Box<bzip2::bufread::MultiBzDecoder<BlobReader>>),
+}
+
+impl Decompressor {
+    /// Wraps `blob` in the decoder for `compression`.
+    pub fn new(compression: Compression, blob: BlobReader) -> io::Result<Self> {
+        Ok(match compression {
+            Compression::None => Self::Plain(blob),
+            Compression::Gzip => Self::Gzip(Box::new(GzipReader::new(blob))),
+            Compression::Zstd => Self::Zstd(zstd::stream::read::Decoder::with_buffer(blob)?),
+            Compression::Xz => Self::Xz(Box::new(liblzma::bufread::XzDecoder::new_multi_decoder(
+                blob,
+            ))),
+            Compression::Bzip2 => Self::Bzip2(Box::new(bzip2::bufread::MultiBzDecoder::new(blob))),
+        })
+    }
+
+    /// The blob under the decoder, e.g. to drain what follows the compressed stream.
+    pub fn blob(&mut self) -> &mut BlobReader {
+        match self {
+            Self::Plain(b) => b,
+            Self::Gzip(d) => d.get_mut(),
+            Self::Zstd(d) => d.get_mut(),
+            Self::Xz(d) => d.get_mut(),
+            Self::Bzip2(d) => d.get_mut(),
+        }
+    }
+}
+
+impl Read for Decompressor {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Self::Plain(b) => b.read(buf),
+            Self::Gzip(d) => d.read(buf),
+            Self::Zstd(d) => d.read(buf),
+            Self::Xz(d) => d.read(buf),
+            Self::Bzip2(d) => d.read(buf),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn magic_numbers() {
+        assert_eq!(Compression::sniff(b"\x1f\x8b\x08"), Compression::Gzip);
+        assert_eq!(
+            Compression::sniff(b"\x28\xb5\x2f\xfd\x04"),
+            Compression::Zstd
+        );
+        assert_eq!(Compression::sniff(b"\xfd7zXZ\0\0"), Compression::Xz);
+        assert_eq!(Compression::sniff(b"BZh91AY&SY"), Compression::Bzip2);
+        assert_eq!(Compression::sniff(b"BZhx"), Compression::None);
+        assert_eq!(Compression::sniff(b"QFI\xfb"), Compression::None);
+        assert_eq!(Compression::sniff(b""), Compression::None);
+    }
+}
