@@ -57,6 +57,7 @@ mod pipeline;
 mod platform;
 mod progress;
 pub mod qcow2;
+mod read_full;
 mod reference;
 mod report;
 mod stream_length;

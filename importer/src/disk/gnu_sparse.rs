@@ -26,6 +26,7 @@ use tar::{EntryType, GnuExtSparseHeader, GnuSparseHeader, Header, PaxExtensions}
 
 use super::header_budget::{self, MAX_HEADER_BYTES};
 use super::problem::SparseMapProblem;
+use crate::read_full::read_full;
 
 const BLOCK: usize = 512;
 
@@ -321,20 +322,6 @@ fn checksum_ok(header: &Header) -> bool {
         .sum::<u32>()
         + 8 * 32;
     header.cksum().is_ok_and(|c| c == sum)
-}
-
-/// Fills `buf` unless the stream ends first; returns how much it filled.
-fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
 }
 
 #[cfg(test)]

@@ -11,6 +11,8 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
+use crate::read_full::read_full;
+
 /// Bytes read from the disk file at a time.
 pub(crate) const CHUNK: usize = 1 << 20;
 /// Buffers kept for reuse.
@@ -51,15 +53,7 @@ impl ChunkPool {
             .expect("not poisoned")
             .pop()
             .unwrap_or_else(|| vec![0; CHUNK]);
-        let mut filled = 0;
-        while filled < CHUNK {
-            match reader.read(&mut buf[filled..]) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
+        let filled = read_full(reader, &mut buf[..CHUNK])?;
         Ok(Bytes::from_owner(Pooled {
             buf,
             len: filled,

@@ -166,13 +166,7 @@ impl<'scope, 'env> Conversion<'scope, 'env> {
             }
             fed += chunk.len() as u64;
             self.start(layer, name, size, &chunk)?;
-            match &mut self.phase {
-                Phase::Sizing { decoder, .. } | Phase::Writing { decoder, .. } => {
-                    decoder.feed(&chunk, &mut self.extents)?;
-                }
-                Phase::Unstarted(_) | Phase::Failed => return Err(not_started()),
-            }
-            self.hand_over()?;
+            self.decode(|decoder, out| decoder.feed(&chunk, out))?;
         }
     }
 
@@ -189,13 +183,7 @@ impl<'scope, 'env> Conversion<'scope, 'env> {
         }
         self.check_running()?;
         self.start(layer, name, size, &[0; 512][..len.min(512) as usize])?;
-        match &mut self.phase {
-            Phase::Sizing { decoder, .. } | Phase::Writing { decoder, .. } => {
-                decoder.skip_zeros(len, &mut self.extents)?;
-            }
-            Phase::Unstarted(_) | Phase::Failed => return Err(not_started()),
-        }
-        self.hand_over()
+        self.decode(|decoder, out| decoder.skip_zeros(len, out))
     }
 
     /// Stops at once on cancel, or when a writer has failed.
@@ -241,6 +229,20 @@ impl<'scope, 'env> Conversion<'scope, 'env> {
             handshake,
         };
         self.open_place_once_sized()
+    }
+
+    /// Runs one decoder step, then hands what it emitted to the writers.
+    fn decode(
+        &mut self,
+        step: impl FnOnce(&mut dyn DiskDecoder, &mut Vec<Extent>) -> Result<()>,
+    ) -> Result<()> {
+        match &mut self.phase {
+            Phase::Sizing { decoder, .. } | Phase::Writing { decoder, .. } => {
+                step(decoder.as_mut(), &mut self.extents)?;
+            }
+            Phase::Unstarted(_) | Phase::Failed => return Err(not_started()),
+        }
+        self.hand_over()
     }
 
     /// Hands what the decoder emitted to the writers (once there are some).
