@@ -3,20 +3,23 @@
 //! The decoder hands out zero-copy slices of each chunk, so a chunk lives until the
 //! last extent slicing it has been written. When it dies its buffer goes back to the
 //! pool, already initialised: reading the next chunk into it costs no allocation and no
-//! `memset` (which was a tenth of the decoding thread's time on raw disks). The pool
-//! keeps at most [`POOLED`] buffers; the writer queue bounds how many are in flight.
+//! `memset` (which was a tenth of the decoding thread's time on raw disks). The writer
+//! queue bounds the bytes in flight ([`IN_FLIGHT_BYTES`]); the pool keeps enough
+//! buffers for that many, plus the few the decoder holds, so that in a steady stream
+//! every chunk is a recycled one.
 
 use std::io::{self, Read};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
+use super::writer::IN_FLIGHT_BYTES;
 use crate::read_full::read_full;
 
 /// Bytes read from the disk file at a time.
 pub(crate) const CHUNK: usize = 1 << 20;
-/// Buffers kept for reuse.
-const POOLED: usize = 16;
+/// Buffers kept for reuse: those the writer queue can hold, and some for the decoder.
+const POOLED: usize = IN_FLIGHT_BYTES / CHUNK + 8;
 
 /// A shared pool of chunk buffers.
 #[derive(Debug, Clone, Default)]

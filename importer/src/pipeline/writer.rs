@@ -2,16 +2,19 @@
 //!
 //! The decoding thread is the pipeline's bottleneck (gzip inflates on one core), so
 //! everything that can leave it does: compressed qcow2 clusters are inflated here, in
-//! parallel, and every `pwrite` happens here. Extents arrive through a bounded
-//! channel, which also bounds memory: each extent pins at most the chunk it slices.
+//! parallel, and every `pwrite` happens here. Extents arrive through a channel whose
+//! bound is in bytes, not extents ([`IN_FLIGHT_BYTES`]): a raw disk's extents are whole
+//! 1 MiB chunks and a compressed cluster's a few KiB, and what must stay small is the
+//! memory the queued extents pin, whatever their size.
 //!
 //! The first error stops the whole pool at once: the failing worker records it and
 //! raises a flag the others and the decoding thread check, so a corrupt cluster or a
 //! full disk ends the import without downloading and writing the rest of the layer.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{Scope, ScopedJoinHandle};
+use std::time::Instant;
 
 use bootsource_place::Place;
 use crossbeam_channel::{Receiver, Sender};
@@ -21,14 +24,20 @@ use crate::progress::Progress;
 use crate::qcow2::Inflater;
 use crate::{Error, Result};
 
-/// Extents queued between the decoder and the workers.
-const QUEUE: usize = 64;
+/// Bytes of extents queued or being written at most (one extent is always let
+/// through, however large). Enough to keep every worker busy while the decoder
+/// produces the next chunk; more only holds memory.
+pub(crate) const IN_FLIGHT_BYTES: usize = 16 << 20;
 
-/// What the workers share: the first error, and the flag that stops them all.
+/// What the workers share: the first error, the flag that stops them all, and the
+/// bytes in flight.
 #[derive(Default)]
 struct Stop {
     raised: AtomicBool,
     error: Mutex<Option<Error>>,
+    in_flight: Mutex<u64>,
+    /// Signalled when bytes in flight are written, or when the pool stops.
+    room: Condvar,
 }
 
 impl Stop {
@@ -38,6 +47,29 @@ impl Stop {
             .expect("not poisoned")
             .get_or_insert(error);
         self.raised.store(true, Ordering::Release);
+        // Taking the lock orders the flag before a waiting sender's next check.
+        drop(self.in_flight.lock().expect("not poisoned"));
+        self.room.notify_all();
+    }
+
+    /// Waits until `bytes` more fit in flight (or nothing is), then counts them.
+    /// Returns false if the pool stopped meanwhile.
+    fn admit(&self, bytes: u64) -> bool {
+        let mut in_flight = self.in_flight.lock().expect("not poisoned");
+        while *in_flight > 0 && *in_flight + bytes > IN_FLIGHT_BYTES as u64 {
+            if self.is_raised() {
+                return false;
+            }
+            in_flight = self.room.wait(in_flight).expect("not poisoned");
+        }
+        *in_flight += bytes;
+        !self.is_raised()
+    }
+
+    /// Counts `bytes` as written.
+    fn release(&self, bytes: u64) {
+        *self.in_flight.lock().expect("not poisoned") -= bytes;
+        self.room.notify_one();
     }
 
     fn is_raised(&self) -> bool {
@@ -54,6 +86,7 @@ pub(crate) struct Writer<'scope> {
     sender: Sender<Extent>,
     workers: Vec<ScopedJoinHandle<'scope, ()>>,
     stop: Arc<Stop>,
+    progress: &'scope Progress,
 }
 
 impl<'scope> Writer<'scope> {
@@ -64,7 +97,8 @@ impl<'scope> Writer<'scope> {
         workers: usize,
         progress: &'scope Progress,
     ) -> Self {
-        let (sender, receiver) = crossbeam_channel::bounded(QUEUE);
+        // Unbounded in extents: `Stop::admit` bounds the bytes.
+        let (sender, receiver) = crossbeam_channel::unbounded();
         let stop = Arc::new(Stop::default());
         let workers = (0..workers.max(1))
             .map(|i| {
@@ -84,6 +118,7 @@ impl<'scope> Writer<'scope> {
             sender,
             workers,
             stop,
+            progress,
         }
     }
 
@@ -97,9 +132,10 @@ impl<'scope> Writer<'scope> {
 
     /// Queues extents; fails with the workers' error if they have stopped.
     pub fn send(&self, extents: impl IntoIterator<Item = Extent>) -> Result<()> {
+        let waiting = &self.progress.stages.waiting_for_writers;
         for extent in extents {
-            self.check()?;
-            if self.sender.send(extent).is_err() {
+            let admitted = waiting.time(|| self.stop.admit(pinned(&extent)));
+            if !admitted || self.sender.send(extent).is_err() {
                 return Err(self.failure());
             }
         }
@@ -140,6 +176,8 @@ fn work(
         if stop.is_raised() {
             break;
         }
+        let bytes = pinned(&extent);
+        let started = Instant::now();
         match extent {
             Extent::Data { offset, bytes } => place.write_at(offset.0, &bytes)?,
             Extent::Compressed {
@@ -160,9 +198,89 @@ fn work(
                 place.write_at(offset.0, &cluster)?;
             }
         }
+        progress.stages.write.add_since(started);
+        stop.release(bytes);
         progress
             .written
             .store(place.bytes_written(), Ordering::Relaxed);
     }
     Ok(())
+}
+
+/// The bytes an extent holds while it waits: its data, or its compressed cluster.
+fn pinned(extent: &Extent) -> u64 {
+    match extent {
+        Extent::Data { bytes, .. } | Extent::Compressed { bytes, .. } => bytes.len() as u64,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+    use std::time::{Duration, Instant};
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::extent::GuestOffset;
+
+    /// A place whose writes wait until it is opened.
+    #[derive(Debug, Default)]
+    struct Gate {
+        open: Mutex<bool>,
+        opened: Condvar,
+        writes: AtomicUsize,
+    }
+
+    impl Place for Gate {
+        fn size(&self) -> u64 {
+            u64::MAX
+        }
+
+        fn write_at(&self, _offset: u64, _data: &[u8]) -> bootsource_place::Result<()> {
+            let mut open = self.open.lock().unwrap();
+            while !*open {
+                open = self.opened.wait(open).unwrap();
+            }
+            self.writes.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        }
+
+        fn bytes_written(&self) -> u64 {
+            0
+        }
+    }
+
+    #[test]
+    fn queued_extents_never_hold_more_than_the_byte_budget() {
+        const MIB: usize = 1 << 20;
+        let gate = Arc::new(Gate::default());
+        let place: Arc<dyn Place> = Arc::clone(&gate) as _;
+        let progress = Progress::default();
+        let sent = AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            let writer = Writer::start(scope, &place, 2, &progress);
+            let sender = scope.spawn(|| {
+                let chunk = Bytes::from(vec![1u8; MIB]);
+                for i in 0..40u64 {
+                    let offset = GuestOffset(i * MIB as u64);
+                    let bytes = chunk.clone();
+                    writer.send([Extent::Data { offset, bytes }]).unwrap();
+                    sent.fetch_add(1, Ordering::Relaxed);
+                }
+                writer.finish().unwrap();
+            });
+            let budget = IN_FLIGHT_BYTES / MIB;
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while sent.load(Ordering::Relaxed) < budget && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+            assert_eq!(sent.load(Ordering::Relaxed), budget, "writes are blocked");
+            *gate.open.lock().unwrap() = true;
+            gate.opened.notify_all();
+            sender.join().unwrap();
+        });
+        assert_eq!(gate.writes.load(Ordering::Relaxed), 40);
+    }
 }
