@@ -15,6 +15,7 @@
 use std::io::{self, BufRead, Read};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -71,6 +72,9 @@ pub(crate) struct Verifier {
     received: u64,
     sender: mpsc::Sender<Message>,
     progress: Arc<Progress>,
+    /// When the last chunk was handed on: from then until the next arrives, the
+    /// producer waits for the origin.
+    handed_on: Instant,
 }
 
 /// The consumer's half: a `Read` over the verified blob.
@@ -78,6 +82,7 @@ pub(crate) struct Verifier {
 pub struct BlobReader {
     name: BlobName,
     receiver: mpsc::Receiver<Message>,
+    progress: Arc<Progress>,
     current: Bytes,
     /// The sha256 of the whole blob, once it has verified.
     verified: Option<Digest>,
@@ -94,6 +99,7 @@ pub(crate) fn channel_for(expected: Expected, progress: Arc<Progress>) -> (Verif
     let reader = BlobReader {
         name: expected.name.clone(),
         receiver,
+        progress: Arc::clone(&progress),
         current: Bytes::new(),
         verified: None,
     };
@@ -103,6 +109,7 @@ pub(crate) fn channel_for(expected: Expected, progress: Arc<Progress>) -> (Verif
         received: 0,
         sender,
         progress,
+        handed_on: Instant::now(),
     };
     (verifier, reader)
 }
@@ -117,22 +124,23 @@ impl Verifier {
     /// or the blob grew past its expected size.
     pub async fn push(&mut self, chunk: Bytes) -> Result<()> {
         self.account(&chunk)?;
-        self.sender
-            .send(Message::Data(chunk))
-            .await
-            .map_err(|_| Error::Cancelled)
+        let sent = self.sender.send(Message::Data(chunk)).await;
+        self.handed_on = Instant::now();
+        sent.map_err(|_| Error::Cancelled)
     }
 
     /// [`push`](Self::push) for producers on plain threads.
     pub fn push_blocking(&mut self, chunk: Bytes) -> Result<()> {
         self.account(&chunk)?;
-        self.sender
-            .blocking_send(Message::Data(chunk))
-            .map_err(|_| Error::Cancelled)
+        let sent = self.sender.blocking_send(Message::Data(chunk));
+        self.handed_on = Instant::now();
+        sent.map_err(|_| Error::Cancelled)
     }
 
     fn account(&mut self, chunk: &[u8]) -> Result<()> {
-        self.hashes.update(chunk);
+        let stages = &self.progress.stages;
+        stages.download.add_since(self.handed_on);
+        stages.verify.time(|| self.hashes.update(chunk));
         self.received += chunk.len() as u64;
         self.progress
             .downloaded
@@ -293,7 +301,11 @@ impl BlobReader {
         if self.verified.is_some() {
             return Ok(false);
         }
-        match self.receiver.blocking_recv() {
+        let message = {
+            let clock = &self.progress.stages.waiting_for_input;
+            clock.time(|| self.receiver.blocking_recv())
+        };
+        match message {
             Some(Message::Data(chunk)) => {
                 self.current = chunk;
                 Ok(true)

@@ -130,7 +130,10 @@ impl Import {
         pipeline: impl FnOnce(Handshake) -> Result<Finished> + Send + 'static,
     ) -> Result<Self> {
         let (handshake, Caller { announced, place }) = pipeline::handshake();
-        let pipeline = tokio::task::spawn_blocking(move || pipeline(handshake));
+        let progress = Arc::clone(&options.progress);
+        let pipeline = tokio::task::spawn_blocking(move || {
+            (progress.stages.decode_thread).time(|| pipeline(handshake))
+        });
         let disk = match announced.await {
             Ok(disk) => disk,
             // The pipeline ended before the disk's size was known: its error says why.
@@ -215,6 +218,7 @@ impl Import {
             passes: converted.passes,
             spool_peak: converted.spool_peak,
             seconds: self.started.elapsed().as_secs_f64(),
+            stages: self.options.progress.stage_times(),
             trust: self.verdict,
             checksum: self.file.as_ref().and_then(|f| f.checksum().cloned()),
             validators,

@@ -60,6 +60,7 @@ pub mod qcow2;
 mod read_full;
 mod reference;
 mod report;
+mod stages;
 mod stream_length;
 mod text;
 pub mod trust;
@@ -90,6 +91,7 @@ pub use progress::{Cancel, Progress, ProgressSnapshot};
 pub use reference::{ImageRef, ParseImageRefError, ReferenceProblem, RegistryRef, UrlProblem};
 pub use report::{DiskInfo, ImageInfo, ImportReport, Qcow2Info};
 pub use reqwest::Url;
+pub use stages::{Stage, StageTimes};
 pub use text::{escape_controls, printable};
 pub use trust::{TrustPolicy, Verdict};
 

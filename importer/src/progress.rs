@@ -6,6 +6,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
+use crate::stages::{StageClocks, StageTimes};
+
 /// Live counters of one import.
 #[derive(Debug, Default)]
 pub struct Progress {
@@ -15,6 +17,8 @@ pub struct Progress {
     pub(crate) written: AtomicU64,
     pub(crate) virtual_size: AtomicU64,
     pub(crate) pass: AtomicU32,
+    /// Where the time goes, per stage.
+    pub(crate) stages: StageClocks,
 }
 
 /// A consistent-enough reading of [`Progress`].
@@ -50,6 +54,11 @@ impl Progress {
             virtual_size: self.virtual_size.load(Ordering::Relaxed),
             pass: self.pass.load(Ordering::Relaxed),
         }
+    }
+
+    /// Where the import's time went so far.
+    pub fn stage_times(&self) -> StageTimes {
+        self.stages.times()
     }
 }
 

@@ -104,6 +104,8 @@ pub struct ImportReport {
     pub spool_peak: u64,
     /// Wall-clock seconds.
     pub seconds: f64,
+    /// Where those seconds went, and which stage set the pace.
+    pub stages: crate::StageTimes,
     /// The signature policy's verdict and the signatures found; `None` for a single
     /// file (checksums vouch for those).
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -146,7 +146,7 @@ fn summary(r: &ImportReport, target: &Path) -> String {
         String::new()
     };
     format!(
-        "imported {} ({}) to {}: {} {}, {} downloaded, {} written, {:.1} s ({}){passes}",
+        "imported {} ({}) to {}: {} {}, {} downloaded, {} written, {:.1} s ({}, limited by {}){passes}",
         r.image,
         r.digest,
         target.display(),
@@ -156,5 +156,6 @@ fn summary(r: &ImportReport, target: &Path) -> String {
         human::bytes(r.written),
         r.seconds,
         human::rate(r.downloaded, r.seconds),
+        r.stages.limited_by.name(),
     )
 }

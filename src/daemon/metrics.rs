@@ -8,8 +8,8 @@
 
 use super::process::ProcessMetrics;
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    CounterVec, Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 /// Every metric the daemon exports.
@@ -43,6 +43,12 @@ pub struct Metrics {
     pub reloads: IntCounterVec,
     /// Versions the signature policy refused (each digest once).
     pub rejected_versions: IntCounterVec,
+    /// Seconds each import stage was busy, by `stage` (`download`, `verify`, `decode`,
+    /// `write`; see `bootsource_importer::StageTimes`).
+    pub stage_seconds: CounterVec,
+    /// Seconds the decoding thread waited, by `on` (`input`: the download or its
+    /// hashing was slower; `writers`: the disk was).
+    pub decode_wait_seconds: CounterVec,
     /// `process_*` and `bootsource_build_info`, read when scraped.
     process: ProcessMetrics,
 }
@@ -76,6 +82,14 @@ impl Metrics {
         registry
             .register(Box::new(import_duration.clone()))
             .expect("unique metric");
+        let seconds = |name: &str, help: &str, label: &str| {
+            let c =
+                CounterVec::new(Opts::new(name, help), &["source", label]).expect("valid metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
+            c
+        };
         let last_successful_poll = GaugeVec::new(
             Opts::new(
                 "bootsource_last_successful_poll_timestamp_seconds",
@@ -136,6 +150,16 @@ impl Metrics {
                 "bootsource_rejected_versions_total",
                 "Versions the signature policy refused (each digest counted once).",
                 &["source"],
+            ),
+            stage_seconds: seconds(
+                "bootsource_import_stage_seconds_total",
+                "Seconds each import stage was busy.",
+                "stage",
+            ),
+            decode_wait_seconds: seconds(
+                "bootsource_import_decode_wait_seconds_total",
+                "Seconds the decoding thread waited for input or for the writers.",
+                "on",
             ),
             process: ProcessMetrics::register(&registry),
             registry,

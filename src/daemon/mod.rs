@@ -33,7 +33,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use bootsource_importer::{Cancel, Progress, ProgressSnapshot};
+use bootsource_importer::{Cancel, Progress, ProgressSnapshot, Stage, StageTimes};
 use bootsource_poller::{
     Decision, ImportTicket, PollTicket, Poller, PollerConfig, SourceSpec, SplitMix64, TicketId,
 };
@@ -78,6 +78,8 @@ struct Running {
     /// Cancelled at its deadline: its end is a failure, not a cancellation.
     timed_out: bool,
     counted: ProgressSnapshot,
+    /// Stage times already added to the counters.
+    counted_stages: Option<StageTimes>,
 }
 
 struct Daemon {
@@ -394,6 +396,7 @@ impl Daemon {
                 deadline: Instant::now() + self.config.import_timeout,
                 timed_out: false,
                 counted: ProgressSnapshot::default(),
+                counted_stages: None,
             },
         );
         let (store, events) = (Arc::clone(&self.store), self.events.clone());
@@ -572,6 +575,30 @@ impl Daemon {
             .with_label_values(&[&running.source])
             .set(gauge(now.download_total));
         running.counted = now;
+        self.count_stages(running);
+    }
+
+    /// Adds the seconds a running import's stages were busy or waiting since last
+    /// counted.
+    fn count_stages(&self, running: &mut Running) {
+        let m = &self.metrics;
+        let stages = running.progress.stage_times();
+        let before = running.counted_stages.replace(stages);
+        let added = |read: &dyn Fn(&StageTimes) -> f64| {
+            (read(&stages) - before.as_ref().map_or(0.0, read)).max(0.0)
+        };
+        let source = running.source.as_str();
+        for stage in Stage::ALL {
+            m.stage_seconds
+                .with_label_values(&[source, stage.name()])
+                .inc_by(added(&|t| t.busy(stage)));
+        }
+        m.decode_wait_seconds
+            .with_label_values(&[source, "input"])
+            .inc_by(added(&|t| t.decode_waiting_for_input));
+        m.decode_wait_seconds
+            .with_label_values(&[source, "writers"])
+            .inc_by(added(&|t| t.decode_waiting_for_writers));
     }
 
     /// Updates gauges, the state file (written off the runtime) and systemd's status

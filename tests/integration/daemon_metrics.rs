@@ -3,7 +3,9 @@
 //! grow, a running import shows its progress and total in bytes, `source_outdated` is 1
 //! while the registry has a digest the node does not (also while auto-update is off)
 //! and 0 once imported, `source_versions` counts what is kept, the last successful poll
-//! time advances; the example alert rules use only series the daemon exports.
+//! time advances, the seconds each import stage was busy grow where the time goes (the
+//! download, behind a slow link); the example alert rules use only series the daemon
+//! exports.
 //!
 //! The long import is made long by a [`Throttle`] between the daemon and the registry.
 
@@ -36,6 +38,19 @@ fn polls(m: &Metrics, result: &str) -> f64 {
 fn gauge(m: &Metrics, name: &str) -> f64 {
     m.get(name, &[FEDORA])
         .unwrap_or_else(|| panic!("no {name}{{source=\"fedora\"}} in\n{}", m.text))
+}
+
+fn stage_seconds(m: &Metrics, stage: &str) -> f64 {
+    let labels = [FEDORA, ("stage", stage)];
+    m.get("bootsource_import_stage_seconds_total", &labels)
+        .unwrap_or_else(|| panic!("no stage_seconds for {stage} in\n{}", m.text))
+}
+
+fn decode_waits(m: &Metrics, on: &str) -> f64 {
+    m.value(
+        "bootsource_import_decode_wait_seconds_total",
+        &[FEDORA, ("on", on)],
+    )
 }
 
 /// Waits for a scrape that satisfies `ok`; returns it.
@@ -96,6 +111,12 @@ fn series_move_through_imports_a_long_import_and_auto_update_off() {
     );
     assert!(m.has_family("bootsource_import_duration_seconds"));
     assert_eq!(m.value("bootsource_config_reloads_total", &[]), 0.0);
+    for stage in ["download", "verify", "decode", "write"] {
+        let busy = stage_seconds(&m, stage);
+        assert!(busy >= 0.0, "{stage} busy {busy} s");
+    }
+    let first_download = stage_seconds(&m, "download");
+    assert!(first_download > 0.0, "{}", m.text);
 
     // A long import: progress and total in bytes, outdated while it runs.
     v2.push(&registry, "os/fedora:latest");
@@ -121,6 +142,15 @@ fn series_move_through_imports_a_long_import_and_auto_update_off() {
     assert!(
         later.value("bootsource_downloaded_bytes_total", &[FEDORA]) > downloaded,
         "downloaded_bytes_total does not grow during an import"
+    );
+    // The throttled link is where the time goes, and it shows while the import runs.
+    let m = wait_metrics(&daemon, "download seconds to grow", |m| {
+        stage_seconds(m, "download") > first_download + 1.0 && decode_waits(m, "input") > 1.0
+    });
+    assert!(
+        decode_waits(&m, "input") > decode_waits(&m, "writers"),
+        "{}",
+        m.text
     );
 
     // Auto-update off mid-import: cancelled, and outdated stays 1 — the registry still

@@ -36,6 +36,7 @@ mod import_layers;
 mod import_resume;
 mod import_signals;
 mod import_sources;
+mod import_stages;
 mod import_targets;
 mod oci_image;
 mod soak;

@@ -286,8 +286,9 @@ impl<'scope, 'env> Conversion<'scope, 'env> {
         disk.virtual_size = size;
         disk.qcow2 = decoder.qcow2_info();
         disk.subformat = decoder.subformat();
-        let place = handshake.exchange(disk.clone())?;
         let progress = &self.settings.progress;
+        let place =
+            (progress.stages.waiting_for_place).time(|| handshake.exchange(disk.clone()))?;
         progress.virtual_size.store(size, Ordering::Relaxed);
         let writer = Writer::start(self.scope, &place, self.settings.workers, progress);
         self.phase = Phase::Writing {

@@ -1,0 +1,190 @@
+//! Where an import's time went: busy and waiting time per pipeline stage.
+//!
+//! The pipeline is a chain of threads joined by bounded queues: the producer receives
+//! the blob and hashes it, the decoding thread decompresses, walks the tar and decodes
+//! the disk format, the writer pool inflates clusters and writes. When the chain runs
+//! at full speed, one stage is always busy and the others wait on it. Each thread adds
+//! its busy and waiting time to a [`Clock`] here; at the end [`StageTimes`] tells the
+//! user (the `--json` report, the daemon's metrics) what each stage cost and which one
+//! set the pace.
+//!
+//! The decoding thread is the hub, so its time is what decides: it is either busy
+//! (decode is the limit), starved of input (the producer is: download or verify,
+//! whichever took longer), or blocked on a full writer queue (write is). Its idle wait
+//! for the caller to open a place is not counted against any stage.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Nanoseconds one stage spent, summed over the threads that add to it.
+#[derive(Debug, Default)]
+pub(crate) struct Clock(AtomicU64);
+
+impl Clock {
+    /// Adds the time since `since`.
+    pub fn add_since(&self, since: Instant) {
+        self.add(since.elapsed());
+    }
+
+    pub fn add(&self, elapsed: Duration) {
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        self.0.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    /// Runs `f`, adding the time it took.
+    pub fn time<T>(&self, f: impl FnOnce() -> T) -> T {
+        let start = Instant::now();
+        let out = f();
+        self.add_since(start);
+        out
+    }
+
+    fn seconds(&self) -> f64 {
+        Duration::from_nanos(self.0.load(Ordering::Relaxed)).as_secs_f64()
+    }
+}
+
+/// The clocks of one import, shared by its threads.
+#[derive(Debug, Default)]
+pub(crate) struct StageClocks {
+    /// The producer waiting for the origin's next bytes (network, or a file's reads).
+    pub download: Clock,
+    /// The producer hashing what arrived.
+    pub verify: Clock,
+    /// The decoding thread's whole life, waits included.
+    pub decode_thread: Clock,
+    /// The decoding thread waiting for the producer.
+    pub waiting_for_input: Clock,
+    /// The decoding thread waiting for room in the writer queue.
+    pub waiting_for_writers: Clock,
+    /// The decoding thread waiting for its caller to open the place.
+    pub waiting_for_place: Clock,
+    /// The writer threads inflating and writing, summed over threads.
+    pub write: Clock,
+}
+
+/// A pipeline stage, as named in reports and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stage {
+    /// Receiving the blob from the origin.
+    Download,
+    /// Hashing it (sha256, and the user's checksum).
+    Verify,
+    /// Decompressing, walking the tar and decoding the disk format.
+    Decode,
+    /// Inflating compressed clusters and writing to the place.
+    Write,
+}
+
+impl Stage {
+    /// Every stage, in pipeline order.
+    pub const ALL: [Stage; 4] = [Stage::Download, Stage::Verify, Stage::Decode, Stage::Write];
+
+    /// Its name in reports and metric labels.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Download => "download",
+            Stage::Verify => "verify",
+            Stage::Decode => "decode",
+            Stage::Write => "write",
+        }
+    }
+}
+
+/// Seconds each stage was busy, the decoding thread's waits, and the stage that set
+/// the pace.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct StageTimes {
+    /// Waiting for the origin's bytes.
+    pub download: f64,
+    /// Hashing them.
+    pub verify: f64,
+    /// The decoding thread busy: decompressing, walking the tar, decoding.
+    pub decode: f64,
+    /// Writer threads busy (summed over threads: may exceed the wall time).
+    pub write: f64,
+    /// The decoding thread starved of input.
+    pub decode_waiting_for_input: f64,
+    /// The decoding thread blocked on a full writer queue.
+    pub decode_waiting_for_writers: f64,
+    /// The stage that limited the import.
+    pub limited_by: Stage,
+}
+
+impl StageTimes {
+    /// Seconds `stage` was busy.
+    pub fn busy(&self, stage: Stage) -> f64 {
+        match stage {
+            Stage::Download => self.download,
+            Stage::Verify => self.verify,
+            Stage::Decode => self.decode,
+            Stage::Write => self.write,
+        }
+    }
+}
+
+impl StageClocks {
+    /// What the clocks say now.
+    pub fn times(&self) -> StageTimes {
+        let input = self.waiting_for_input.seconds();
+        let writers = self.waiting_for_writers.seconds();
+        let decode =
+            (self.decode_thread.seconds() - input - writers - self.waiting_for_place.seconds())
+                .max(0.0);
+        let (download, verify) = (self.download.seconds(), self.verify.seconds());
+        let limited_by = if input >= decode && input >= writers {
+            if verify > download {
+                Stage::Verify
+            } else {
+                Stage::Download
+            }
+        } else if writers >= decode {
+            Stage::Write
+        } else {
+            Stage::Decode
+        };
+        StageTimes {
+            download,
+            verify,
+            decode,
+            write: self.write.seconds(),
+            decode_waiting_for_input: input,
+            decode_waiting_for_writers: writers,
+            limited_by,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn clocks(thread: u64, input: u64, writers: u64, download: u64, verify: u64) -> StageClocks {
+        let c = StageClocks::default();
+        c.decode_thread.add(Duration::from_secs(thread));
+        c.waiting_for_input.add(Duration::from_secs(input));
+        c.waiting_for_writers.add(Duration::from_secs(writers));
+        c.download.add(Duration::from_secs(download));
+        c.verify.add(Duration::from_secs(verify));
+        c
+    }
+
+    #[test]
+    fn the_decoding_threads_largest_share_names_the_limit() {
+        assert_eq!(clocks(10, 6, 1, 9, 1).times().limited_by, Stage::Download);
+        assert_eq!(clocks(10, 6, 1, 2, 8).times().limited_by, Stage::Verify);
+        assert_eq!(clocks(10, 1, 6, 1, 1).times().limited_by, Stage::Write);
+        let busy = clocks(10, 2, 1, 2, 1).times();
+        assert_eq!(busy.limited_by, Stage::Decode);
+        assert!((busy.decode - 7.0).abs() < 1e-9, "{busy:?}");
+    }
+
+    #[test]
+    fn waiting_for_the_place_counts_against_no_stage() {
+        let c = clocks(10, 1, 1, 1, 0);
+        c.waiting_for_place.add(Duration::from_secs(7));
+        let times = c.times();
+        assert!((times.decode - 1.0).abs() < 1e-9, "{times:?}");
+    }
+}
