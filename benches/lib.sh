@@ -97,4 +97,50 @@ stop_registry() {
     fi
 }
 
-registry_ref() { echo "docker://127.0.0.1:$REGISTRY_PORT/bench/$1:$TAG"; }
+# The reference of image NAME: at the registry, or through whatever listens on
+# REF_PORT in front of it (link.sh's rate-limited link).
+registry_ref() { echo "docker://127.0.0.1:${REF_PORT:-$REGISTRY_PORT}/bench/$1:$TAG"; }
+
+# What compare.sh and link.sh run and measure. A run sets WORK (scratch lives in
+# $WORK/scratch), LOG, and CPU=0 RSS=0 SCRATCH=0 STEPS= before its first step.
+cold() {
+    sync
+    echo 3 >/proc/sys/vm/drop_caches
+}
+
+cached_kib() { awk '/^Cached:/ { print $2 }' /proc/meminfo; }
+allocated() { [ -e "$1" ] && echo $(($(stat -c '%b * %B' "$1"))) || echo 0; }
+now() { date +%s.%N; }
+
+# timed STEP COMMAND...: runs COMMAND under /usr/bin/time; adds its CPU time to CPU,
+# raises RSS to its peak, records its wall time in STEPS.
+timed() {
+    local step=$1 wall user sys rss
+    shift
+    /usr/bin/time -f '%e %U %S %M' -o "$WORK/time" "$@" >>"$LOG" 2>&1 ||
+        { log "$step failed: $*"; tail -5 "$LOG" >&2; return 1; }
+    read -r wall user sys rss < <(tail -1 "$WORK/time")
+    CPU=$(awk -v a="$CPU" -v b="$user" -v c="$sys" 'BEGIN { print a + b + c }')
+    [ "$rss" -gt "$RSS" ] && RSS=$rss
+    STEPS="${STEPS:+$STEPS,}$step=$wall"
+}
+
+# The layer blob in a skopeo `dir:` copy.
+dir_layer() { echo "$1/$(jq -r '.layers[0].digest | sub("sha256:"; "")' "$1/manifest.json")"; }
+
+run_cdi() { # NAME FORMAT COMPRESSION TARGET
+    local name=$1 format=$2 comp=$3 target=$4 scratch=$WORK/scratch
+    mkdir -p "$scratch/extract"
+    timed download skopeo copy -q --src-tls-verify=false "$(registry_ref "$name")" "dir:$scratch/image" || return
+    local blob
+    blob=$(dir_layer "$scratch/image")
+    case $comp in
+    gzip) timed extract tar -xzf "$blob" -C "$scratch/extract" || return ;;
+    zstd) timed extract tar --zstd -xf "$blob" -C "$scratch/extract" || return ;;
+    esac
+    # Nothing is deleted before the conversion ends: this is the peak.
+    SCRATCH=$(du -sB1 "$scratch" | cut -f1)
+    timed convert qemu-img convert -t writeback -f "$format" -O raw "$scratch/extract/disk/disk.img" "$target" || return
+    timed sync sync -f "$target"
+}
+

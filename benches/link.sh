@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# Imports over a link of a given speed (issue 13): is bootsource as fast as the link?
+#
+#   sudo benches/link.sh [-n RUNS] [--rates "50 100 200"] [--images "NAME …"] [--no-build]
+#
+# Runs build-images.sh's images from the bench registry through `link` (src/bin/link.rs),
+# a TCP relay on 127.0.0.1 pacing everything the registry sends to RATE MB/s. For each
+# rate and image, RUNS rounds (default 3), cold page cache each time, of:
+#   1. download: curl -o /dev/null of the layer blob through the link — the floor
+#   2. bootsource import docker://…link…/bench/IMAGE:bench --to FILE
+#   3. CDI-style: skopeo copy through the link to dir:, extract, qemu-img convert, sync
+# and prints the medians with bootsource's time over the download's (the goal: <= 1.05)
+# and the stage bootsource's report names as its limit. Every result is checked with
+# `qemu-img compare`. Writes benches/results/DATE-link.md and latest-link.md.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+source "$REPO/benches/lib.sh"
+
+RUNS=3
+RATES="50 100 200"
+ONLY=
+BUILD=1
+TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
+BOOTSOURCE=$TARGET_DIR/release/bootsource
+LINK=$TARGET_DIR/release/link
+while [ $# -gt 0 ]; do
+    case $1 in
+    -n) RUNS=$2; shift 2 ;;
+    --rates) RATES=$2; shift 2 ;;
+    --images) ONLY=$2; shift 2 ;;
+    --no-build) BUILD=0; shift ;;
+    *) die "usage: $0 [-n RUNS] [--rates \"MB/s …\"] [--images \"NAME …\"] [--no-build]" ;;
+    esac
+done
+[ "$(id -u)" = 0 ] || die "run as root: every run drops the page cache"
+if [ "$BUILD" = 1 ]; then
+    log "cargo build --release"
+    (cd "$REPO" && cargo build --release --quiet -p bootsource -p bootsource-benches --bins)
+fi
+"$BENCH_DIR/build-images.sh"
+start_registry
+
+WORK=$CACHE/link-run
+rm -rf "$WORK"
+mkdir -p "$WORK/logs"
+TSV=$WORK/runs.tsv
+printf 'rate\timage\tcontender\tround\twall_s\tcpu_s\trss_kib\tverified\tlimited_by\tload1\n' >"$TSV"
+
+LINK_PID=
+start_link() { # RATE: sets REF_PORT
+    coproc LINKPROC { exec "$LINK" "127.0.0.1:$REGISTRY_PORT" "$1"; }
+    LINK_PID=$LINKPROC_PID
+    read -r REF_PORT <&"${LINKPROC[0]}"
+}
+stop_link() { [ -z "$LINK_PID" ] || { kill "$LINK_PID" 2>/dev/null; wait "$LINK_PID" 2>/dev/null || true; LINK_PID=; }; }
+trap 'stop_link; stop_registry' EXIT
+
+blob_url() { # NAME
+    local digest
+    digest=$(basename "$(layer_blob "$1")")
+    echo "http://127.0.0.1:$REF_PORT/v2/bench/$1/blobs/sha256:$digest"
+}
+
+run_one() { # RATE NAME DISK COMPRESSION CONTENDER ROUND
+    local rate=$1 name=$2 disk=$3 comp=$4 contender=$5 round=$6
+    local format=qcow2 target=$WORK/target.img start wall verified=- limited=-
+    [ "$disk" = disk.raw ] && format=raw
+    LOG=$WORK/logs/$rate.$name.$contender.$round.log
+    CPU=0 RSS=0 SCRATCH=0 STEPS=
+    rm -rf "$target" "$WORK/scratch"
+    cold
+    local load1
+    load1=$(cut -d' ' -f1 /proc/loadavg)
+    start=$(now)
+    case $contender in
+    download) timed download curl -fsS -o /dev/null "$(blob_url "$name")" ;;
+    bootsource)
+        timed import "$BOOTSOURCE" import "$(registry_ref "$name")" --to "$target" --tls-verify=false --json
+        limited=$(grep -o '"limited_by": *"[a-z]*"' "$LOG" | tail -1 | sed 's/.*"\([a-z]*\)"$/\1/') ;;
+    cdi) run_cdi "$name" "$format" "$comp" "$target" ;;
+    esac || verified=FAILED
+    wall=$(awk -v a="$(now)" -v b="$start" 'BEGIN { print a - b }')
+    if [ "$verified" = - ] && [ "$contender" != download ]; then
+        qemu-img compare -q -f raw -F raw "$GOLDEN/disk.raw" "$target" && verified=ok || verified=DIFFERENT
+    fi
+    rm -rf "$target" "$WORK/scratch"
+    printf '%s\t%s\t%s\t%s\t%.3f\t%.2f\t%s\t%s\t%s\t%s\n' "$rate" "$name" "$contender" "$round" \
+        "$wall" "$CPU" "$RSS" "$verified" "$limited" "$load1" >>"$TSV"
+    log "$(printf '%s MB/s %s round %s %s: %.2f s %s %s' "$rate" "$name" "$round" "$contender" "$wall" "$verified" "$limited")"
+}
+
+LOAD_BEFORE=$(uptime | sed 's/.*load average: //')
+for rate in $RATES; do
+    start_link "$rate"
+    for spec in "${IMAGES[@]}"; do
+        read -r name disk comp <<<"$spec"
+        [ -z "$ONLY" ] || [[ " $ONLY " == *" $name "* ]] || continue
+        for round in $(seq "$RUNS"); do
+            for contender in download bootsource cdi; do
+                run_one "$rate" "$name" "$disk" "$comp" "$contender" "$round"
+            done
+        done
+    done
+    stop_link
+done
+LOAD_AFTER=$(uptime | sed 's/.*load average: //')
+
+DATE=$(date +%F)
+RESULTS=$BENCH_DIR/results
+OUT=$RESULTS/$DATE-link.md
+mkdir -p "$RESULTS"
+{
+    printf '# bootsource over a rate-limited link, %s\n\n' "$(date '+%F %H:%M %Z')"
+    printf '%s CPUs, load average before %s, after %s; bootsource %s; median of %s runs, cold page cache.\n' \
+        "$(nproc)" "$LOAD_BEFORE" "$LOAD_AFTER" "$(git -C "$REPO" describe --always --dirty)" "$RUNS"
+    printf 'The link: `link` (benches/src/bin/link.rs) relaying the bench registry on 127.0.0.1.\n\n'
+    printf '| MB/s | image | download only s | bootsource s | bootsource / download | limited by | CDI-style s | CDI-style / download | verified |\n'
+    printf '|---:|---|---:|---:|---:|---|---:|---:|---|\n'
+    awk -F'\t' 'NR > 1 {
+        key = $1 "\t" $2; keys[key] = 1
+        n[key, $3]++; t[key, $3, n[key, $3]] = $5
+        if ($3 == "bootsource") lim[key] = $9
+        if ($8 != "ok" && $8 != "-") bad[key] = bad[key] " " $3 ":" $8
+    }
+    function median(key, c,   m, i, j, v, tmp) {
+        m = n[key, c]
+        for (i = 1; i <= m; i++) v[i] = t[key, c, i]
+        for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (v[j] < v[i]) { tmp = v[i]; v[i] = v[j]; v[j] = tmp }
+        return (m % 2) ? v[(m + 1) / 2] : (v[m / 2] + v[m / 2 + 1]) / 2
+    }
+    END {
+        for (key in keys) {
+            split(key, k, "\t")
+            d = median(key, "download"); b = median(key, "bootsource"); c = median(key, "cdi")
+            printf "| %s | %s | %.2f | %.2f | %.2f | %s | %.2f | %.2f | %s |\n", k[1], k[2], d, b, b / d, lim[key], c, c / d, (key in bad) ? bad[key] : "all"
+        }
+    }' "$TSV" | sort -t'|' -k2,2n -k3,3
+} >"$OUT"
+cp "$OUT" "$RESULTS/latest-link.md"
+cp "$TSV" "$RESULTS/$DATE-link-runs.tsv"
+cat "$OUT"

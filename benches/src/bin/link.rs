@@ -1,0 +1,98 @@
+//! A network link of a given speed in front of a server, for `benches/link.sh`.
+//!
+//! ```text
+//! link 127.0.0.1:5000 100      # relay to the registry at 100 MB/s; prints the port
+//! ```
+//!
+//! A TCP relay on 127.0.0.1: every connection is forwarded to the server unchanged in
+//! both directions, and what the server sends back is paced so that all connections
+//! together get at most the rate (MB/s, 10^6 bytes) — one link shared by everything
+//! that crosses it, as a node's uplink is. Requests go upstream unpaced (they are
+//! small). It knows nothing of HTTP, so a registry, an HTTP file server and curl all
+//! see the same link. Runs until killed.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Bytes forwarded per step: fine enough to pace smoothly at tens of MB/s.
+const STEP: usize = 64 << 10;
+
+/// The link's schedule: when the bytes already sent will have crossed it.
+struct Link {
+    bytes_per_second: f64,
+    busy_until: Mutex<Instant>,
+}
+
+impl Link {
+    /// Waits until `bytes` more may be sent: each send books the link for
+    /// `bytes / rate` after the bookings before it.
+    fn pace(&self, bytes: usize) {
+        let cost = Duration::from_secs_f64(bytes as f64 / self.bytes_per_second);
+        let start = {
+            let mut busy = self.busy_until.lock().expect("not poisoned");
+            let start = (*busy).max(Instant::now());
+            *busy = start + cost;
+            start
+        };
+        let now = Instant::now();
+        if start > now {
+            std::thread::sleep(start - now);
+        }
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let (Some(upstream), Some(rate)) = (args.get(1), args.get(2)) else {
+        eprintln!("usage: link UPSTREAM_ADDR RATE_MB_PER_S");
+        std::process::exit(2);
+    };
+    let upstream: SocketAddr = upstream.parse().expect("UPSTREAM_ADDR like 127.0.0.1:5000");
+    let rate: f64 = rate.parse().expect("RATE_MB_PER_S, a number");
+    let link = Arc::new(Link {
+        bytes_per_second: rate * 1e6,
+        busy_until: Mutex::new(Instant::now()),
+    });
+    let listener = TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1");
+    println!("{}", listener.local_addr().expect("bound").port());
+    io::stdout().flush().expect("stdout");
+    for client in listener.incoming().flatten() {
+        let link = Arc::clone(&link);
+        std::thread::spawn(move || {
+            if let Ok(server) = TcpStream::connect(upstream) {
+                relay(client, server, &link);
+            }
+        });
+    }
+}
+
+/// Forwards both ways until either side closes.
+fn relay(client: TcpStream, server: TcpStream, link: &Link) {
+    let _ = client.set_nodelay(true);
+    let (Ok(client_in), Ok(server_out)) = (client.try_clone(), server.try_clone()) else {
+        return;
+    };
+    let requests = std::thread::spawn(move || forward(client_in, server_out, None));
+    forward(server, client, Some(link));
+    let _ = requests.join();
+}
+
+fn forward(mut from: TcpStream, mut to: TcpStream, link: Option<&Link>) {
+    let mut buf = vec![0u8; STEP];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if let Some(link) = link {
+            link.pace(n);
+        }
+        if to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown(Shutdown::Write);
+    let _ = from.shutdown(Shutdown::Read);
+}
