@@ -13,7 +13,7 @@
 use crate::common::daemon::{Daemon, TestDisk};
 use crate::common::fleet::{self, IMAGE, NODES};
 use crate::common::registry::Registry;
-use crate::common::registry_cache::RegistryCache;
+use crate::common::registry_cache::{RegistryCache, redirecting_front};
 use crate::common::throttle::Throttle;
 
 const MIB: u64 = 1 << 20;
@@ -58,41 +58,77 @@ fn rollout(
     );
 }
 
-#[test]
-fn six_nodes_polling_together_behind_nginx_cost_the_origin_one_get_per_layer() {
+/// Six nodes start together on one version, the tag moves, all six poll together;
+/// `registry` holds the bytes (its log counts what it served), `uplink` is the only way
+/// from the cache to those bytes. Returns the registry's GETs per layer, both versions.
+fn two_rollouts(
+    registry: &Registry,
+    cache: &RegistryCache,
+    uplink: &Throttle,
+    seed: u64,
+) -> Vec<(String, usize)> {
     let dir = tempfile::tempdir().unwrap();
-    let v1 = TestDisk::incompressible(dir.path(), "v1", 4 * MIB, 71);
-    let v2 = TestDisk::incompressible(dir.path(), "v2", 4 * MIB, 72);
+    let v1 = TestDisk::incompressible(dir.path(), "v1", 4 * MIB, seed);
+    let v2 = TestDisk::incompressible(dir.path(), "v2", 4 * MIB, seed + 1);
     assert_eq!(v1.image.layers.len(), 1, "one layer per image");
-    let origin = Registry::start();
-    v1.push(&origin, IMAGE);
-    let uplink = Throttle::start(&origin);
-    let cache = RegistryCache::start(&format!("http://{}", uplink.host_port()));
-    let mut nodes = fleet::nodes(&origin, &cache.host_port());
+    v1.push(registry, IMAGE);
+    let mut nodes = fleet::nodes(registry, &cache.host_port());
 
     uplink.set_rate(GATHERING);
     let daemons = fleet::start_together(&mut nodes);
-    rollout(&cache, &uplink, &daemons, &v1, 1);
+    rollout(cache, uplink, &daemons, &v1, 1);
     for node in &nodes {
         assert!(v1.same_as(&node.current_link("fedora")));
     }
 
-    v2.push(&origin, IMAGE);
+    v2.push(registry, IMAGE);
     uplink.set_rate(GATHERING);
     fleet::poll_together(&nodes);
-    rollout(&cache, &uplink, &daemons, &v2, 2);
-
-    let (v1_gets, v2_gets) = (
-        fleet::origin_layer_gets(&origin, &v1),
-        fleet::origin_layer_gets(&origin, &v2),
-    );
-    println!("origin blob GETs for v1 {v1_gets:?}, v2 {v2_gets:?}");
-    println!("origin requests: {:#?}", fleet::origin_tally(&origin));
-    println!("cache requests: {:#?}", cache.tally());
-    for (digest, n) in v1_gets.into_iter().chain(v2_gets) {
-        assert_eq!(n, 1, "{digest} served {n} times by the origin");
-    }
+    rollout(cache, uplink, &daemons, &v2, 2);
     for node in &nodes {
         assert!(v2.same_as(&node.current_link("fedora")));
     }
+    println!("origin requests: {:#?}", fleet::origin_tally(registry));
+    println!("cache requests: {:#?}", cache.tally());
+    let mut gets = fleet::origin_layer_gets(registry, &v1);
+    gets.extend(fleet::origin_layer_gets(registry, &v2));
+    gets
+}
+
+#[test]
+fn six_nodes_polling_together_behind_nginx_cost_the_origin_one_get_per_layer() {
+    let origin = Registry::start();
+    let uplink = Throttle::start(&origin);
+    let cache = RegistryCache::start(&format!("http://{}", uplink.host_port()));
+    let gets = two_rollouts(&origin, &cache, &uplink, 71);
+    println!("origin blob GETs per layer, v1 then v2: {gets:?}");
+    for (digest, n) in gets {
+        assert_eq!(n, 1, "{digest} served {n} times by the origin");
+    }
+}
+
+/// Docker Hub, GHCR, Quay… answer a blob GET with a redirect to a CDN: the cache
+/// follows it, so the CDN (here the registry behind a front that redirects every
+/// blob) serves each layer once too, and the front answers one redirect per layer: the
+/// waiting nodes wait through the redirect as well.
+#[test]
+fn a_registry_redirecting_blobs_to_a_cdn_still_serves_each_layer_once() {
+    let cdn = Registry::start();
+    let uplink = Throttle::start(&cdn);
+    let front = redirecting_front(&cdn.url(), &format!("http://{}", uplink.host_port()));
+    let cache = RegistryCache::start(&format!("http://{}", front.addr()));
+    let gets = two_rollouts(&cdn, &cache, &uplink, 73);
+    let redirects = front
+        .access_log()
+        .lines()
+        .filter(|l| l.contains("\" 307 "))
+        .count();
+    println!("CDN blob GETs per layer, v1 then v2: {gets:?}; redirects {redirects}");
+    for (digest, n) in gets {
+        assert_eq!(n, 1, "{digest} served {n} times by the CDN");
+    }
+    assert!(
+        (2..=2 * NODES).contains(&redirects),
+        "{redirects} redirects"
+    );
 }

@@ -62,6 +62,7 @@ impl RegistryCache {
         let conf = [
             ("https://registry.example.com", upstream.to_owned()),
             ("listen 5000;", format!("listen 127.0.0.1:{port};")),
+            ("resolver 192.0.2.53", "resolver 127.0.0.1".to_owned()),
             (
                 "/var/cache/nginx/registry",
                 dir.path().join("cache").display().to_string(),
@@ -139,6 +140,28 @@ impl RegistryCache {
         }
         counts
     }
+}
+
+/// A registry's front that answers every blob GET with a 307 to the same path at
+/// `blobs_at` (`http://127.0.0.1:PORT`), as Docker Hub or Quay send blobs to a CDN, and
+/// passes everything else to `registry`. Its access log has the request and status.
+pub fn redirecting_front(registry: &str, blobs_at: &str) -> Nginx {
+    let dir = tempfile::Builder::new()
+        .prefix("nginx-front-")
+        .tempdir()
+        .unwrap();
+    fs::create_dir(dir.path().join("root")).unwrap();
+    let port = free_port();
+    let http = format!(
+        "access_log {}/access.log;
+         server {{
+           listen 127.0.0.1:{port};
+           location ~ /blobs/ {{ return 307 {blobs_at}$request_uri; }}
+           location / {{ proxy_pass {registry}; proxy_buffering off; }}
+         }}",
+        dir.path().display()
+    );
+    Nginx::launch(dir, port, None, &http)
 }
 
 /// `blob`, `manifest`, or the path itself (`/v2/`).
