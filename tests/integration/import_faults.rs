@@ -100,6 +100,16 @@ impl Setup {
     }
 }
 
+/// A blob is first asked for whole, with a plain GET: a `Range` header, even
+/// `bytes=0-`, makes some site caches and peer-to-peer engines (Dragonfly's proxy keys
+/// its tasks by range) treat the request apart from the other nodes' plain ones.
+#[test]
+fn an_uninterrupted_download_is_one_plain_get() {
+    let s = Setup::new();
+    s.import_ok();
+    assert_eq!(s.layer_ranges(), [None]);
+}
+
 #[test]
 fn cuts_at_set_offsets_resume_with_range_requests() {
     let s = Setup::new();
@@ -109,8 +119,9 @@ fn cuts_at_set_offsets_resume_with_range_requests() {
     assert!(s.disk.same_as(&s.target()));
     println!("faults injected: {:?}", s.proxy.injected_by_kind());
     assert_eq!(s.proxy.injected(), 3);
-    // Each resume asks for the rest from where the bytes stopped; nothing twice.
-    let starts: Vec<Option<u64>> = (0..4).map(|n| Some(n * CUT)).collect();
+    // The first request asks for the whole blob; each resume for the rest from where
+    // the bytes stopped; nothing twice.
+    let starts: Vec<Option<u64>> = (0..4).map(|n| (n > 0).then_some(n * CUT)).collect();
     assert_eq!(s.layer_ranges(), starts);
     assert_eq!(report.downloaded, s.layer(), "bytes downloaded");
 }
@@ -128,7 +139,7 @@ fn a_burst_of_server_errors_mid_download_is_retried() {
     assert!(stderr.contains("resuming"), "{stderr}");
     assert_eq!(
         s.layer_ranges(),
-        [Some(0), Some(CUT), Some(CUT), Some(CUT), Some(CUT)]
+        [None, Some(CUT), Some(CUT), Some(CUT), Some(CUT)]
     );
 }
 
@@ -144,7 +155,7 @@ fn rate_limiting_mid_download_is_retried() {
     );
     s.import_ok();
     assert_eq!(s.proxy.injected(), 3);
-    assert_eq!(s.layer_ranges(), [Some(0), Some(CUT), Some(CUT), Some(CUT)]);
+    assert_eq!(s.layer_ranges(), [None, Some(CUT), Some(CUT), Some(CUT)]);
 }
 
 #[test]
@@ -204,7 +215,7 @@ fn a_stall_mid_body_only_delays_the_import() {
         .add(When::get("/blobs/"), Fault::Stall { after: CUT, pause });
     s.import_ok();
     assert_eq!(s.proxy.injected(), 1);
-    assert_eq!(s.layer_ranges(), [Some(0)], "a short stall needs no resume");
+    assert_eq!(s.layer_ranges(), [None], "a short stall needs no resume");
 }
 
 /// A stall longer than the importer's read timeout (60 s): the connection is given up
@@ -239,7 +250,7 @@ fn a_content_length_shorter_than_the_body_is_resumed() {
     s.proxy.add(When::get("/blobs/"), Fault::LyingLength(-4096));
     s.import_ok();
     assert_eq!(s.proxy.injected(), 1);
-    assert_eq!(s.layer_ranges(), [Some(0), Some(s.layer() - 4096)]);
+    assert_eq!(s.layer_ranges(), [None, Some(s.layer() - 4096)]);
 }
 
 /// The other side of resuming a short answer: a registry whose blob really is shorter
@@ -258,7 +269,7 @@ fn a_blob_shorter_than_its_descriptor_is_a_size_mismatch() {
     // 2.8 declares the blob's length on its 416, so the client sees a broken answer
     // and tries again, up to its bound.)
     let ranges = s.layer_ranges();
-    assert_eq!(ranges[0], Some(0));
+    assert_eq!(ranges[0], None);
     assert!(
         ranges[1..].iter().all(|r| *r == Some(s.layer() - 4096)),
         "{ranges:?}"

@@ -21,6 +21,7 @@ mod daemon_stuck;
 mod daemon_updates;
 mod deploy_kubernetes;
 mod fleet_cache;
+mod fleet_nginx;
 mod harness;
 mod harness_faults;
 mod import_disk_formats;

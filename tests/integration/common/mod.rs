@@ -50,6 +50,8 @@
 //! | [`faults`] | an HTTP relay in front of a registry that cuts, refuses, stalls, alters and lies |
 //! | [`signing`] | GPG keys, `skopeo` signing and the `skopeo copy` policy oracle, cosign signatures |
 //! | [`nginx`] | Debian's `nginx` serving disk files (Range, ETag, If-Range), and a server without HEAD or Range |
+//! | [`fleet`] | six test nodes behind one mirror, started and polled together; the origin's blob GETs counted |
+//! | [`registry_cache`] | Debian's `nginx` caching a registry's blobs with the shipped `deploy/nginx/registry-cache.conf` |
 //! | [`xfs`] | XFS with reflink on a loop device, mounted; unmounted and detached on drop |
 
 pub mod acceptor;
@@ -60,6 +62,7 @@ pub mod client;
 pub mod daemon;
 pub mod disk;
 pub mod faults;
+pub mod fleet;
 pub mod hung;
 pub mod loopdev;
 pub mod nginx;
@@ -67,6 +70,7 @@ pub mod oci;
 pub mod proxy;
 pub mod push;
 pub mod registry;
+pub mod registry_cache;
 pub mod signing;
 pub mod throttle;
 pub mod tls;

@@ -60,7 +60,6 @@ impl NginxBuilder {
 
     /// Starts nginx and waits until it answers.
     pub fn start(self) -> Nginx {
-        tools::require("nginx", "nginx");
         let dir = tempfile::Builder::new().prefix("nginx-").tempdir().unwrap();
         let root = dir.path().join("root");
         fs::create_dir(&root).unwrap();
@@ -86,46 +85,18 @@ impl NginxBuilder {
         };
         let port = free_port();
         let d = dir.path().display();
-        let config = format!(
-            "daemon off; master_process off; pid {d}/nginx.pid; error_log {d}/error.log info;
-             events {{ worker_connections 64; }}
-             http {{
-               access_log {d}/access.log;
-               client_body_temp_path {d}/body; proxy_temp_path {d}/proxy;
-               fastcgi_temp_path {d}/fastcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
-               types {{ }} default_type application/octet-stream;
-               server {{
-                 listen 127.0.0.1:{port} {ssl} root {}; {auth}
-                 location /private/ {{ if ($http_x_token != \"abc\") {{ return 403; }} }}
-                 location /redirect/ {{ rewrite ^/redirect/(.*)$ /$1 redirect; }}
-                 location = /loop {{ return 302 /loop; }}
-               }}
+        let http = format!(
+            "access_log {d}/access.log;
+             types {{ }} default_type application/octet-stream;
+             server {{
+               listen 127.0.0.1:{port} {ssl} root {}; {auth}
+               location /private/ {{ if ($http_x_token != \"abc\") {{ return 403; }} }}
+               location /redirect/ {{ rewrite ^/redirect/(.*)$ /$1 redirect; }}
+               location = /loop {{ return 302 /loop; }}
              }}",
             root.display()
         );
-        let conf = dir.path().join("nginx.conf");
-        fs::write(&conf, config).unwrap();
-        let process = Command::new("nginx")
-            .arg("-p")
-            .arg(dir.path())
-            .arg("-e")
-            .arg(dir.path().join("error.log"))
-            .arg("-c")
-            .arg(&conf)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting nginx");
-        let mut nginx = Nginx {
-            dir,
-            root,
-            port,
-            process,
-            ca,
-        };
-        nginx.wait_until_up();
-        nginx
+        Nginx::launch(dir, port, ca, &http)
     }
 }
 
@@ -147,6 +118,47 @@ impl Nginx {
     /// An nginx without authentication.
     pub fn start() -> Nginx {
         Nginx::builder().start()
+    }
+
+    /// Starts nginx in `dir` (made by a builder, holding `root/`) on `port` with `http`
+    /// as the body of its `http` block (which must set its `access_log`), and waits
+    /// until it answers. Temporary paths, the error log and the pid are in `dir`.
+    pub(super) fn launch(dir: TempDir, port: u16, ca: Option<TestCa>, http: &str) -> Nginx {
+        tools::require("nginx", "nginx");
+        let d = dir.path().display();
+        let config = format!(
+            "daemon off; master_process off; pid {d}/nginx.pid; error_log {d}/error.log info;
+             events {{ worker_connections 256; }}
+             http {{
+               client_body_temp_path {d}/body; proxy_temp_path {d}/proxy;
+               fastcgi_temp_path {d}/fastcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
+               {http}
+             }}"
+        );
+        let conf = dir.path().join("nginx.conf");
+        fs::write(&conf, config).unwrap();
+        let process = Command::new("nginx")
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-e")
+            .arg(dir.path().join("error.log"))
+            .arg("-c")
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting nginx");
+        let root = dir.path().join("root");
+        let mut nginx = Nginx {
+            dir,
+            root,
+            port,
+            process,
+            ca,
+        };
+        nginx.wait_until_up();
+        nginx
     }
 
     fn wait_until_up(&mut self) {

@@ -93,6 +93,14 @@ impl RegistryBuilder {
     }
 }
 
+/// A request a registry answered (see [`Registry::requests`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub method: String,
+    pub uri: String,
+    pub status: u16,
+}
+
 /// A running (or stopped) `docker-registry`.
 #[derive(Debug)]
 pub struct Registry {
@@ -256,6 +264,27 @@ impl Registry {
     /// Everything the registry logged.
     pub fn log(&self) -> String {
         fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// Every request the registry answered, from its log (distribution logs each as
+    /// `response completed` with method, URI and status), in order.
+    pub fn requests(&self) -> Vec<Request> {
+        self.log()
+            .lines()
+            .filter(|line| line.contains("response completed"))
+            .filter_map(|line| {
+                let field = |key: &str| {
+                    line.split_whitespace()
+                        .find_map(|w| w.strip_prefix(key))
+                        .map(|v| v.trim_matches('"').to_owned())
+                };
+                Some(Request {
+                    method: field("http.request.method=")?,
+                    uri: field("http.request.uri=")?,
+                    status: field("http.response.status=")?.parse().ok()?,
+                })
+            })
+            .collect()
     }
 
     fn test_ca(&self) -> &TestCa {

@@ -7,14 +7,14 @@
 //! error bodies to 16 KiB and reduced to the registry's codes and first message, made
 //! printable; `Retry-After` kept for the poller.
 //!
-//! Blobs are fetched with a `Range` request from where the [`Verifier`] stands, so the
-//! same code path resumes a dropped download; the verifier hashes across resumes, so no
-//! byte is trusted twice or skipped. A registry that ignores `Range` sends the whole
-//! blob again and the bytes already had are skipped. A blob request is tried again
-//! (with backoff, a bounded number of times) when the connection drops, when an answer
-//! ends cleanly before the blob does (a short `Content-Length`), and when the registry
-//! answers that it cannot serve it *now*: 408, 429, or 500/502/503/504 from it or a
-//! proxy in front of it.
+//! A blob is first asked for whole with a plain `GET` (what mirrors and caches expect
+//! of every client); after a drop, with a `Range` request from where the [`Verifier`]
+//! stands; the verifier hashes across resumes, so no byte is trusted twice or skipped.
+//! A registry that ignores `Range` sends the whole blob again and the bytes already had
+//! are skipped. A blob request is tried again (with backoff, a bounded number of times)
+//! when the connection drops, when an answer ends cleanly before the blob does (a short
+//! `Content-Length`), and when the registry answers that it cannot serve it *now*: 408,
+//! 429, or 500/502/503/504 from it or a proxy in front of it.
 //!
 //! `--tls-verify=false` (or a host in `insecure_registries`) works as in skopeo: HTTPS
 //! without certificate checks if the registry speaks TLS, else plain HTTP.
@@ -306,7 +306,13 @@ impl Registry {
         let mut response = self
             .session
             .send(Method::GET, &url, |r| {
-                r.header(RANGE, format!("bytes={offset}-"))
+                // The first request is a plain GET, as every other client's: caches
+                // and peer-to-peer engines key ranged requests apart.
+                if offset == 0 {
+                    r
+                } else {
+                    r.header(RANGE, format!("bytes={offset}-"))
+                }
             })
             .await
             .map_err(|e| Attempt::of(self.error(e)))?;
