@@ -3,6 +3,8 @@
 //! most specific namespace winning key by key, and `use-sigstore-attachments` turning
 //! cosign signatures on and off per namespace (Debian's skopeo cannot judge sigstore:
 //! checked against containers' documented rules, and by what the registry was asked).
+//! Also what a lookaside may hold besides good signatures (another key's, garbage,
+//! empty files, unknown envelopes, gaps), skopeo again the oracle.
 
 use serde_json::json;
 
@@ -157,4 +159,70 @@ fn trust_sigstore_attachments_are_read_only_where_registries_d_turns_them_on() {
             );
         }
     }
+}
+
+/// What a lookaside file holds.
+#[derive(Debug, Clone, Copy)]
+enum Blob {
+    /// The vendor's signature of this image.
+    Good,
+    /// The same, in containers' newer `\0simple-signing\n` envelope.
+    Enveloped,
+    /// A valid signature by another key.
+    Intruder,
+    /// Bytes that are no OpenPGP message.
+    Garbage,
+    Empty,
+    /// An envelope of a format nobody knows.
+    UnknownEnvelope,
+    /// No file.
+    Missing,
+}
+
+/// A lookaside holding other things than good signatures: skopeo's verdict and
+/// bootsource's agree on each mix.
+#[test]
+fn trust_bad_lookaside_blobs_beside_a_good_signature_as_in_skopeo() {
+    use Blob::*;
+    let case = Case::new();
+    let (key, intruder) = (GpgKey::generate("vendor"), GpgKey::generate("intruder"));
+    let manifest = case.image.manifest.bytes();
+    let good = key.standalone_sign(manifest, &case.name());
+    let bytes = |blob: Blob| -> Vec<u8> {
+        match blob {
+            Good => good.clone(),
+            Enveloped => [b"\0simple-signing\n".as_slice(), &good].concat(),
+            Intruder => intruder.standalone_sign(manifest, &case.name()),
+            Garbage => b"<html>not a signature</html>".to_vec(),
+            Empty => Vec::new(),
+            UnknownEnvelope => b"\0future-format\n{}".to_vec(),
+            Missing => unreachable!("not planted"),
+        }
+    };
+    // Signatures 1, 2, …; `Missing` ends the list. A blob that cannot be read as a
+    // signature fails the image even beside a good one, as in containers.
+    let rows: Vec<(Vec<Blob>, bool)> = vec![
+        (vec![Good], true),
+        (vec![Enveloped], true),
+        (vec![Intruder, Good], true),
+        (vec![Good, Missing, Garbage], true),
+        (vec![Garbage, Good], false),
+        (vec![Good, Garbage], false),
+        (vec![Empty, Good], false),
+        (vec![UnknownEnvelope, Good], false),
+    ];
+    let policy = case.policy(policy(signed_by(&key.public), json!({})));
+    check_rows(
+        &rows,
+        |(_, accepted)| *accepted,
+        |(blobs, _)| {
+            let _ = std::fs::remove_dir_all(&case.store);
+            for (n, blob) in blobs.iter().enumerate() {
+                if !matches!(blob, Missing) {
+                    case.plant(case.image.digest(), n + 1, &bytes(*blob));
+                }
+            }
+            case.judge(&policy).0
+        },
+    );
 }
