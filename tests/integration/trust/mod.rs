@@ -22,6 +22,7 @@ mod signatures;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Output;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -156,9 +157,11 @@ impl Case {
     }
 }
 
-/// A path in `dir` nothing has used yet.
+/// A path in `dir` nothing has used yet (numbered, not counted from the directory's
+/// entries: tests remove some of those).
 fn fresh_target(dir: &Path) -> PathBuf {
-    let n = fs::read_dir(dir).unwrap().count();
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
     dir.join(format!("out-{n}.raw"))
 }
 
