@@ -25,6 +25,7 @@ mod http;
 mod jobs;
 mod metrics;
 mod process;
+mod refusals;
 mod systemd;
 
 use std::collections::{BTreeMap, HashMap};
@@ -44,7 +45,7 @@ use tokio::sync::mpsc;
 
 use crate::config::Config;
 use crate::instance::InstanceLock;
-use crate::state::{DaemonState, Importing, Rejected, SourceRuntime};
+use crate::state::{DaemonState, Importing, SourceRuntime};
 use jobs::Imported;
 use metrics::Metrics;
 
@@ -98,8 +99,8 @@ struct Daemon {
     running: HashMap<TicketId, Running>,
     events: mpsc::Sender<Event>,
     last_state: DaemonState,
-    /// Per source, the newest version the signature policy refused.
-    rejected: HashMap<String, Rejected>,
+    /// Versions the signature policy refused.
+    refusals: refusals::Refusals,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
@@ -138,7 +139,7 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
         running: HashMap::new(),
         events,
         last_state: DaemonState::default(),
-        rejected: HashMap::new(),
+        refusals: refusals::Refusals::default(),
     };
     daemon.apply(config).await?;
     systemd::ready();
@@ -270,7 +271,7 @@ impl Daemon {
             }
         }
         for name in &report.removed {
-            self.rejected.remove(name);
+            self.refusals.forget(name);
             self.metrics.forget(name);
         }
         self.contexts = config
@@ -516,7 +517,7 @@ impl Daemon {
             },
         };
         if matches!(outcome, "success" | "unchanged") {
-            self.rejected.remove(&source);
+            self.refusals.published(&source);
         }
         self.count_versions(&source).await;
         self.publish_state().await;
@@ -528,18 +529,12 @@ impl Daemon {
 
     /// Remembers a refused version for `status`, counting each digest once.
     fn reject(&mut self, source: &str, digest: String, reason: String) {
-        let known = self
-            .rejected
-            .get(source)
-            .is_some_and(|r| r.digest == digest);
-        if !known {
+        if self.refusals.refuse(source, digest, reason) {
             self.metrics
                 .rejected_versions
                 .with_label_values(&[source])
                 .inc();
         }
-        self.rejected
-            .insert(source.to_owned(), Rejected { digest, reason });
     }
 
     /// Sets the versions-kept gauge from the catalog, read off the runtime.
@@ -638,7 +633,7 @@ impl Daemon {
                     }
                 });
             let mut runtime = SourceRuntime::of(s, importing);
-            runtime.rejected = self.rejected.get(s.name()).cloned();
+            runtime.rejected = self.refusals.newest(s.name()).cloned();
             state.sources.insert(s.name().to_owned(), runtime);
         }
         if state == self.last_state {

@@ -104,23 +104,47 @@ impl fmt::Display for DockerRef {
     }
 }
 
-/// Whether `prefix` may be a `remapIdentity` prefix: a host, or a host and a path of
-/// repository components (`quay.io`, `quay.io/vendor`), without tag or digest.
+/// Whether `prefix` may be a `remapIdentity` prefix, by containers' rule: a domain
+/// (`quay.io`, `127.0.0.1:5000`), or a domain and a path of repository components
+/// (`quay.io/vendor`, `docker.io/library`), without tag or digest. As in containers the
+/// text is not normalised: `docker.io/library` is a valid prefix (and remaps to
+/// `docker.io/library/…`), which parsing it as a reference would turn into
+/// `docker.io/library/library`; and a prefix that names no host (`vendor/img`) is
+/// accepted and never matches a normalised name.
 pub fn check_remap_prefix(prefix: &str) -> bool {
-    if prefix.contains(['@']) || prefix.ends_with('/') {
-        return false;
+    match prefix.split_once('/') {
+        None => is_domain(prefix),
+        Some((domain, path)) => is_domain(domain) && path.split('/').all(is_path_component),
     }
-    let (host, path) = prefix.split_once('/').unwrap_or((prefix, ""));
-    // Parsed as a reference below that host: the host must be read as one.
-    let probe = if path.is_empty() {
-        format!("{host}/x")
-    } else {
-        format!("{host}/{path}")
+}
+
+/// `host[:port]`: dot-separated labels of ASCII letters, digits and inner hyphens.
+fn is_domain(text: &str) -> bool {
+    let host = match text.rsplit_once(':') {
+        Some((host, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => host,
+        Some(_) => return false,
+        None => text,
     };
-    let Ok(parsed) = probe.parse::<RegistryRef>() else {
-        return false;
-    };
-    parsed.registry() == host && (path.is_empty() || parsed.repository() == path)
+    host.split('.').all(|label| {
+        let bytes = label.as_bytes();
+        !bytes.is_empty()
+            && bytes
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || *b == b'-')
+            && bytes.first() != Some(&b'-')
+            && bytes.last() != Some(&b'-')
+    })
+}
+
+/// A repository path component: runs of `[a-z0-9]` joined by `.`, `_`, `__` or `-`s.
+fn is_path_component(text: &str) -> bool {
+    let alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    let starts_and_ends = text.starts_with(alnum) && text.ends_with(alnum);
+    starts_and_ends
+        && text
+            .split(alnum)
+            .filter(|sep| !sep.is_empty())
+            .all(|sep| matches!(sep, "." | "_" | "__") || sep.bytes().all(|b| b == b'-'))
 }
 
 #[cfg(test)]
@@ -172,6 +196,11 @@ mod tests {
             "quay.io/vendor",
             "127.0.0.1:5000/a/b",
             "localhost",
+            "docker.io/library",
+            "docker.io",
+            "Quay.io/vendor",
+            "vendor/img",
+            "r.io/a__b/c-d/e---f/g.h",
         ] {
             assert!(check_remap_prefix(good), "{good}");
         }
@@ -182,6 +211,13 @@ mod tests {
             "r.io/a@sha256:00",
             "",
             "a b",
+            "r.io:/a",
+            "-r.io/a",
+            "r..io/a",
+            "r.io/a//b",
+            "r.io/a___b",
+            "r.io/a.-b",
+            "r.io/-a",
         ] {
             assert!(!check_remap_prefix(bad), "{bad}");
         }

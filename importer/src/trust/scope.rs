@@ -50,6 +50,7 @@ impl Subject {
             Self::Docker(r) => docker_namespaces(r.name()),
             Self::Layout(dir) => dir
                 .ancestors()
+                .skip(1)
                 .filter(|d| d.parent().is_some())
                 .map(|d| d.display().to_string())
                 .collect(),
@@ -156,12 +157,7 @@ mod tests {
         let s = Subject::Layout("/srv/images/fedora".into());
         assert_eq!(
             s.scopes().collect::<Vec<_>>(),
-            [
-                "/srv/images/fedora",
-                "/srv/images/fedora",
-                "/srv/images",
-                "/srv"
-            ]
+            ["/srv/images/fedora", "/srv/images", "/srv"]
         );
     }
 
