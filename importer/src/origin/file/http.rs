@@ -19,7 +19,6 @@
 //! `If-Modified-Since` with the validators of the version imported last.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use reqwest::header::{
@@ -350,7 +349,7 @@ impl HttpFile {
                     resumes += 1;
                     tracing::warn!(url = %printable(self.url.as_str(), 300), at = verifier.received(),
                         attempt = resumes, error = %e, "download interrupted; resuming");
-                    tokio::time::sleep(Duration::from_millis(200 << resumes)).await;
+                    crate::origin::pause_before_resume(resumes).await;
                 }
                 Attempt::Dropped(e) | Attempt::Fatal(e) => return Err(e),
             }

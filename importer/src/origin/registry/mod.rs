@@ -26,7 +26,6 @@ mod signatures;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use reqwest::header::{ACCEPT, CONTENT_RANGE, RANGE};
 use reqwest::{Method, StatusCode};
@@ -285,7 +284,7 @@ impl Registry {
                         error = %e,
                         "blob download interrupted; resuming"
                     );
-                    tokio::time::sleep(Duration::from_millis(200 << resumes)).await;
+                    super::pause_before_resume(resumes).await;
                 }
                 // The registry ended an answer here and serves nothing past it: by its
                 // own account the blob ends here, which the size check reports.
