@@ -3,7 +3,9 @@
 //! Its phases are a type: nothing is written before the decoder knows the disk's
 //! virtual size, and nothing is decoded before the first bytes chose the format. When
 //! the size is known the pipeline asks its caller for a place ([`Handshake`]) and
-//! starts the writer pool. A qcow2 that needs another pass is fed again into the same
+//! starts the writer pool. A raw disk whose length is known only at its end asks at
+//! once for a place of [`DiskSize::Unknown`] size, and gives it its length when the
+//! stream ends. A qcow2 that needs another pass is fed again into the same
 //! conversion: decoder state, place and writers carry over.
 
 use std::io::{self, Read};
@@ -11,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::thread::Scope;
 
-use bootsource_place::Place;
+use bootsource_place::{DiskSize, Place};
 
 use super::chunks::ChunkPool;
 use super::handshake::Handshake;
@@ -28,6 +30,7 @@ use crate::{Digest, DiskInfo, Error, Result};
 pub(crate) struct Settings {
     pub limits: qcow2::Limits,
     pub max_virtual_size: u64,
+    pub unknown_length: crate::UnknownLength,
     pub workers: usize,
     pub progress: Arc<Progress>,
     pub cancel: Cancel,
@@ -67,6 +70,8 @@ pub(crate) struct Conversion<'scope, 'env> {
 #[derive(Debug, Clone)]
 pub(crate) struct Converted {
     pub disk: DiskInfo,
+    /// The size of the raw disk written (known at the latest at its end).
+    pub virtual_size: u64,
     pub passes: u32,
     pub spool_peak: u64,
     pub written: u64,
@@ -210,7 +215,13 @@ impl<'scope, 'env> Conversion<'scope, 'env> {
         }
         let format = super::sniff(name, head)?;
         tracing::info!(disk = %name, %format, size, "found the disk image");
-        let decoder = decode::decoder_for(format, head, size, self.settings.limits)?;
+        let decoder = decode::decoder_for(
+            format,
+            head,
+            size,
+            self.settings.limits,
+            self.settings.max_virtual_size,
+        )?;
         let Phase::Unstarted(handshake) = std::mem::replace(&mut self.phase, Phase::Failed) else {
             unreachable!("checked above");
         };
@@ -219,7 +230,9 @@ impl<'scope, 'env> Conversion<'scope, 'env> {
             name: name.to_owned(),
             file_size: size,
             format,
-            virtual_size: 0,
+            virtual_size: DiskSize::Unknown {
+                limit: self.settings.max_virtual_size,
+            },
             qcow2: None,
             subformat: None,
         };
@@ -259,19 +272,22 @@ impl<'scope, 'env> Conversion<'scope, 'env> {
         Ok(())
     }
 
-    /// Moves from sizing to writing as soon as the decoder knows the virtual size:
-    /// checks it against the limit, announces the disk and starts the writers.
+    /// Moves from sizing to writing as soon as the decoder knows the virtual size (or
+    /// that it is known only at the end): checks it against the limit, announces the
+    /// disk and starts the writers.
     fn open_place_once_sized(&mut self) -> Result<()> {
         let size = match &self.phase {
-            Phase::Sizing { decoder, .. } => decoder.virtual_size(),
+            Phase::Sizing { decoder, .. } => decoder.size(),
             _ => None,
         };
         let Some(size) = size else {
             return Ok(());
         };
-        if size > self.settings.max_virtual_size {
+        if let DiskSize::Known(known) = size
+            && known > self.settings.max_virtual_size
+        {
             return Err(Error::DiskTooLarge {
-                virtual_size: size,
+                virtual_size: known,
                 limit: self.settings.max_virtual_size,
             });
         }
@@ -288,7 +304,9 @@ impl<'scope, 'env> Conversion<'scope, 'env> {
         disk.subformat = decoder.subformat();
         let place = handshake.exchange(disk.clone())?;
         let progress = &self.settings.progress;
-        progress.virtual_size.store(size, Ordering::Relaxed);
+        if let DiskSize::Known(known) = size {
+            progress.virtual_size.store(known, Ordering::Relaxed);
+        }
         let writer = Writer::start(self.scope, &place, self.settings.workers, progress);
         self.phase = Phase::Writing {
             disk,
@@ -315,8 +333,9 @@ impl<'scope, 'env> Conversion<'scope, 'env> {
         Ok(end)
     }
 
-    /// Waits for the writers; the place then holds the whole disk, not yet finished
-    /// (its owner zeroes what was skipped and fsyncs).
+    /// Waits for the writers and tells the place where the disk ended; the place then
+    /// holds the whole disk, not yet finished (its owner zeroes what was skipped and
+    /// fsyncs).
     pub fn finish(self) -> Result<Converted> {
         let Phase::Writing {
             disk,
@@ -330,8 +349,17 @@ impl<'scope, 'env> Conversion<'scope, 'env> {
             ));
         };
         writer.finish()?;
+        let virtual_size = decoder
+            .virtual_size()
+            .ok_or_else(|| Error::Internal("a complete disk of unknown size".into()))?;
+        place.end_at(virtual_size)?;
+        self.settings
+            .progress
+            .virtual_size
+            .store(virtual_size, Ordering::Relaxed);
         Ok(Converted {
             disk,
+            virtual_size,
             passes: decoder.passes(),
             spool_peak: decoder.spool_peak(),
             written: place.bytes_written(),

@@ -201,7 +201,13 @@ pub fn assert_image(path: &Path, seed: u8) {
 /// Imports and publishes the image for `seed`.
 pub fn import(store: &Store, source: &str, backend: &str, seed: u8) -> Version {
     match store
-        .stage(source, backend, &digest(seed), SIZE, 1)
+        .stage(
+            source,
+            backend,
+            &digest(seed),
+            bootsource_place::DiskSize::Known(SIZE),
+            1,
+        )
         .unwrap()
     {
         Stage::Staging(staging) => {

@@ -81,7 +81,13 @@ fn crash_child() {
         false => digest(spec.seed),
     };
     let Stage::Staging(staging) = store
-        .stage(SOURCE, &spec.backend, &staged, SIZE, 1)
+        .stage(
+            SOURCE,
+            &spec.backend,
+            &staged,
+            bootsource_place::DiskSize::Known(SIZE),
+            1,
+        )
         .unwrap()
     else {
         panic!("digest {} already present", spec.seed);
@@ -335,7 +341,15 @@ fn commit_as_a_digest_already_kept_publishes_that_version_again() {
     let store = Store::open(config).unwrap();
     import(&store, SOURCE, "b", 1);
     import(&store, SOURCE, "b", 2);
-    let Stage::Staging(staging) = store.stage(SOURCE, "b", &provisional(1), SIZE, 3).unwrap()
+    let Stage::Staging(staging) = store
+        .stage(
+            SOURCE,
+            "b",
+            &provisional(1),
+            bootsource_place::DiskSize::Known(SIZE),
+            3,
+        )
+        .unwrap()
     else {
         panic!("provisional digest present");
     };
