@@ -3,7 +3,9 @@
 
 use bootsource_storage::{BackendConfig, CloneMethod, Error, Stage, Store, StoreConfig};
 
-use crate::common::{Loop, Mount, SIZE, assert_image, data_ranges, digest, import, write_image};
+use crate::common::{
+    Loop, Mount, SIZE, SIZED, assert_image, data_ranges, digest, import, write_image,
+};
 
 #[test]
 fn pool_skips_busy_and_small_devices_discards_freed_ones_and_reports_exhaustion() {
@@ -34,13 +36,7 @@ fn pool_skips_busy_and_small_devices_discards_freed_ones_and_reports_exhaustion(
     assert_eq!(v2.path, b.dev);
 
     let err = store
-        .stage(
-            "fedora",
-            "pool",
-            &digest(3),
-            bootsource_place::DiskSize::Known(SIZE),
-            1,
-        )
+        .stage("fedora", "pool", &digest(3), SIZED, 1)
         .unwrap_err();
     assert!(matches!(err, Error::PoolExhausted { .. }), "{err}");
     let msg = err.to_string();
@@ -63,15 +59,7 @@ fn pool_skips_busy_and_small_devices_discards_freed_ones_and_reports_exhaustion(
     );
 
     // A failed import gives the device back, discarded too.
-    let Stage::Staging(staging) = store
-        .stage(
-            "fedora",
-            "pool",
-            &digest(3),
-            bootsource_place::DiskSize::Known(SIZE),
-            1,
-        )
-        .unwrap()
+    let Stage::Staging(staging) = store.stage("fedora", "pool", &digest(3), SIZED, 1).unwrap()
     else {
         panic!("digest 3 is new");
     };
@@ -107,13 +95,7 @@ fn pool_skips_busy_and_small_devices_discards_freed_ones_and_reports_exhaustion(
     let lab_store = Store::open(lab).unwrap();
     assert_eq!(lab_store.orphans().unwrap().len(), 2);
     assert!(matches!(
-        lab_store.stage(
-            "fedora",
-            "pool",
-            &digest(1),
-            bootsource_place::DiskSize::Known(SIZE),
-            1
-        ),
+        lab_store.stage("fedora", "pool", &digest(1), SIZED, 1),
         Err(Error::PoolExhausted { .. })
     ));
 }

@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use bootsource_storage::{BackendConfig, BackendKind, Error, Stage, Store, StoreConfig};
 
 use crate::common::{
-    SIZE, assert_image, catalog_json, digest, import, names_in, seed_of, write_image,
+    SIZE, SIZED, assert_image, catalog_json, digest, import, names_in, seed_of, write_image,
 };
 
 fn dir_store(tmp: &tempfile::TempDir) -> StoreConfig {
@@ -39,13 +39,7 @@ fn publishes_atomically_and_a_known_digest_is_a_no_op() {
 
     // Same digest again: nothing to import.
     match store
-        .stage(
-            "fedora",
-            "local",
-            &digest(1),
-            bootsource_place::DiskSize::Known(SIZE),
-            1,
-        )
+        .stage("fedora", "local", &digest(1), SIZED, 1)
         .unwrap()
     {
         Stage::AlreadyPresent(v) => assert_eq!(v.volume, v1.volume),
@@ -59,13 +53,7 @@ fn publishes_atomically_and_a_known_digest_is_a_no_op() {
 
     // The tag moved back to digest 1: publish the kept version again.
     let Stage::AlreadyPresent(old) = store
-        .stage(
-            "fedora",
-            "local",
-            &digest(1),
-            bootsource_place::DiskSize::Known(SIZE),
-            1,
-        )
+        .stage("fedora", "local", &digest(1), SIZED, 1)
         .unwrap()
     else {
         panic!("digest 1 should be present");
@@ -96,13 +84,7 @@ fn status_reports_current_and_versions_and_read_only_opens_write_nothing() {
 
     let before = fs::read(tmp.path().join("state/catalog.json")).unwrap();
     assert!(matches!(
-        ro.stage(
-            "fedora",
-            "local",
-            &digest(3),
-            bootsource_place::DiskSize::Known(SIZE),
-            1
-        ),
+        ro.stage("fedora", "local", &digest(3), SIZED, 1),
         Err(Error::ReadOnly(_))
     ));
     assert!(matches!(ro.gc("fedora", 1), Err(Error::ReadOnly(_))));
@@ -119,13 +101,7 @@ fn a_second_open_leaves_a_live_import_alone_and_abort_cleans_up() {
     let daemon = Store::open(config.clone()).unwrap();
     let v1 = import(&daemon, "fedora", "local", 1);
     let Stage::Staging(staging) = daemon
-        .stage(
-            "fedora",
-            "local",
-            &digest(2),
-            bootsource_place::DiskSize::Known(SIZE),
-            1,
-        )
+        .stage("fedora", "local", &digest(2), SIZED, 1)
         .unwrap()
     else {
         panic!("digest 2 is new");
@@ -138,13 +114,7 @@ fn a_second_open_leaves_a_live_import_alone_and_abort_cleans_up() {
     let importing = other.source_status("fedora").unwrap().importing.unwrap();
     assert_eq!(importing.digest, digest(2));
     assert!(matches!(
-        other.stage(
-            "fedora",
-            "local",
-            &digest(2),
-            bootsource_place::DiskSize::Known(SIZE),
-            1
-        ),
+        other.stage("fedora", "local", &digest(2), SIZED, 1),
         Err(Error::VolumeBusy { .. })
     ));
 
@@ -163,13 +133,7 @@ fn a_second_open_leaves_a_live_import_alone_and_abort_cleans_up() {
     // A staging volume dropped without commit or abort (a cancelled task) is removed
     // by the next recovery.
     let Stage::Staging(staging) = daemon
-        .stage(
-            "fedora",
-            "local",
-            &digest(3),
-            bootsource_place::DiskSize::Known(SIZE),
-            1,
-        )
+        .stage("fedora", "local", &digest(3), SIZED, 1)
         .unwrap()
     else {
         panic!("digest 3 is new");
@@ -187,13 +151,7 @@ fn a_wrongly_sized_image_is_not_published() {
     let store = Store::open(dir_store(&tmp)).unwrap();
     let v1 = import(&store, "fedora", "local", 1);
     let Stage::Staging(staging) = store
-        .stage(
-            "fedora",
-            "local",
-            &digest(2),
-            bootsource_place::DiskSize::Known(SIZE),
-            1,
-        )
+        .stage("fedora", "local", &digest(2), SIZED, 1)
         .unwrap()
     else {
         panic!("digest 2 is new");
