@@ -78,7 +78,7 @@ pub use bootsource_place::DiskSize;
 pub use checksum::{Checksum, ParseChecksumError};
 pub use checksum_file::ChecksumFileProblem;
 pub use decode::FormatDecoder;
-pub use disk::{DiskEntry, DiskEntryProblem, SparseMapProblem};
+pub use disk::{ArchiveProblem, DiskEntry, DiskEntryProblem, SparseMapProblem};
 pub use error::{Error, Result};
 pub use extent::{Extent, GuestOffset};
 pub use format::{DiskFormat, Subformat};

@@ -18,6 +18,7 @@ use crate::common::bootsource::{
 };
 use crate::common::faults::{Fault, FaultProxy, When};
 use crate::common::nginx::{BareServer, Nginx};
+use crate::common::oci::{self, GnuTarFormat};
 use crate::common::proxy::Proxy;
 use crate::common::{disk, tools};
 
@@ -99,6 +100,36 @@ fn a_tar_holding_one_disk_is_read_like_a_layer() {
     let report = import_json(&nginx.url("disk.tar.xz"), &target, &[]);
     assert_same_disk(&f.qcow2, &target, &report);
     assert!(report.disk.contains("debian.qcow2"), "{}", report.disk);
+}
+
+/// `tar --sparse` (old GNU format) of a disk with a large hole: read through the same
+/// sparse filter as a layer, its holes are passed over by length and stay holes.
+#[test]
+fn a_gnu_sparse_tar_keeps_its_holes_over_http_and_from_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    fs::create_dir(&tree).unwrap();
+    let raw = tree.join("disk.img");
+    disk::write_raw_disk(&raw, 8 * MIB, 14);
+    let file = fs::File::options().write(true).open(&raw).unwrap();
+    file.set_len(512 * MIB).unwrap();
+    drop(file);
+    let tar = oci::gnu_tar(&tree, &["disk.img"], GnuTarFormat::GnuSparse);
+    assert!((tar.len() as u64) < 16 * MIB, "the tar stores the holes");
+    let tar_path = dir.path().join("disk.tar");
+    fs::write(&tar_path, &tar).unwrap();
+
+    let target = dir.path().join("from-file");
+    let report = import_json(&format!("file:{}", tar_path.display()), &target, &[]);
+    assert_same_disk(&raw, &target, &report);
+    crate::common::bootsource::assert_sparse(&target, 0.05);
+
+    let nginx = Nginx::start();
+    nginx.put("disk.tar.gz", &compress("gzip", &tar_path));
+    let target = dir.path().join("from-http");
+    let report = import_json(&nginx.url("disk.tar.gz"), &target, &[]);
+    assert_same_disk(&raw, &target, &report);
+    crate::common::bootsource::assert_sparse(&target, 0.05);
 }
 
 #[test]

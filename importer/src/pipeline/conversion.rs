@@ -92,18 +92,19 @@ impl<'scope, 'env> Conversion<'scope, 'env> {
         }
     }
 
-    /// Feeds the whole disk file, found in `layer`, once. `io_error` names read failures.
-    /// A sparse entry's runs are fed at their offsets and its holes skipped.
+    /// Feeds the whole disk file, a tar entry found in `layer` (or in a single-file
+    /// archive: `None`), once. `io_error` names read failures. A sparse entry's runs
+    /// are fed at their offsets and its holes skipped.
     pub fn feed_entry(
         &mut self,
-        layer: Digest,
+        layer: Option<Digest>,
         entry: &DiskEntry,
         reader: &mut dyn Read,
         io_error: &dyn Fn(io::Error) -> Error,
     ) -> Result<()> {
         let (name, size) = (entry.name.as_str(), Some(entry.size));
         let Some(map) = &entry.sparse else {
-            return self.feed(Some(layer), name, size, reader, io_error);
+            return self.feed(layer, name, size, reader, io_error);
         };
         if entry.size > self.settings.max_virtual_size {
             // Raw or not, a disk file larger than the largest disk allowed is refused
@@ -115,15 +116,20 @@ impl<'scope, 'env> Conversion<'scope, 'env> {
         }
         let mut at = 0;
         for run in &map.runs {
-            self.skip_zeros(Some(layer), name, size, run.offset - at)?;
-            let fed =
-                self.feed_all(Some(layer), name, size, &mut reader.take(run.len), io_error)?;
+            self.skip_zeros(layer, name, size, run.offset - at)?;
+            let fed = self.feed_all(layer, name, size, &mut reader.take(run.len), io_error)?;
             if fed != run.len {
-                return Err(cut_short(layer, name, run.len - fed));
+                return Err(match layer {
+                    Some(layer) => cut_short(layer, name, run.len - fed),
+                    None => Error::DiskLengthMismatch {
+                        announced: entry.size,
+                        actual: run.offset + fed,
+                    },
+                });
             }
             at = run.offset + run.len;
         }
-        self.skip_zeros(Some(layer), name, size, map.real_size - at)
+        self.skip_zeros(layer, name, size, map.real_size - at)
     }
 
     /// Feeds the whole disk file `name` once: from `layer`, or a single file (`None`).

@@ -2,7 +2,8 @@
 //!
 //! The file's bytes are decompressed by magic ([`crate::decompress`]), then its first
 //! 512 decompressed bytes decide: a tar (`ustar` at byte 257) is walked like a layer
-//! and must hold exactly one regular file, the disk; anything else *is* the disk and
+//! (an old GNU sparse entry's holes stay holes) and must hold exactly one regular
+//! file, the disk; anything else *is* the disk and
 //! goes straight to the format sniff. From there it is the container-disk pipeline:
 //! [`Conversion`] sniffs, decodes, asks for a place once the size is known, writes.
 //!
@@ -84,7 +85,7 @@ fn feed_once(
         let what = stream.compression.describe("tar archive");
         let io = move |e| file_error(image, what, e);
         disk::walk_archive(&mut stream, image, &io, |entry, bytes| {
-            conversion.feed(None, &entry.name, Some(entry.size), bytes, &io)
+            conversion.feed_entry(None, entry, bytes, &io)
         })?;
     } else {
         let size = disk_size(origin, settings, &stream)?;
