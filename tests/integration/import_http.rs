@@ -437,3 +437,39 @@ fn a_sparse_raw_xz_is_sized_by_its_index_and_written_sparse() {
         nginx.access_log()
     );
 }
+
+/// The bench's "16 GiB virtual raw.xz holding 1 GiB" at a test's scale: 32 MiB of data
+/// in four pieces over 2 GiB, `xz -T2 -0`. Only the data is allocated in the result.
+#[test]
+fn a_2_gib_raw_xz_holding_32_mib_allocates_only_its_data() {
+    use std::os::unix::fs::FileExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let piece = dir.path().join("piece.raw");
+    let raw = dir.path().join("spread.raw");
+    let out = fs::File::create(&raw).unwrap();
+    out.set_len(2 << 30).unwrap();
+    let mut data = 0;
+    for k in 0..4u64 {
+        disk::write_raw_disk(&piece, 8 * MIB, 20 + k);
+        let bytes = fs::read(&piece).unwrap();
+        out.write_all_at(&bytes, k << 29).unwrap();
+        data += 4096
+            * bytes
+                .chunks(4096)
+                .filter(|b| b.iter().any(|&x| x != 0))
+                .count() as u64;
+    }
+    drop(out);
+    let mut command = std::process::Command::new("xz");
+    command.args(["-T2", "-0", "-c"]).arg(&raw);
+    let nginx = Nginx::start();
+    nginx.put("spread.raw.xz", &tools::run_command(&mut command).stdout);
+    let target = dir.path().join("out");
+    let report = import_json(&nginx.url("spread.raw.xz"), &target, &[]);
+    assert_same_disk(&raw, &target, &report);
+    let allocated = disk::allocated_bytes(&target);
+    assert!(
+        allocated >= data && allocated <= data + MIB,
+        "{allocated} bytes allocated for {data} bytes of data"
+    );
+}
