@@ -344,7 +344,7 @@ impl<'scope, 'env> Conversion<'scope, 'env> {
     /// fsyncs).
     pub fn finish(self) -> Result<Converted> {
         let Phase::Writing {
-            disk,
+            mut disk,
             decoder,
             place,
             writer,
@@ -359,6 +359,7 @@ impl<'scope, 'env> Conversion<'scope, 'env> {
             .virtual_size()
             .ok_or_else(|| Error::Internal("a complete disk of unknown size".into()))?;
         place.end_at(virtual_size)?;
+        disk.virtual_size = DiskSize::Known(virtual_size);
         self.settings
             .progress
             .virtual_size
