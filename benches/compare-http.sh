@@ -37,8 +37,7 @@ while [ $# -gt 0 ]; do
 done
 [ "$(id -u)" = 0 ] || { echo "run as root: every run drops the page cache" >&2; exit 1; }
 [ -x "$BOOTSOURCE" ] || { echo "$BOOTSOURCE missing: cargo build --release -p bootsource" >&2; exit 1; }
-log() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }
-bytes() { numfmt --from=iec "$1"; }
+source "$REPO/benches/http-lib.sh"
 
 CACHE=$REPO/benches/cache/http
 IMAGES=$CACHE/images-$VIRTUAL-$DATA
@@ -49,18 +48,8 @@ mkdir -p "$WORK/www" "$WORK/scratch"
 
 if [ ! -s "$IMAGES/disk.raw.xz" ] || [ ! -s "$IMAGES/disk.raw.gz" ]; then
     log "building a $VIRTUAL raw disk holding $DATA of /usr"
-    virtual=$(bytes "$VIRTUAL") data=$(bytes "$DATA") piece=$((64 << 20))
-    pieces=$((data / piece)) stride=$((virtual / (data / piece) / piece * piece))
-    truncate -s "$virtual" "$IMAGES/disk.raw"
-    # A line first, so that the disk does not start with a tar header (which a disk file
-    # may not: it would be read as an archive). head closes the pipe once it has
-    # enough: tar's SIGPIPE is expected.
-    { echo "bootsource bench disk"; tar cf - /usr 2>/dev/null || true; } | head -c "$data" >"$IMAGES/data"
-    [ "$(stat -c %s "$IMAGES/data")" = "$data" ] || { echo "/usr holds less than $DATA" >&2; exit 1; }
-    for ((i = 0; i < pieces; i++)); do
-        dd if="$IMAGES/data" of="$IMAGES/disk.raw" bs=64M skip="$i" seek=$((i * stride / piece)) \
-            count=1 conv=notrunc,sparse status=none
-    done
+    data_of "$DATA" "$IMAGES/data"
+    spread "$IMAGES/data" "$VIRTUAL" "$IMAGES/disk.raw"
     rm "$IMAGES/data"
     log "xz -T0 and gzip (the tools vendors use)"
     xz -T0 -k -c "$IMAGES/disk.raw" >"$IMAGES/disk.raw.xz"
@@ -68,21 +57,7 @@ if [ ! -s "$IMAGES/disk.raw.xz" ] || [ ! -s "$IMAGES/disk.raw.gz" ]; then
 fi
 ln -sf "$IMAGES/disk.raw.xz" "$IMAGES/disk.raw.gz" "$WORK/www/"
 
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat >"$WORK/nginx.conf" <<EOF
-daemon off; master_process off; pid $WORK/nginx.pid; error_log $WORK/error.log;
-events { worker_connections 16; }
-http { access_log off; sendfile on; disable_symlinks off;
-  client_body_temp_path $WORK/t1; proxy_temp_path $WORK/t2; fastcgi_temp_path $WORK/t3;
-  uwsgi_temp_path $WORK/t4; scgi_temp_path $WORK/t5;
-  server { listen 127.0.0.1:$PORT; root $WORK/www; } }
-EOF
-nginx -p "$WORK" -e "$WORK/error.log" -c "$WORK/nginx.conf" &
-NGINX=$!
-trap 'kill $NGINX 2>/dev/null; rm -rf "$WORK"' EXIT
-until curl -s -o /dev/null "http://127.0.0.1:$PORT/"; do sleep 0.1; done
-
-cold() { sync; echo 3 >/proc/sys/vm/drop_caches; }
+serve "$WORK/www" "$WORK"
 TSV=$WORK/runs.tsv
 : >"$TSV"
 
@@ -122,7 +97,6 @@ for ((r = 1; r <= RUNS; r++)); do
     done
 done
 
-median() { sort -n | awk '{ a[NR] = $1 } END { printf "%.2f\n", (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 OUT=$REPO/benches/results/$(date +%F)-http.md
 {
     echo "# HTTP sources: bootsource vs the CDI-style path ($(date +%F))"

@@ -58,7 +58,7 @@ fn sparse_writer(c: &mut Criterion) {
     group.bench_function("half_holes_64MiB_to_tmpfs", |b| {
         b.iter(|| {
             let target = Target::check(&path)
-                .and_then(|t| t.open(size as u64, None))
+                .and_then(|t| t.open(bootsource_place::DiskSize::Known(size as u64), None))
                 .expect("opening the target");
             let place = target.place();
             for at in (0..size).step_by(MIB) {

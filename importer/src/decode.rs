@@ -3,11 +3,14 @@
 //! The pipeline feeds the disk file's bytes in file order to a [`DiskDecoder`] and
 //! writes the [`Extent`]s it emits; it knows nothing of the format. A decoder says when
 //! it knows the disk's virtual size (raw at once, qcow2 after its header), which is
-//! when the pipeline asks for a place to write, and whether it needs the file again
+//! when the pipeline asks for a place to write — a raw disk of unknown length knows at
+//! once that its size is known only at its end ([`DiskSize::Unknown`]), and the place
+//! grows — and whether it needs the file again
 //! ([`PassEnd::Again`], for an image whose blocks came before their tables). New
 //! formats plug in here: each is its own module with a pure state machine; VMDK, VHD,
 //! VHDX and VDI share the [`Mapper`](crate::blockmap::Mapper) engine.
 
+use bootsource_place::DiskSize;
 use bytes::Bytes;
 
 use crate::blockmap::{Layout, Mapper};
@@ -38,6 +41,11 @@ pub(crate) trait DiskDecoder: Send {
     }
     /// The disk's virtual size, once the decoder knows it.
     fn virtual_size(&self) -> Option<u64>;
+    /// What the decoder knows of the size, once it can say: known, or known only at
+    /// the end (then writing may start, within the limit). `None`: not yet.
+    fn size(&self) -> Option<DiskSize> {
+        self.virtual_size().map(DiskSize::Known)
+    }
     /// The file ended: done, or feed it again from the start.
     fn finish_pass(&mut self) -> Result<PassEnd>;
     /// Passes over the file so far (1 while in the first).
@@ -59,19 +67,28 @@ pub(crate) trait DiskDecoder: Send {
 }
 
 /// The decoder for `format`, for a disk file of `file_size` bytes starting with `head`.
-/// A raw disk needs the size (its size is its length), and so do the formats read
-/// through the block-map engine; a qcow2 can do without (a stream of unknown length).
+/// A raw disk of unknown length is its stream, up to `max_virtual_size`; the formats
+/// read through the block-map engine need the length; a qcow2 can do without (a
+/// stream of unknown length).
 pub(crate) fn decoder_for(
     format: DiskFormat,
     head: &[u8],
     file_size: Option<u64>,
     limits: qcow2::Limits,
+    max_virtual_size: u64,
 ) -> Result<Box<dyn DiskDecoder>> {
-    if format == DiskFormat::Qcow2 {
-        return Ok(match file_size {
-            Some(len) => Box::new(qcow2::Decoder::new(len, limits)),
-            None => Box::new(qcow2::Decoder::new_unsized(limits)),
-        });
+    match (format, file_size) {
+        (DiskFormat::Qcow2, Some(len)) => return Ok(Box::new(qcow2::Decoder::new(len, limits))),
+        (DiskFormat::Qcow2, None) => return Ok(Box::new(qcow2::Decoder::new_unsized(limits))),
+        (DiskFormat::Raw, None) => {
+            return Ok(Box::new(RawDecoder {
+                pos: 0,
+                len: DiskSize::Unknown {
+                    limit: max_virtual_size,
+                },
+            }));
+        }
+        _ => {}
     }
     let Some(len) = file_size else {
         return Err(Error::Internal(format!(
@@ -79,7 +96,10 @@ pub(crate) fn decoder_for(
         )));
     };
     Ok(match format {
-        DiskFormat::Raw => Box::new(RawDecoder { pos: 0, len }),
+        DiskFormat::Raw => Box::new(RawDecoder {
+            pos: 0,
+            len: DiskSize::Known(len),
+        }),
         DiskFormat::Qcow2 => unreachable!("returned above"),
         DiskFormat::Vhd => Box::new(Mapper::new(vhd::VhdLayout::new(head, len), len, limits)),
         DiskFormat::Vmdk => Box::new(Mapper::new(vmdk::VmdkLayout::default(), len, limits)),
@@ -116,47 +136,69 @@ impl<L: Layout + 'static> DiskDecoder for Mapper<L> {
 }
 
 /// A raw disk is its own image: bytes pass through at their file offset. Its length
-/// was announced (a tar entry, a header); a stream longer or shorter is an error.
+/// was announced (a tar entry, a header), and a stream longer or shorter is an error;
+/// or it is unknown, and the stream's end is the disk's, within the limit.
 struct RawDecoder {
     pos: u64,
-    len: u64,
+    len: DiskSize,
+}
+
+impl RawDecoder {
+    /// Moves past `len` bytes, which must fit the announced length or the limit.
+    fn advance(&mut self, len: u64) -> Result<u64> {
+        let (at, end) = (self.pos, self.pos.saturating_add(len));
+        match self.len {
+            DiskSize::Known(announced) if end > announced => Err(Error::DiskLengthMismatch {
+                announced,
+                actual: end,
+            }),
+            DiskSize::Unknown { limit } if end > limit => Err(Error::DiskTooLarge {
+                virtual_size: end,
+                limit,
+            }),
+            _ => {
+                self.pos = end;
+                Ok(at)
+            }
+        }
+    }
 }
 
 impl DiskDecoder for RawDecoder {
     fn feed(&mut self, chunk: &Bytes, out: &mut Vec<Extent>) -> Result<()> {
-        let end = self.pos + chunk.len() as u64;
-        if end > self.len {
-            return Err(Error::DiskLengthMismatch {
-                announced: self.len,
-                actual: end,
-            });
-        }
+        let at = self.advance(chunk.len() as u64)?;
         out.push(Extent::Data {
-            offset: GuestOffset(self.pos),
+            offset: GuestOffset(at),
             bytes: chunk.clone(),
         });
-        self.pos = end;
         Ok(())
     }
 
     fn skip_zeros(&mut self, len: u64, _out: &mut Vec<Extent>) -> Result<()> {
         // Never written: a place reads as zeros wherever nothing was written.
-        self.pos += len;
-        Ok(())
+        self.advance(len).map(drop)
     }
 
     fn virtual_size(&self) -> Option<u64> {
+        self.len.known()
+    }
+
+    fn size(&self) -> Option<DiskSize> {
         Some(self.len)
     }
 
     fn finish_pass(&mut self) -> Result<PassEnd> {
-        if self.pos != self.len {
-            return Err(Error::DiskLengthMismatch {
-                announced: self.len,
+        match self.len {
+            DiskSize::Known(announced) if self.pos != announced => Err(Error::DiskLengthMismatch {
+                announced,
                 actual: self.pos,
-            });
+            }),
+            // The stream ended: so did the disk.
+            _ => {
+                self.len = DiskSize::Known(self.pos);
+                Ok(PassEnd::Complete)
+            }
         }
-        Ok(PassEnd::Complete)
     }
 }
 
@@ -208,13 +250,13 @@ impl FormatDecoder {
     ) -> std::result::Result<Self, crate::format::Refusal> {
         let format = crate::format::sniff(head, name)?;
         Ok(Self(
-            decoder_for(format, head, Some(file_size), limits).expect("a size is given"),
+            decoder_for(format, head, Some(file_size), limits, u64::MAX).expect("a size is given"),
         ))
     }
 
     /// The decoder for `format`, whatever the file's magic says (for fuzzing).
     pub fn new(format: DiskFormat, head: &[u8], file_size: u64, limits: qcow2::Limits) -> Self {
-        Self(decoder_for(format, head, Some(file_size), limits).expect("a size is given"))
+        Self(decoder_for(format, head, Some(file_size), limits, u64::MAX).expect("a size is given"))
     }
 
     /// Consumes the next bytes of the file; appends what they decode to.

@@ -28,7 +28,7 @@ use gnu_sparse::{Maps, Unsparse};
 use header_budget::Budget;
 
 pub(crate) use gnu_sparse::SparseMap;
-pub use problem::{DiskEntryProblem, SparseMapProblem};
+pub use problem::{ArchiveProblem, DiskEntryProblem, SparseMapProblem};
 
 const WHITEOUT: &str = ".wh.";
 const OPAQUE: &str = ".wh..wh..opq";
@@ -196,7 +196,9 @@ pub(crate) fn walk_layer<R: Read>(
                         second: name,
                     }));
                 }
-                refuse_pax_sparse(&mut entry, &name).map_err(bad)?;
+                if let Some(shown) = pax_sparse(&mut entry, &format!("disk/{name}")) {
+                    return Err(bad(DiskEntryProblem::PaxSparse(shown)));
+                }
                 let sparse = sparse.transpose().map_err(|problem| {
                     bad(DiskEntryProblem::SparseMap {
                         name: name.clone(),
@@ -234,75 +236,64 @@ pub(crate) fn walk_layer<R: Read>(
 /// Walks a tar given as a single file (`disk.tar.xz`, as Debian publishes): it must
 /// hold exactly one regular file, anywhere, which is the disk; directories and PAX
 /// global headers are ignored, links, devices and `..` paths refused. `on_disk`
-/// receives the disk's bytes as in [`walk_layer`]; the whole archive is read.
+/// receives the disk's bytes as in [`walk_layer`] — an old GNU sparse entry its
+/// stored runs and its map, so holes stay holes; the whole archive is read, its
+/// headers within the same bound.
 pub(crate) fn walk_archive<R: Read>(
     tar: R,
     image: &str,
     io: &dyn Fn(std::io::Error) -> Error,
     mut on_disk: impl FnMut(&DiskEntry, &mut dyn Read) -> Result<()>,
 ) -> Result<DiskEntry> {
-    let bad = |reason: String| Error::BadArchive {
+    let bad = |problem| Error::BadArchive {
         image: image.to_owned(),
-        reason,
+        problem,
     };
-    let mut archive = tar::Archive::new(PadToBlock::new(tar));
+    let budget = Budget::default();
+    let maps = Maps::default();
+    let unsparse = Unsparse::new(PadToBlock::new(tar), maps.clone());
+    let mut archive = tar::Archive::new(budget.wrap(unsparse));
+    let mut entries = archive.entries_with_seek().map_err(io)?;
     let mut found: Option<DiskEntry> = None;
-    for entry in archive.entries().map_err(io)? {
+    while let Some(entry) = budget.armed(|| entries.next()) {
         let mut entry = entry.map_err(io)?;
         let path = entry.path().map_err(io)?.into_owned();
+        let sparse = maps.take(entry.raw_header_position());
+        let name = path.to_string_lossy().into_owned();
         match entry.header().entry_type() {
             EntryType::Directory | EntryType::XGlobalHeader => continue,
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {}
             other => {
-                return Err(bad(format!(
-                    "{} is a {}; the archive must hold exactly one regular file",
-                    path.display(),
-                    describe(other)
-                )));
+                let kind = describe(other);
+                return Err(bad(ArchiveProblem::NotRegular { name, kind }));
             }
         }
         if path.components().any(|c| matches!(c, Component::ParentDir)) {
-            return Err(bad(format!("entry {} has a '..' path", path.display())));
+            return Err(bad(ArchiveProblem::ParentPath(name)));
         }
-        let name = path.to_string_lossy().into_owned();
-        let several = "more than one file ({} and {}); a disk archive holds exactly one";
-        found = Some(take_disk(
-            &mut entry,
+        if let Some(first) = found {
+            let first = first.name;
+            return Err(bad(ArchiveProblem::SeveralFiles {
+                first,
+                second: name,
+            }));
+        }
+        if let Some(shown) = pax_sparse(&mut entry, &name) {
+            return Err(bad(ArchiveProblem::PaxSparse(shown)));
+        }
+        let sparse = sparse.transpose().map_err(|problem| {
+            let name = name.clone();
+            bad(ArchiveProblem::SparseMap { name, problem })
+        })?;
+        let disk = DiskEntry {
+            size: sparse.as_ref().map_or(entry.size(), |s| s.real_size),
             name,
-            found.as_ref(),
-            several,
-            &bad,
-            &mut on_disk,
-        )?);
+            sparse,
+        };
+        on_disk(&disk, &mut entry)?;
+        found = Some(disk);
     }
-    found.ok_or_else(|| bad("the archive holds no regular file".into()))
-}
-
-/// Hands `entry`, the disk file `name`, to `on_disk` — unless a disk was `found`
-/// already: `several` (with two `{}` for the names) says what is wrong then.
-fn take_disk<R: Read>(
-    entry: &mut tar::Entry<'_, R>,
-    name: String,
-    found: Option<&DiskEntry>,
-    several: &str,
-    bad: &dyn Fn(String) -> Error,
-    on_disk: &mut impl FnMut(&DiskEntry, &mut dyn Read) -> Result<()>,
-) -> Result<DiskEntry> {
-    if let Some(first) = found {
-        return Err(bad(several
-            .replacen("{}", &first.name, 1)
-            .replacen("{}", &name, 1)));
-    }
-    refuse_pax_sparse(entry, &name).map_err(|problem| bad(problem.to_string()))?;
-    // Read through the tar reader, which expands an old GNU sparse entry's holes: a
-    // single-file archive is not walked with gnu_sparse's filter (yet).
-    let disk = DiskEntry {
-        name,
-        size: entry.size(),
-        sparse: None,
-    };
-    on_disk(&disk, entry)?;
-    Ok(disk)
+    found.ok_or_else(|| bad(ArchiveProblem::NoFile))
 }
 
 /// Ends a stream on a 512-byte boundary, adding zeros if it stops short.
@@ -353,12 +344,10 @@ impl<R: Read> Read for PadToBlock<R> {
 /// GNU tar `--format=posix --sparse` stores a sparse map inside the file data and
 /// describes it in `GNU.sparse.*` PAX keys; read naively, the "disk" would be the map
 /// followed by the data runs. Old-style GNU sparse entries are read by [`gnu_sparse`].
-fn refuse_pax_sparse<R: Read>(
-    entry: &mut tar::Entry<'_, R>,
-    name: &str,
-) -> std::result::Result<(), DiskEntryProblem> {
+/// Returns the name of the file the user made if `entry` is such an entry.
+fn pax_sparse<R: Read>(entry: &mut tar::Entry<'_, R>, name: &str) -> Option<String> {
     let Ok(Some(pax)) = entry.pax_extensions() else {
-        return Ok(());
+        return None;
     };
     let mut sparse = false;
     let mut real_name = None;
@@ -370,12 +359,8 @@ fn refuse_pax_sparse<R: Read>(
             real_name = ext.value().ok().map(str::to_owned);
         }
     }
-    if sparse {
-        // The entry is stored as GNUSparseFile.<pid>/NAME; name the file the user made.
-        let shown = real_name.unwrap_or_else(|| format!("disk/{name}"));
-        return Err(DiskEntryProblem::PaxSparse(shown));
-    }
-    Ok(())
+    // The entry is stored as GNUSparseFile.<pid>/NAME; name the file the user made.
+    sparse.then(|| real_name.unwrap_or_else(|| name.to_owned()))
 }
 
 #[cfg(test)]
@@ -524,6 +509,38 @@ mod tests {
             let err = walk(&bad).unwrap_err().to_string();
             assert!(err.contains(why), "{err}");
         }
+        let empty = archive(&[("d/", EntryType::Directory, b"")]);
+        assert!(matches!(
+            walk(&empty),
+            Err(Error::BadArchive {
+                problem: ArchiveProblem::NoFile,
+                ..
+            })
+        ));
+    }
+
+    /// `tar --sparse` of a disk: the walker hands over the stored runs and their map,
+    /// never the holes as zeros (the pipeline skips them by length).
+    #[test]
+    fn an_archive_s_gnu_sparse_entry_keeps_its_holes() {
+        let mut tar = gnu_sparse::tests::sparse_entry("disk.raw", &[(4096, 3), (MIB, 2)], 64 * MIB);
+        tar.extend([0; 1024]);
+        let (entry, got) = walk(&tar).unwrap();
+        assert_eq!(got, b"aaabb");
+        assert_eq!(entry.size, 64 * MIB);
+        let map = entry.sparse.expect("a sparse map");
+        assert_eq!(map.real_size, 64 * MIB);
+        assert_eq!(map.runs.len(), 2);
+
+        let mut bad = gnu_sparse::tests::sparse_entry("disk.raw", &[(MIB, 3)], 4096);
+        bad.extend([0; 1024]);
+        assert!(matches!(
+            walk(&bad),
+            Err(Error::BadArchive {
+                problem: ArchiveProblem::SparseMap { .. },
+                ..
+            })
+        ));
     }
 
     const MIB: u64 = 1 << 20;

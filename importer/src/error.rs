@@ -184,12 +184,12 @@ pub enum Error {
         source: std::io::Error,
     },
     /// A tar archive given as a single file does not hold exactly one disk file.
-    #[error("{image}: {reason}")]
+    #[error("{image}: {problem}")]
     BadArchive {
         /// The source as given.
         image: String,
-        /// What is wrong (no file, several, a link, an unsafe path).
-        reason: String,
+        /// What is wrong (no file, several, a link, an unsafe path, a bad sparse map).
+        problem: crate::ArchiveProblem,
     },
     /// A raw disk's stream was longer or shorter than its headers announced.
     #[error("the raw disk is {actual} bytes long, not the {announced} bytes announced")]

@@ -192,7 +192,7 @@ impl Import {
     }
 
     /// Streams the disk into `place`, opened for [`disk().virtual_size`](DiskInfo)
-    /// bytes. The place is complete when this returns, but not finished: its owner
+    /// (a known size, or one known at the end, within the same limit). The place is complete when this returns, but not finished: its owner
     /// zeroes what was skipped, fsyncs and publishes it.
     pub async fn write_into(self, place: Arc<dyn Place>) -> Result<ImportReport> {
         // A closed channel means the pipeline failed meanwhile; its error follows.
@@ -212,7 +212,7 @@ impl Import {
             layer: outcome.blob,
             disk: converted.disk.name,
             format: converted.disk.format,
-            virtual_size: converted.disk.virtual_size,
+            virtual_size: converted.virtual_size,
             downloaded: self.options.progress.snapshot().downloaded,
             written: converted.written,
             passes: converted.passes,

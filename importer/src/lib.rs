@@ -16,7 +16,10 @@
 //!
 //! The importer writes into a [`Place`](bootsource_place::Place) it is handed and
 //! never opens a storage path: [`Import::start`] pauses once the disk's virtual size is
-//! known, the caller opens a place of that size, [`Import::write_into`] fills it.
+//! known, the caller opens a place of that size, [`Import::write_into`] fills it. A raw
+//! disk whose length no header tells (in gzip or bzip2) is announced with
+//! [`DiskSize::Unknown`]: its place grows, and takes its length at the end
+//! ([`UnknownLength`] chooses that or a measuring read first).
 //!
 //! ```no_run
 //! # async fn f() -> Result<(), Box<dyn std::error::Error>> {
@@ -25,7 +28,7 @@
 //! let image = "docker://127.0.0.1:5000/os/fedora:41".parse()?;
 //! let target = Target::check("/var/lib/vms/fedora.img".as_ref())?; // fails fast
 //! let import = Import::start(&image, &ImportOptions::default()).await?;
-//! let open = target.open(import.disk().virtual_size, None)?;
+//! let open = target.open(import.disk().virtual_size, None)?; // known, or grows
 //! let report = import.write_into(open.place()).await?;
 //! open.commit()?;
 //! println!("{} bytes written", report.written);
@@ -72,10 +75,11 @@ mod vmdk;
 use std::sync::Arc;
 
 pub use bootsource_digest::{Digest, ParseDigestError};
+pub use bootsource_place::DiskSize;
 pub use checksum::{Checksum, ParseChecksumError};
 pub use checksum_file::ChecksumFileProblem;
 pub use decode::FormatDecoder;
-pub use disk::{DiskEntry, DiskEntryProblem, SparseMapProblem};
+pub use disk::{ArchiveProblem, DiskEntry, DiskEntryProblem, SparseMapProblem};
 pub use error::{Error, Result};
 pub use extent::{Extent, GuestOffset};
 pub use format::{DiskFormat, Subformat};
@@ -113,8 +117,12 @@ pub struct ImportOptions {
     pub platform: Option<Platform>,
     /// Memory bounds of the qcow2 decoder.
     pub limits: qcow2::Limits,
-    /// Disks larger than this are refused before anything is written.
+    /// Disks larger than this are refused before anything is written (a raw disk of
+    /// unknown length: as soon as it grows past it).
     pub max_virtual_size: u64,
+    /// A raw disk whose length no header tells: written as it comes into a place that
+    /// grows, or measured first.
+    pub unknown_length: UnknownLength,
     /// Writer threads (inflate + write); default: the number of CPUs.
     pub workers: usize,
     /// Live counters, for a progress display or metrics.
@@ -136,6 +144,7 @@ impl Default for ImportOptions {
             platform: None,
             limits: qcow2::Limits::default(),
             max_virtual_size: DEFAULT_MAX_VIRTUAL_SIZE,
+            unknown_length: UnknownLength::Grow,
             workers: std::thread::available_parallelism().map_or(2, usize::from),
             progress: Progress::new(),
             cancel: Cancel::default(),
@@ -150,6 +159,7 @@ impl ImportOptions {
         Settings {
             limits: self.limits,
             max_virtual_size: self.max_virtual_size,
+            unknown_length: self.unknown_length,
             workers: self.workers,
             progress: Arc::clone(&self.progress),
             cancel: self.cancel.clone(),
@@ -159,6 +169,19 @@ impl ImportOptions {
     fn platform(&self) -> Platform {
         self.platform.clone().unwrap_or_else(Platform::host)
     }
+}
+
+/// What to do with a raw disk whose length no header tells before its end: one in a
+/// gzip or bzip2 stream, zstd without a content size, xz from a server without ranges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnknownLength {
+    /// Announce [`DiskSize::Unknown`] and write the disk as it arrives, in one pass:
+    /// the caller opens a place that grows (a file), or one large enough (a device).
+    Grow,
+    /// Read the file once first to measure it, then announce its size: for a caller
+    /// that must choose a place by size (a block pool). Standard input cannot be read
+    /// twice and is refused.
+    Measure,
 }
 
 /// The digest `image` points at now: a `HEAD` request for a registry (the index
@@ -186,6 +209,11 @@ pub async fn probe_file(
 /// its checksum is a sha256). The policy's verdict is shown, not enforced: an image it
 /// refuses is described too.
 pub async fn inspect(reference: &ImageRef, options: &ImportOptions) -> Result<ImageInfo> {
+    // Inspecting writes nothing: the size is worth a measuring read.
+    let options = &ImportOptions {
+        unknown_length: UnknownLength::Measure,
+        ..options.clone()
+    };
     let import = Import::begin(reference, options, import::Enforce::No).await?;
     let mut disk = import.disk().clone();
     let (digest, manifest_digest, platform, layers) = match import.image() {

@@ -1,6 +1,7 @@
 //! What `inspect` and `import` tell their callers, serialisable as the CLI's JSON.
 
-use serde::Serialize;
+use bootsource_place::DiskSize;
+use serde::{Serialize, Serializer};
 
 use crate::format::{DiskFormat, Subformat};
 use crate::manifest::Layer;
@@ -40,13 +41,19 @@ pub struct DiskInfo {
     pub file_size: Option<u64>,
     /// Its format, from its first bytes.
     pub format: DiskFormat,
-    /// The size of the raw disk it makes.
-    pub virtual_size: u64,
+    /// The size of the raw disk it makes: known, or (a raw disk in a stream that does
+    /// not tell its length) known only at its end. JSON: the number, or `null`.
+    #[serde(serialize_with = "known_size")]
+    pub virtual_size: DiskSize,
     /// qcow2 details.
     pub qcow2: Option<Qcow2Info>,
     /// The variant of a VMDK, VHD, VHDX or VDI (`streamOptimized`, `fixed`, …).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subformat: Option<Subformat>,
+}
+
+fn known_size<S: Serializer>(size: &DiskSize, s: S) -> Result<S::Ok, S::Error> {
+    size.known().serialize(s)
 }
 
 /// qcow2 header facts worth showing.

@@ -46,6 +46,23 @@ pub enum Error {
         /// The disk's virtual size.
         size: u64,
     },
+    /// The disk ended at another length than the place was opened for: a decoder
+    /// bug, never a valid image.
+    #[error("{path} was opened for {size} bytes but the disk ended at {length}")]
+    LengthMismatch {
+        /// The place.
+        path: PathBuf,
+        /// The size it was opened for.
+        size: u64,
+        /// Where the disk ended.
+        length: u64,
+    },
+    /// A place of unknown size was finished before the disk's end was known.
+    #[error("{path} was finished before the disk's length was known")]
+    LengthUnknown {
+        /// The place.
+        path: PathBuf,
+    },
     /// The filesystem's free space fell below the configured reserve.
     #[error(
         "{path}: only {available} bytes free on its filesystem, below the reserve of {reserve} bytes (min_free)"

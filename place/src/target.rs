@@ -19,7 +19,7 @@ use std::sync::Arc;
 use bootsource_blockdev::{self as blockdev, BlockDevice};
 
 use crate::Place;
-use crate::disk::Disk;
+use crate::disk::{Disk, DiskSize};
 use crate::error::{Error, Result, Unusable};
 use crate::new_file::NewFile;
 
@@ -61,9 +61,10 @@ impl Target {
         }
     }
 
-    /// Opens the target for a disk of `size` bytes. A file target keeps `reserve`
-    /// bytes free on its filesystem (`min_free`), if given.
-    pub fn open(self, size: u64, reserve: Option<u64>) -> Result<OpenTarget> {
+    /// Opens the target for a disk of `size` (known, or known at the end: a file then
+    /// grows as written, a device takes it within its own size). A file target keeps
+    /// `reserve` bytes free on its filesystem (`min_free`), if given.
+    pub fn open(self, size: DiskSize, reserve: Option<u64>) -> Result<OpenTarget> {
         match self {
             Self::Device(device) => Ok(OpenTarget {
                 disk: Arc::new(Disk::on_device(device, size)?),

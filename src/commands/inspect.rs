@@ -1,7 +1,7 @@
 //! `bootsource inspect SOURCE`: what an image holds, without importing it.
 
 use anyhow::Context;
-use bootsource_importer::{ImageInfo, Verdict};
+use bootsource_importer::{DiskSize, ImageInfo, Verdict};
 
 use crate::cli::InspectArgs;
 use crate::human;
@@ -50,14 +50,16 @@ fn text(info: &ImageInfo) -> String {
         (_, Some(layer)) => format!("disk/{} ({size} in layer {})", d.name, layer.short()),
         (_, None) => format!("disk/{} ({size})", d.name),
     };
+    let virtual_size = match d.virtual_size {
+        DiskSize::Known(n) => format!("{} ({n} bytes)", human::bytes(n)),
+        DiskSize::Unknown { .. } => "known at the end of the disk".to_owned(),
+    };
     out += &format!(
-        "Disk:            {disk}\nFormat:          {}\nVirtual size:    {} ({} bytes)\n",
+        "Disk:            {disk}\nFormat:          {}\nVirtual size:    {virtual_size}\n",
         match d.subformat {
             Some(sub) => format!("{} ({sub})", d.format),
             None => d.format.to_string(),
         },
-        human::bytes(d.virtual_size),
-        d.virtual_size
     );
     if let Some(q) = &d.qcow2 {
         out += &format!(

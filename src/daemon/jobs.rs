@@ -15,11 +15,11 @@ use std::time::Instant;
 
 use anyhow::{Context, anyhow};
 use bootsource_importer::{
-    Cancel, Digest, HttpOptions, ImageRef, Import, ImportOptions, Progress, RegistryOptions,
-    TrustPolicy,
+    Cancel, Digest, DiskSize, HttpOptions, ImageRef, Import, ImportOptions, Progress,
+    RegistryOptions, TrustPolicy, UnknownLength,
 };
 use bootsource_poller::{Failure, RetryAfter};
-use bootsource_storage::{Stage, Staging, Store, Version};
+use bootsource_storage::{BackendKind, Stage, Staging, Store, Version};
 
 use super::files::SeenFiles;
 use crate::config::{Config, SourceConfig};
@@ -40,6 +40,9 @@ pub struct SourceJob {
     pub(super) seen: SeenFiles,
     spool_limit: u64,
     max_virtual_size: u64,
+    /// A raw disk of unknown length: one pass into a growing file, or measured first
+    /// for a block pool, which chooses a device by size.
+    unknown_length: UnknownLength,
     /// The signature policy: a version it refuses is not imported.
     trust: Arc<TrustPolicy>,
 }
@@ -66,6 +69,10 @@ impl SourceJob {
             seen: SeenFiles::new(&config.state_dir),
             spool_limit: config.spool_limit,
             max_virtual_size: config.max_virtual_size,
+            unknown_length: match config.storage.get(config.storage_of(source)) {
+                Some(b) if b.kind == BackendKind::Block => UnknownLength::Measure,
+                _ => UnknownLength::Grow,
+            },
             trust,
         }
     }
@@ -110,6 +117,7 @@ impl SourceJob {
         };
         options.limits.spool_bytes = self.spool_limit;
         options.max_virtual_size = self.max_virtual_size;
+        options.unknown_length = self.unknown_length;
         options
     }
 }
@@ -233,12 +241,12 @@ fn next_candidate(
     Ok(e)
 }
 
-/// Asks the store for a staging volume of `size` bytes, on a blocking thread.
+/// Asks the store for a staging volume of `size`, on a blocking thread.
 pub(super) async fn stage(
     store: &Arc<Store>,
     ctx: &SourceJob,
     digest: Digest,
-    size: u64,
+    size: DiskSize,
 ) -> anyhow::Result<Stage> {
     let store = Arc::clone(store);
     let (source, backend, keep) = (

@@ -81,7 +81,9 @@ pub(crate) struct VolumeRecord {
     /// Where the importer writes while staging.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub staging_path: Option<PathBuf>,
-    /// Virtual size in bytes.
+    /// Virtual size in bytes. While staging a disk whose size is known only at its
+    /// end: the most it may grow to (`max_virtual_size`), replaced by its length in
+    /// the catalog write that publishes it.
     pub size: u64,
     pub created: Timestamp,
     pub last_used: Timestamp,

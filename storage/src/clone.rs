@@ -27,7 +27,7 @@ use bootsource_blockdev::BlockDevice;
 use bootsource_blockdev::topology::DeviceNumber;
 
 use crate::config::BackendKind;
-use bootsource_place::Disk;
+use bootsource_place::{Disk, DiskSize};
 
 use crate::error::{Error, Result, clone_target_err, io_err};
 use crate::ioctl;
@@ -190,12 +190,12 @@ fn fill_new_file(
         }
     }
     let file = dst.try_clone().map_err(io_err("reopen", path))?;
-    let disk = Disk::in_file(file, path.to_owned(), version.size, None).map_err(|source| {
-        Error::Place {
+    let disk = Disk::in_file(file, path.to_owned(), DiskSize::Known(version.size), None).map_err(
+        |source| Error::Place {
             path: path.to_owned(),
             source,
-        }
-    })?;
+        },
+    )?;
     let written = sparse::copy(src, &version.path, &disk)?;
     Ok((CloneMethod::SparseCopy, written))
 }
@@ -225,10 +225,11 @@ fn clone_to_device(
         });
     }
     let src = File::open(&version.path).map_err(io_err("open", &version.path))?;
-    let disk = Disk::on_device(dev, version.size).map_err(|source| Error::Place {
-        path: path.to_owned(),
-        source,
-    })?;
+    let disk =
+        Disk::on_device(dev, DiskSize::Known(version.size)).map_err(|source| Error::Place {
+            path: path.to_owned(),
+            source,
+        })?;
     sparse::copy(&src, &version.path, &disk)
 }
 

@@ -128,6 +128,13 @@ pub enum Error {
         /// Each device and why it was not chosen.
         devices: crate::SkippedDevices,
     },
+    /// A block pool chooses a device by size: a disk whose size is known only at its
+    /// end cannot be staged on one (the importer measures it first for such a pool).
+    #[error("block pool {backend}: the disk's size must be known to choose a device")]
+    SizeNeeded {
+        /// The block backend.
+        backend: String,
+    },
     /// The staged image does not have the size announced at `begin`.
     #[error("staging volume {volume}: {path} is {actual} bytes, expected {expected}")]
     StagingSize {

@@ -15,7 +15,7 @@
 //! let store = Store::open(config)?; // recovers from crashes, repairs `current` links
 //! let digest: Digest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef".parse()?;
 //! // Keeping 3 versions: a full block pool drops the oldest to make room.
-//! match store.stage("fedora", "local", &digest, 5 << 30, 3)? {
+//! match store.stage("fedora", "local", &digest, bootsource_place::DiskSize::Known(5 << 30), 3)? {
 //!     Stage::AlreadyPresent(version) => {
 //!         store.publish(&version)?;
 //!     }

@@ -3,11 +3,13 @@
 //! ```text
 //! stage   catalog lock: digest already on this backend? → AlreadyPresent
 //!         volume lock (exclusive, kept by the Staging) · choose location / device
+//!         (a size known only at the end: a file that grows; a block pool refuses)
 //!         (a full block pool: the version GC would drop next is removed first)
 //!         record {state: staging} saved · staging file dir / subvolume created
 //!         the place opened: a new file (O_EXCL | O_NOFOLLOW) or the device (O_EXCL)
 //! (importer writes into staging.place())
-//! commit  the place finished (device gaps zeroed, fsync) and closed
+//! commit  the place finished (device gaps zeroed, fsync) and closed; its length is
+//!         the record's size from here on
 //!         seal: size check, fsync, chmod 0444, snapshot or rename into place
 //!         catalog lock: record ready + current, old current demoted — ONE catalog
 //!         write, the atomic publish · `current` symlink replaced (tmp + rename)
@@ -23,10 +25,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use bootsource_place::{Disk, Place};
+use bootsource_place::{Disk, DiskSize, Place};
 
 use crate::backend;
 use crate::catalog::{State, VolumeKey, VolumeRecord};
+use crate::config::BackendKind;
 use crate::error::{Error, Result};
 use crate::gc::Current;
 use crate::lock::{FileLock, Mode};
@@ -55,7 +58,7 @@ pub struct Staging {
     source: String,
     digest: Digest,
     path: PathBuf,
-    virtual_size: u64,
+    virtual_size: DiskSize,
     /// The opened place; taken by `commit` and `abort`, which close it first.
     disk: Option<Arc<Disk>>,
     lock: Option<FileLock>,
@@ -94,8 +97,9 @@ impl Staging {
         &self.source
     }
 
-    /// The virtual size announced to `begin`; `commit` checks the file has it.
-    pub fn virtual_size(&self) -> u64 {
+    /// The virtual size announced to `begin`: known (`commit` checks the file has
+    /// it), or known when the importer ends the place.
+    pub fn virtual_size(&self) -> DiskSize {
         self.virtual_size
     }
 }
@@ -136,8 +140,9 @@ impl Hold {
 
 impl Store {
     /// Starts importing `digest` for `source` onto `backend`, once the image's virtual
-    /// size is known (a block pool needs it to choose a device), and opens the place
-    /// the importer writes into.
+    /// size is known (a block pool needs it to choose a device) or known to be known
+    /// only at the end (a file-based backend's staging file then grows as written, up to
+    /// the size's limit), and opens the place the importer writes into.
     ///
     /// A block pool has room for a fixed number of versions. When it is full and the
     /// source keeps more than one (`keep`), the version garbage collection would remove
@@ -148,7 +153,7 @@ impl Store {
         source: &str,
         backend: &str,
         digest: &Digest,
-        virtual_size: u64,
+        virtual_size: DiskSize,
         keep: usize,
     ) -> Result<Stage> {
         match self.begin(source, backend, digest, virtual_size) {
@@ -170,11 +175,16 @@ impl Store {
         source: &str,
         backend: &str,
         digest: &Digest,
-        virtual_size: u64,
+        virtual_size: DiskSize,
     ) -> Result<Stage> {
         self.writable()?;
         crate::names::check_source_name(source)?;
         let backend = self.backend(backend)?;
+        if backend.kind == BackendKind::Block && virtual_size.known().is_none() {
+            return Err(Error::SizeNeeded {
+                backend: backend.name.clone(),
+            });
+        }
         self.sweep_dead()?;
         let mut locked = self.catalog.lock()?;
         let namespace = self.namespace().to_owned();
@@ -202,14 +212,22 @@ impl Store {
             &key.namespace,
             source,
             key.volume.as_str(),
-            virtual_size,
+            virtual_size.capacity(),
         )?;
-        let record = VolumeRecord::staging(&key, source, digest, backend, location, virtual_size);
+        // Until commit, a size known only at the end is recorded as its limit.
+        let record = VolumeRecord::staging(
+            &key,
+            source,
+            digest,
+            backend,
+            location,
+            virtual_size.capacity(),
+        );
         locked.catalog.volumes.push(record.clone());
         locked.save()?;
         step::reached("begin.recorded");
         let opened = backend::prepare_staging(&record)
-            .and_then(|()| backend::open_staging(&record, self.config.min_free));
+            .and_then(|()| backend::open_staging(&record, virtual_size, self.config.min_free));
         drop(locked);
         let disk = match opened {
             Ok(disk) => disk,
@@ -220,7 +238,7 @@ impl Store {
         };
         step::reached("begin.prepared");
         tracing::info!(source, digest = %digest, volume = %record.volume, backend = %backend.name,
-            size = virtual_size, "staging");
+            size = ?virtual_size, "staging");
         Ok(Stage::Staging(Staging {
             key,
             source: source.to_owned(),
@@ -279,19 +297,24 @@ impl Store {
     fn seal_and_publish(&self, mut staging: Staging, digest: Option<Digest>) -> Result<Version> {
         self.writable()?;
         let lock = staging.lock.take();
-        if let Err(e) = finish(staging.disk.take()) {
-            if let Some(lock) = lock {
-                self.discard_staging(staging.key.clone(), lock);
+        let length = match finish(staging.disk.take()) {
+            Ok(length) => length,
+            Err(e) => {
+                if let Some(lock) = lock {
+                    self.discard_staging(staging.key.clone(), lock);
+                }
+                return Err(e);
             }
-            return Err(e);
-        }
-        let record = self
+        };
+        let mut record = self
             .catalog
             .load()?
             .find(&staging.key)
             .filter(|r| r.state == State::Staging)
             .cloned()
             .ok_or_else(|| lost(&staging.key))?;
+        // A disk of unknown size now has its length: the version's size.
+        record.size = length.unwrap_or(record.size);
         if let Err(e) = backend::seal(&record) {
             if let Some(lock) = lock {
                 self.discard_staging(staging.key.clone(), lock);
@@ -307,6 +330,7 @@ impl Store {
             .ok_or_else(|| lost(&staging.key))?;
         r.state = State::Ready;
         r.staging_path = None;
+        r.size = record.size;
         r.created = now;
         if let Some(digest) = digest {
             r.digest = digest;
@@ -403,14 +427,15 @@ impl Store {
     }
 }
 
-/// Zeroes what the importer skipped on a device, fsyncs and closes the place.
-fn finish(disk: Option<Arc<Disk>>) -> Result<()> {
+/// Zeroes what the importer skipped on a device, fsyncs and closes the place; returns
+/// the disk's length.
+fn finish(disk: Option<Arc<Disk>>) -> Result<Option<u64>> {
     let Some(disk) = disk else {
-        return Ok(());
+        return Ok(None);
     };
     let path = disk.path().to_owned();
     disk.finish()
-        .map(drop)
+        .map(|_| disk.length())
         .map_err(|source| Error::Place { path, source })
 }
 

@@ -20,10 +20,11 @@ use crate::error::{Error, Result, io_err};
 /// Bytes read at a time.
 const CHUNK: usize = 1 << 20;
 
-/// Copies the first `disk.size()` bytes of `src` into `disk` and finishes it (device
-/// gaps zeroed, fsynced). Returns the bytes written as data.
+/// Copies the first `disk.size()` bytes of `src` into `disk` (opened for a known
+/// size) and finishes it (device gaps zeroed, fsynced). Returns the bytes written as
+/// data.
 pub(crate) fn copy(src: &File, src_path: &Path, disk: &Disk) -> Result<u64> {
-    let len = disk.size();
+    let len = disk.size().capacity();
     let mut buf = vec![0u8; CHUNK];
     let mut pos = 0;
     while let Some((start, end)) =
@@ -106,7 +107,13 @@ mod tests {
 
         let dst_path = dir.path().join("dst");
         let dst = File::create_new(&dst_path).unwrap();
-        let disk = Disk::in_file(dst, dst_path.clone(), len, None).unwrap();
+        let disk = Disk::in_file(
+            dst,
+            dst_path.clone(),
+            bootsource_place::DiskSize::Known(len),
+            None,
+        )
+        .unwrap();
         let written = copy(&src, &src_path, &disk).unwrap();
         assert_eq!(
             std::fs::read(&src_path).unwrap(),

@@ -39,6 +39,7 @@ mod import_signals;
 mod import_sources;
 mod import_stages;
 mod import_targets;
+mod import_unknown_length;
 mod oci_image;
 mod soak;
 mod storage_overlap;

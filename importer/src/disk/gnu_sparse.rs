@@ -325,12 +325,12 @@ fn checksum_ok(header: &Header) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     /// A GNU sparse header for `name` storing `runs` of a `real_size`-byte file; runs
-    /// past the header's four go to one extension block.
-    fn sparse_entry(name: &str, runs: &[(u64, u64)], real_size: u64) -> Vec<u8> {
+    /// past the header's four go to one extension block. Run `k` holds `b'a' + k`.
+    pub(crate) fn sparse_entry(name: &str, runs: &[(u64, u64)], real_size: u64) -> Vec<u8> {
         let stored: u64 = runs.iter().map(|r| r.1).sum();
         let mut head = Header::new_gnu();
         head.set_path(name).unwrap();

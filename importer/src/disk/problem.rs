@@ -1,4 +1,5 @@
-//! What can be wrong with the disk entry of a container disk, and with a sparse map.
+//! What can be wrong with the disk entry of a container disk, with a tar archive given
+//! as a single file, and with a sparse map.
 
 /// Why a layer's `disk/` breaks the container-disk rules.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -49,6 +50,48 @@ pub enum DiskEntryProblem {
         name: String,
         /// Bytes the entry announced and the layer did not hold.
         missing: u64,
+    },
+}
+
+/// Why a tar archive given as a single file (`disk.tar.xz`) is not a disk archive.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ArchiveProblem {
+    /// A link, device or FIFO: the archive must hold one regular file.
+    #[error("{name} is a {kind}; the archive must hold exactly one regular file")]
+    NotRegular {
+        /// Its path in the archive.
+        name: String,
+        /// What it is instead.
+        kind: &'static str,
+    },
+    /// An entry whose path climbs out with `..`.
+    #[error("entry {0} has a '..' path")]
+    ParentPath(String),
+    /// More than one regular file.
+    #[error("more than one file ({first} and {second}); a disk archive holds exactly one")]
+    SeveralFiles {
+        /// The first one found.
+        first: String,
+        /// The next.
+        second: String,
+    },
+    /// No regular file at all.
+    #[error("the archive holds no regular file")]
+    NoFile,
+    /// A PAX sparse entry (`tar --format=posix --sparse`), whose map is inside its data.
+    #[error(
+        "{0} is a PAX sparse tar entry (GNU tar --format=posix --sparse), which is not supported; \
+         archive it without --sparse or in the GNU format"
+    )]
+    PaxSparse(String),
+    /// An old GNU sparse entry whose map breaks the rules.
+    #[error("{name} is a sparse tar entry, but {problem}")]
+    SparseMap {
+        /// Its path in the archive.
+        name: String,
+        /// What is wrong with the map.
+        problem: SparseMapProblem,
     },
 }
 

@@ -3,7 +3,9 @@
 //! Its phases are a type: nothing is written before the decoder knows the disk's
 //! virtual size, and nothing is decoded before the first bytes chose the format. When
 //! the size is known the pipeline asks its caller for a place ([`Handshake`]) and
-//! starts the writer pool. A qcow2 that needs another pass is fed again into the same
+//! starts the writer pool. A raw disk whose length is known only at its end asks at
+//! once for a place of [`DiskSize::Unknown`] size, and gives it its length when the
+//! stream ends. A qcow2 that needs another pass is fed again into the same
 //! conversion: decoder state, place and writers carry over.
 
 use std::io::{self, Read};
@@ -11,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::thread::Scope;
 
-use bootsource_place::Place;
+use bootsource_place::{DiskSize, Place};
 
 use super::chunks::ChunkPool;
 use super::handshake::Handshake;
@@ -28,6 +30,7 @@ use crate::{Digest, DiskInfo, Error, Result};
 pub(crate) struct Settings {
     pub limits: qcow2::Limits,
     pub max_virtual_size: u64,
+    pub unknown_length: crate::UnknownLength,
     pub workers: usize,
     pub progress: Arc<Progress>,
     pub cancel: Cancel,
@@ -67,6 +70,8 @@ pub(crate) struct Conversion<'scope, 'env> {
 #[derive(Debug, Clone)]
 pub(crate) struct Converted {
     pub disk: DiskInfo,
+    /// The size of the raw disk written (known at the latest at its end).
+    pub virtual_size: u64,
     pub passes: u32,
     pub spool_peak: u64,
     pub written: u64,
@@ -87,18 +92,19 @@ impl<'scope, 'env> Conversion<'scope, 'env> {
         }
     }
 
-    /// Feeds the whole disk file, found in `layer`, once. `io_error` names read failures.
-    /// A sparse entry's runs are fed at their offsets and its holes skipped.
+    /// Feeds the whole disk file, a tar entry found in `layer` (or in a single-file
+    /// archive: `None`), once. `io_error` names read failures. A sparse entry's runs
+    /// are fed at their offsets and its holes skipped.
     pub fn feed_entry(
         &mut self,
-        layer: Digest,
+        layer: Option<Digest>,
         entry: &DiskEntry,
         reader: &mut dyn Read,
         io_error: &dyn Fn(io::Error) -> Error,
     ) -> Result<()> {
         let (name, size) = (entry.name.as_str(), Some(entry.size));
         let Some(map) = &entry.sparse else {
-            return self.feed(Some(layer), name, size, reader, io_error);
+            return self.feed(layer, name, size, reader, io_error);
         };
         if entry.size > self.settings.max_virtual_size {
             // Raw or not, a disk file larger than the largest disk allowed is refused
@@ -110,15 +116,20 @@ impl<'scope, 'env> Conversion<'scope, 'env> {
         }
         let mut at = 0;
         for run in &map.runs {
-            self.skip_zeros(Some(layer), name, size, run.offset - at)?;
-            let fed =
-                self.feed_all(Some(layer), name, size, &mut reader.take(run.len), io_error)?;
+            self.skip_zeros(layer, name, size, run.offset - at)?;
+            let fed = self.feed_all(layer, name, size, &mut reader.take(run.len), io_error)?;
             if fed != run.len {
-                return Err(cut_short(layer, name, run.len - fed));
+                return Err(match layer {
+                    Some(layer) => cut_short(layer, name, run.len - fed),
+                    None => Error::DiskLengthMismatch {
+                        announced: entry.size,
+                        actual: run.offset + fed,
+                    },
+                });
             }
             at = run.offset + run.len;
         }
-        self.skip_zeros(Some(layer), name, size, map.real_size - at)
+        self.skip_zeros(layer, name, size, map.real_size - at)
     }
 
     /// Feeds the whole disk file `name` once: from `layer`, or a single file (`None`).
@@ -210,7 +221,13 @@ impl<'scope, 'env> Conversion<'scope, 'env> {
         }
         let format = super::sniff(name, head)?;
         tracing::info!(disk = %name, %format, size, "found the disk image");
-        let decoder = decode::decoder_for(format, head, size, self.settings.limits)?;
+        let decoder = decode::decoder_for(
+            format,
+            head,
+            size,
+            self.settings.limits,
+            self.settings.max_virtual_size,
+        )?;
         let Phase::Unstarted(handshake) = std::mem::replace(&mut self.phase, Phase::Failed) else {
             unreachable!("checked above");
         };
@@ -219,7 +236,9 @@ impl<'scope, 'env> Conversion<'scope, 'env> {
             name: name.to_owned(),
             file_size: size,
             format,
-            virtual_size: 0,
+            virtual_size: DiskSize::Unknown {
+                limit: self.settings.max_virtual_size,
+            },
             qcow2: None,
             subformat: None,
         };
@@ -259,19 +278,22 @@ impl<'scope, 'env> Conversion<'scope, 'env> {
         Ok(())
     }
 
-    /// Moves from sizing to writing as soon as the decoder knows the virtual size:
-    /// checks it against the limit, announces the disk and starts the writers.
+    /// Moves from sizing to writing as soon as the decoder knows the virtual size (or
+    /// that it is known only at the end): checks it against the limit, announces the
+    /// disk and starts the writers.
     fn open_place_once_sized(&mut self) -> Result<()> {
         let size = match &self.phase {
-            Phase::Sizing { decoder, .. } => decoder.virtual_size(),
+            Phase::Sizing { decoder, .. } => decoder.size(),
             _ => None,
         };
         let Some(size) = size else {
             return Ok(());
         };
-        if size > self.settings.max_virtual_size {
+        if let DiskSize::Known(known) = size
+            && known > self.settings.max_virtual_size
+        {
             return Err(Error::DiskTooLarge {
-                virtual_size: size,
+                virtual_size: known,
                 limit: self.settings.max_virtual_size,
             });
         }
@@ -289,7 +311,9 @@ impl<'scope, 'env> Conversion<'scope, 'env> {
         let progress = &self.settings.progress;
         let place =
             (progress.stages.waiting_for_place).time(|| handshake.exchange(disk.clone()))?;
-        progress.virtual_size.store(size, Ordering::Relaxed);
+        if let DiskSize::Known(known) = size {
+            progress.virtual_size.store(known, Ordering::Relaxed);
+        }
         let writer = Writer::start(self.scope, &place, self.settings.workers, progress);
         self.phase = Phase::Writing {
             disk,
@@ -316,11 +340,12 @@ impl<'scope, 'env> Conversion<'scope, 'env> {
         Ok(end)
     }
 
-    /// Waits for the writers; the place then holds the whole disk, not yet finished
-    /// (its owner zeroes what was skipped and fsyncs).
+    /// Waits for the writers and tells the place where the disk ended; the place then
+    /// holds the whole disk, not yet finished (its owner zeroes what was skipped and
+    /// fsyncs).
     pub fn finish(self) -> Result<Converted> {
         let Phase::Writing {
-            disk,
+            mut disk,
             decoder,
             place,
             writer,
@@ -331,8 +356,18 @@ impl<'scope, 'env> Conversion<'scope, 'env> {
             ));
         };
         writer.finish()?;
+        let virtual_size = decoder
+            .virtual_size()
+            .ok_or_else(|| Error::Internal("a complete disk of unknown size".into()))?;
+        place.end_at(virtual_size)?;
+        disk.virtual_size = DiskSize::Known(virtual_size);
+        self.settings
+            .progress
+            .virtual_size
+            .store(virtual_size, Ordering::Relaxed);
         Ok(Converted {
             disk,
+            virtual_size,
             passes: decoder.passes(),
             spool_peak: decoder.spool_peak(),
             written: place.bytes_written(),

@@ -2,16 +2,22 @@
 //!
 //! The file's bytes are decompressed by magic ([`crate::decompress`]), then its first
 //! 512 decompressed bytes decide: a tar (`ustar` at byte 257) is walked like a layer
-//! and must hold exactly one regular file, the disk; anything else *is* the disk and
+//! (an old GNU sparse entry's holes stay holes) and must hold exactly one regular
+//! file, the disk; anything else *is* the disk and
 //! goes straight to the format sniff. From there it is the container-disk pipeline:
 //! [`Conversion`] sniffs, decodes, asks for a place once the size is known, writes.
 //!
 //! A raw disk's size is its length, needed before the first write: the tar entry's
 //! size, the file's length when uncompressed, or what the compression's headers say
 //! ([`crate::stream_length`]). Failing those (gzip, bzip2, zstd from a pipe, xz
-//! without ranges), a file or URL is read once more to measure it, which one log line
-//! says; standard input cannot be, and is refused. A qcow2 needs no length up front:
-//! its header says the virtual size, and its stream ends where it ends.
+//! without ranges), the disk is announced as [`DiskSize::Unknown`] and written as it
+//! arrives into a place that grows, one pass ([`UnknownLength::Grow`]); a caller that
+//! cannot grow a place ([`UnknownLength::Measure`]: a block pool) has a file or URL
+//! read once more to measure it, which one log line says, and standard input refused.
+//! A qcow2 needs no length up front: its header says the virtual size, and its stream
+//! ends where it ends.
+//!
+//! [`DiskSize::Unknown`]: bootsource_place::DiskSize::Unknown
 
 use std::io::{self, Read};
 use std::sync::Arc;
@@ -25,7 +31,7 @@ use crate::format::{self, DiskFormat};
 use crate::origin::file::{FileOrigin, FileProblem};
 use crate::qcow2::PassEnd;
 use crate::stream_length;
-use crate::{Digest, Error, Result};
+use crate::{Digest, Error, Result, UnknownLength};
 
 /// Decompressed bytes looked at before deciding what the file is.
 const HEAD_BYTES: usize = 512;
@@ -79,7 +85,7 @@ fn feed_once(
         let what = stream.compression.describe("tar archive");
         let io = move |e| file_error(image, what, e);
         disk::walk_archive(&mut stream, image, &io, |entry, bytes| {
-            conversion.feed(None, &entry.name, Some(entry.size), bytes, &io)
+            conversion.feed_entry(None, entry, bytes, &io)
         })?;
     } else {
         let size = disk_size(origin, settings, &stream)?;
@@ -91,7 +97,7 @@ fn feed_once(
 }
 
 /// The disk's length for a raw disk (qcow2 says its own size), from the cheapest
-/// source that knows it.
+/// source that knows it; `None` for a raw disk also when it is to grow as it arrives.
 fn disk_size(origin: &FileOrigin, settings: &Settings, stream: &DiskStream) -> Result<Option<u64>> {
     if format::sniff(&stream.head, origin.name()) != Ok(DiskFormat::Raw) {
         return Ok(None);
@@ -107,6 +113,11 @@ fn disk_size(origin: &FileOrigin, settings: &Settings, stream: &DiskStream) -> R
     };
     if announced.is_some() {
         return Ok(announced);
+    }
+    if settings.unknown_length == UnknownLength::Grow {
+        tracing::info!(image = %origin.image(), compression = ?stream.compression,
+            "the raw disk's length is not in the file's headers; it is written as it arrives");
+        return Ok(None);
     }
     if !origin.rereadable() {
         return Err(problem(origin, FileProblem::StdinLengthUnknown));

@@ -50,14 +50,14 @@ pub(crate) fn pair() -> (Handshake, Caller) {
 
 impl Handshake {
     /// Announces `disk` and blocks until the caller hands over its place, which must
-    /// hold exactly the disk's virtual size.
+    /// have been opened for the disk's size (known, or unknown within the same limit).
     pub fn exchange(self, disk: DiskInfo) -> Result<Arc<dyn Place>> {
         let size = disk.virtual_size;
         self.announce.send(disk).map_err(|_| Error::Cancelled)?;
         let place = self.place.recv().map_err(|_| Error::Cancelled)?;
         if place.size() != size {
             return Err(Error::Internal(format!(
-                "the place holds {} bytes, the disk {size}",
+                "the place was opened for {:?}, the disk is {size:?}",
                 place.size()
             )));
         }

@@ -79,7 +79,7 @@ fn first_pass(
             layer.digest,
             &mut whiteouts,
             false,
-            |entry, bytes| conversion.feed_entry(layer.digest, entry, bytes, &io_error),
+            |entry, bytes| conversion.feed_entry(Some(layer.digest), entry, bytes, &io_error),
         )?;
         reader.drain()?;
         tracing::debug!(layer = %layer.digest, ?outcome, "layer read and verified");
@@ -116,7 +116,7 @@ fn read_disk_again(
                 changed = true;
                 return Ok(());
             }
-            conversion.feed_entry(layer.digest, entry, bytes, &io_error)
+            conversion.feed_entry(Some(layer.digest), entry, bytes, &io_error)
         },
     );
     match walked {

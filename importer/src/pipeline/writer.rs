@@ -233,8 +233,12 @@ mod tests {
     }
 
     impl Place for Gate {
-        fn size(&self) -> u64 {
-            u64::MAX
+        fn size(&self) -> bootsource_place::DiskSize {
+            bootsource_place::DiskSize::Known(u64::MAX)
+        }
+
+        fn end_at(&self, _length: u64) -> bootsource_place::Result<()> {
+            Ok(())
         }
 
         fn write_at(&self, _offset: u64, _data: &[u8]) -> bootsource_place::Result<()> {

@@ -24,7 +24,7 @@ pub(crate) mod reflink;
 use std::path::{Path, PathBuf};
 
 use bootsource_blockdev::BlockDevice;
-use bootsource_place::Disk;
+use bootsource_place::{Disk, DiskSize};
 
 use crate::catalog::{Catalog, VolumeRecord};
 use crate::config::{Backend, BackendKind, Format, Site};
@@ -68,19 +68,21 @@ pub(crate) fn prepare_staging(record: &VolumeRecord) -> Result<()> {
 
 /// Opens what the importer writes into, once prepared: a new staging file (created
 /// exclusively, never through a symlink; `reserve` bytes kept free on its filesystem)
-/// or the pool device, exclusively.
-pub(crate) fn open_staging(record: &VolumeRecord, reserve: Option<u64>) -> Result<Disk> {
+/// or the pool device, exclusively. A file of unknown `size` grows as written.
+pub(crate) fn open_staging(
+    record: &VolumeRecord,
+    size: DiskSize,
+    reserve: Option<u64>,
+) -> Result<Disk> {
     let volume = record.volume.as_str();
     let opened = match record.kind {
         BackendKind::Block => BlockDevice::open_exclusive(&record.path)
             .map_err(block_err(volume))
-            .and_then(|device| {
-                Disk::on_device(device, record.size).map_err(place_err(&record.path))
-            })?,
+            .and_then(|device| Disk::on_device(device, size).map_err(place_err(&record.path)))?,
         BackendKind::Dir | BackendKind::Reflink | BackendKind::Btrfs => {
             let path = record.staging_path.as_ref().unwrap_or(&record.path);
             let file = files::create_staging_file(path)?;
-            Disk::in_file(file, path.clone(), record.size, reserve).map_err(place_err(path))?
+            Disk::in_file(file, path.clone(), size, reserve).map_err(place_err(path))?
         }
     };
     Ok(opened)

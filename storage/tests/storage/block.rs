@@ -3,7 +3,9 @@
 
 use bootsource_storage::{BackendConfig, CloneMethod, Error, Stage, Store, StoreConfig};
 
-use crate::common::{Loop, Mount, SIZE, assert_image, data_ranges, digest, import, write_image};
+use crate::common::{
+    Loop, Mount, SIZE, SIZED, assert_image, data_ranges, digest, import, write_image,
+};
 
 #[test]
 fn pool_skips_busy_and_small_devices_discards_freed_ones_and_reports_exhaustion() {
@@ -34,7 +36,7 @@ fn pool_skips_busy_and_small_devices_discards_freed_ones_and_reports_exhaustion(
     assert_eq!(v2.path, b.dev);
 
     let err = store
-        .stage("fedora", "pool", &digest(3), SIZE, 1)
+        .stage("fedora", "pool", &digest(3), SIZED, 1)
         .unwrap_err();
     assert!(matches!(err, Error::PoolExhausted { .. }), "{err}");
     let msg = err.to_string();
@@ -57,7 +59,7 @@ fn pool_skips_busy_and_small_devices_discards_freed_ones_and_reports_exhaustion(
     );
 
     // A failed import gives the device back, discarded too.
-    let Stage::Staging(staging) = store.stage("fedora", "pool", &digest(3), SIZE, 1).unwrap()
+    let Stage::Staging(staging) = store.stage("fedora", "pool", &digest(3), SIZED, 1).unwrap()
     else {
         panic!("digest 3 is new");
     };
@@ -93,7 +95,27 @@ fn pool_skips_busy_and_small_devices_discards_freed_ones_and_reports_exhaustion(
     let lab_store = Store::open(lab).unwrap();
     assert_eq!(lab_store.orphans().unwrap().len(), 2);
     assert!(matches!(
-        lab_store.stage("fedora", "pool", &digest(1), SIZE, 1),
+        lab_store.stage("fedora", "pool", &digest(1), SIZED, 1),
         Err(Error::PoolExhausted { .. })
     ));
+}
+
+/// A pool chooses a device by size: a disk of unknown size is refused before anything
+/// is recorded (the importer measures it first for a pool).
+#[test]
+fn a_pool_refuses_a_disk_of_unknown_size() {
+    let a = Loop::new(SIZE * 2);
+    let tmp = tempfile::tempdir().unwrap();
+    let config = StoreConfig::new(tmp.path().join("state"))
+        .with_backend("pool", BackendConfig::block(vec![a.dev.clone()]));
+    let store = Store::open(config).unwrap();
+    let unknown = bootsource_place::DiskSize::Unknown { limit: SIZE };
+    let err = store
+        .stage("fedora", "pool", &digest(1), unknown, 1)
+        .unwrap_err();
+    assert!(matches!(err, Error::SizeNeeded { .. }), "{err}");
+    assert!(store.versions("fedora").unwrap().is_empty());
+    assert!(store.source_status("fedora").unwrap().importing.is_none());
+    let v1 = import(&store, "fedora", "pool", 1);
+    assert_eq!(v1.path, a.dev, "the device stayed free");
 }

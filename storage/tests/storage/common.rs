@@ -15,6 +15,8 @@ use bootsource_storage::{Digest, Stage, Store, Version};
 
 /// Virtual size of the test images.
 pub const SIZE: u64 = 8 << 20;
+/// What an importer announces for the test images: their size, known up front.
+pub const SIZED: bootsource_place::DiskSize = bootsource_place::DiskSize::Known(SIZE);
 
 /// Fails unless `tool` is installed, naming the package that has it.
 pub fn require(tool: &str, package: &str) {
@@ -201,7 +203,7 @@ pub fn assert_image(path: &Path, seed: u8) {
 /// Imports and publishes the image for `seed`.
 pub fn import(store: &Store, source: &str, backend: &str, seed: u8) -> Version {
     match store
-        .stage(source, backend, &digest(seed), SIZE, 1)
+        .stage(source, backend, &digest(seed), SIZED, 1)
         .unwrap()
     {
         Stage::Staging(staging) => {

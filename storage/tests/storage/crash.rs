@@ -19,7 +19,8 @@ use bootsource_storage::{
 use serde::{Deserialize, Serialize};
 
 use crate::common::{
-    Loop, Mount, SIZE, assert_image, catalog_json, digest, import, names_in, seed_of, write_image,
+    Loop, Mount, SIZE, SIZED, assert_image, catalog_json, digest, import, names_in, seed_of,
+    write_image,
 };
 
 const CHILD_ENV: &str = "BOOTSOURCE_STORAGE_CRASH_CHILD";
@@ -81,7 +82,7 @@ fn crash_child() {
         false => digest(spec.seed),
     };
     let Stage::Staging(staging) = store
-        .stage(SOURCE, &spec.backend, &staged, SIZE, 1)
+        .stage(SOURCE, &spec.backend, &staged, SIZED, 1)
         .unwrap()
     else {
         panic!("digest {} already present", spec.seed);
@@ -335,7 +336,7 @@ fn commit_as_a_digest_already_kept_publishes_that_version_again() {
     let store = Store::open(config).unwrap();
     import(&store, SOURCE, "b", 1);
     import(&store, SOURCE, "b", 2);
-    let Stage::Staging(staging) = store.stage(SOURCE, "b", &provisional(1), SIZE, 3).unwrap()
+    let Stage::Staging(staging) = store.stage(SOURCE, "b", &provisional(1), SIZED, 3).unwrap()
     else {
         panic!("provisional digest present");
     };

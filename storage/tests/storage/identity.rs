@@ -5,7 +5,7 @@ use std::fs;
 
 use bootsource_storage::{BackendConfig, BackendKind, Digest, Stage, Store, StoreConfig};
 
-use crate::common::{SIZE, assert_image, image, write_image};
+use crate::common::{SIZED, assert_image, image, write_image};
 
 /// Two digests sharing their first 12 hex digits (48 bits): what a registry that
 /// grinds manifests for a prefix can serve.
@@ -21,7 +21,7 @@ fn colliding_digests() -> (Digest, Digest) {
 }
 
 fn import_digest(store: &Store, digest: &Digest, seed: u8) -> bootsource_storage::Version {
-    match store.stage("fedora", "local", digest, SIZE, 1).unwrap() {
+    match store.stage("fedora", "local", digest, SIZED, 1).unwrap() {
         Stage::Staging(staging) => {
             write_image(&*staging.place(), seed);
             store.commit(staging).unwrap()
@@ -55,7 +55,7 @@ fn a_digest_sharing_the_short_id_is_a_new_version_not_already_present() {
     // Each digest finds its own version again, also after a restart.
     let store = Store::open(config).unwrap();
     for (digest, seed) in [(&crafted, 1), (&update, 2)] {
-        match store.stage("fedora", "local", digest, SIZE, 1).unwrap() {
+        match store.stage("fedora", "local", digest, SIZED, 1).unwrap() {
             Stage::AlreadyPresent(v) => {
                 assert_eq!(&v.digest, digest);
                 assert_eq!(fs::read(&v.path).unwrap(), image(seed));

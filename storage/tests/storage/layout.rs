@@ -5,7 +5,7 @@ use std::fs;
 
 use bootsource_storage::{BackendConfig, BackendKind, Error, Format, Stage, Store, StoreConfig};
 
-use crate::common::{Mount, SIZE, assert_image, digest, import, write_image};
+use crate::common::{Mount, SIZED, assert_image, digest, import, write_image};
 
 #[test]
 fn backend_change_imports_afresh_and_only_then_removes_the_old_versions() {
@@ -26,7 +26,8 @@ fn backend_change_imports_afresh_and_only_then_removes_the_old_versions() {
     let v2 = import(&store, "fedora", "old", 2);
 
     // The config now says `storage = "new"`: the same digest is imported afresh there.
-    let Stage::Staging(staging) = store.stage("fedora", "new", &digest(2), SIZE, 1).unwrap() else {
+    let Stage::Staging(staging) = store.stage("fedora", "new", &digest(2), SIZED, 1).unwrap()
+    else {
         panic!("digest 2 is not on the new backend yet");
     };
     write_image(&*staging.place(), 2);
@@ -36,7 +37,8 @@ fn backend_change_imports_afresh_and_only_then_removes_the_old_versions() {
     store.abort(staging).unwrap();
     assert_eq!(store.current("fedora").unwrap().unwrap().path, v2.path);
 
-    let Stage::Staging(staging) = store.stage("fedora", "new", &digest(2), SIZE, 1).unwrap() else {
+    let Stage::Staging(staging) = store.stage("fedora", "new", &digest(2), SIZED, 1).unwrap()
+    else {
         panic!("digest 2 is not on the new backend yet");
     };
     write_image(&*staging.place(), 2);

@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use bootsource_storage::{BackendConfig, BackendKind, Error, Stage, Store, StoreConfig};
 
 use crate::common::{
-    SIZE, assert_image, catalog_json, digest, import, names_in, seed_of, write_image,
+    SIZE, SIZED, assert_image, catalog_json, digest, import, names_in, seed_of, write_image,
 };
 
 fn dir_store(tmp: &tempfile::TempDir) -> StoreConfig {
@@ -38,7 +38,10 @@ fn publishes_atomically_and_a_known_digest_is_a_no_op() {
     assert_eq!(fs::read_link(&link).unwrap(), v1.path);
 
     // Same digest again: nothing to import.
-    match store.stage("fedora", "local", &digest(1), SIZE, 1).unwrap() {
+    match store
+        .stage("fedora", "local", &digest(1), SIZED, 1)
+        .unwrap()
+    {
         Stage::AlreadyPresent(v) => assert_eq!(v.volume, v1.volume),
         Stage::Staging(s) => panic!("staged {} again", s.volume()),
     }
@@ -49,7 +52,9 @@ fn publishes_atomically_and_a_known_digest_is_a_no_op() {
     assert_image(&v1.path, 1);
 
     // The tag moved back to digest 1: publish the kept version again.
-    let Stage::AlreadyPresent(old) = store.stage("fedora", "local", &digest(1), SIZE, 1).unwrap()
+    let Stage::AlreadyPresent(old) = store
+        .stage("fedora", "local", &digest(1), SIZED, 1)
+        .unwrap()
     else {
         panic!("digest 1 should be present");
     };
@@ -79,7 +84,7 @@ fn status_reports_current_and_versions_and_read_only_opens_write_nothing() {
 
     let before = fs::read(tmp.path().join("state/catalog.json")).unwrap();
     assert!(matches!(
-        ro.stage("fedora", "local", &digest(3), SIZE, 1),
+        ro.stage("fedora", "local", &digest(3), SIZED, 1),
         Err(Error::ReadOnly(_))
     ));
     assert!(matches!(ro.gc("fedora", 1), Err(Error::ReadOnly(_))));
@@ -96,7 +101,7 @@ fn a_second_open_leaves_a_live_import_alone_and_abort_cleans_up() {
     let daemon = Store::open(config.clone()).unwrap();
     let v1 = import(&daemon, "fedora", "local", 1);
     let Stage::Staging(staging) = daemon
-        .stage("fedora", "local", &digest(2), SIZE, 1)
+        .stage("fedora", "local", &digest(2), SIZED, 1)
         .unwrap()
     else {
         panic!("digest 2 is new");
@@ -109,7 +114,7 @@ fn a_second_open_leaves_a_live_import_alone_and_abort_cleans_up() {
     let importing = other.source_status("fedora").unwrap().importing.unwrap();
     assert_eq!(importing.digest, digest(2));
     assert!(matches!(
-        other.stage("fedora", "local", &digest(2), SIZE, 1),
+        other.stage("fedora", "local", &digest(2), SIZED, 1),
         Err(Error::VolumeBusy { .. })
     ));
 
@@ -128,7 +133,7 @@ fn a_second_open_leaves_a_live_import_alone_and_abort_cleans_up() {
     // A staging volume dropped without commit or abort (a cancelled task) is removed
     // by the next recovery.
     let Stage::Staging(staging) = daemon
-        .stage("fedora", "local", &digest(3), SIZE, 1)
+        .stage("fedora", "local", &digest(3), SIZED, 1)
         .unwrap()
     else {
         panic!("digest 3 is new");
@@ -145,7 +150,9 @@ fn a_wrongly_sized_image_is_not_published() {
     let tmp = tempfile::tempdir().unwrap();
     let store = Store::open(dir_store(&tmp)).unwrap();
     let v1 = import(&store, "fedora", "local", 1);
-    let Stage::Staging(staging) = store.stage("fedora", "local", &digest(2), SIZE, 1).unwrap()
+    let Stage::Staging(staging) = store
+        .stage("fedora", "local", &digest(2), SIZED, 1)
+        .unwrap()
     else {
         panic!("digest 2 is new");
     };
@@ -194,4 +201,47 @@ fn concurrent_imports_lose_no_catalog_update() {
         assert_eq!(s.versions.len(), 2, "{}", s.name);
         assert_eq!(seed_of(&s.current.unwrap().digest), 3);
     }
+}
+
+/// A disk whose size is known only at its end: the staging file grows as written, and
+/// the version takes the length the importer ends it at. Past its limit it is refused,
+/// and aborted it leaves nothing.
+#[test]
+fn a_staging_file_of_unknown_size_grows_and_takes_its_length_at_commit() {
+    use bootsource_place::DiskSize;
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(dir_store(&tmp)).unwrap();
+    let unknown = DiskSize::Unknown { limit: SIZE * 2 };
+    let Stage::Staging(staging) = store
+        .stage("fedora", "local", &digest(1), unknown, 1)
+        .unwrap()
+    else {
+        panic!("nothing there yet");
+    };
+    assert_eq!(staging.place().size(), unknown);
+    write_image(&*staging.place(), 1);
+    staging.place().end_at(SIZE).unwrap();
+    let version = store.commit(staging).unwrap();
+    assert_eq!(version.size, SIZE);
+    assert_eq!(fs::metadata(&version.path).unwrap().len(), SIZE);
+    assert_image(&version.path, 1);
+    assert_eq!(store.versions("fedora").unwrap()[0].size, SIZE);
+
+    let Stage::Staging(staging) = store
+        .stage("fedora", "local", &digest(2), unknown, 1)
+        .unwrap()
+    else {
+        panic!("digest 2 is new");
+    };
+    let err = staging.place().write_at(SIZE * 2 - 1, &[1, 1]).unwrap_err();
+    assert!(
+        matches!(err, bootsource_place::Error::PastEnd { .. }),
+        "{err}"
+    );
+    store.abort(staging).unwrap();
+    assert_eq!(
+        names_in(&tmp.path().join("images/os-images/fedora/.staging")),
+        Vec::<String>::new()
+    );
+    assert_eq!(store.versions("fedora").unwrap().len(), 1);
 }
