@@ -71,6 +71,7 @@ mod vdi;
 mod vhd;
 mod vhdx;
 mod vmdk;
+mod xz;
 
 use std::sync::Arc;
 
