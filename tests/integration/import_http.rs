@@ -45,17 +45,6 @@ impl Fixture {
     }
 }
 
-/// `tool -c FILE` (gzip, xz, zstd, bzip2): the compressed bytes.
-fn compress(tool: &str, file: &Path) -> Vec<u8> {
-    let mut args = vec!["-c"];
-    if tool == "zstd" {
-        args.push("-q");
-    }
-    let mut command = std::process::Command::new(tool);
-    command.args(&args).arg(file);
-    tools::run_command(&mut command).stdout
-}
-
 fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
@@ -67,7 +56,7 @@ fn every_compression_around_qcow2_and_raw_over_http() {
     for (format, source) in [("qcow2", &f.qcow2), ("raw", &f.raw)] {
         for tool in ["gzip", "xz", "zstd", "bzip2"] {
             let name = format!("disk.{format}.{tool}");
-            let bytes = compress(tool, source);
+            let bytes = tools::compress(tool, source);
             nginx.put(&name, &bytes);
             let target = f.target(&format!("{name}.out"));
             let report = import_json(&nginx.url(&name), &target, &[]);
@@ -94,7 +83,7 @@ fn a_tar_holding_one_disk_is_read_like_a_layer() {
     let tar = f.target("disk.tar");
     fs::write(&tar, disk_tar("debian.qcow2", &fs::read(&f.qcow2).unwrap())).unwrap();
     let nginx = Nginx::start();
-    nginx.put("disk.tar.xz", &compress("xz", &tar));
+    nginx.put("disk.tar.xz", &tools::compress("xz", &tar));
     let target = f.target("out");
     let report = import_json(&nginx.url("disk.tar.xz"), &target, &[]);
     assert_same_disk(&f.qcow2, &target, &report);
@@ -105,7 +94,7 @@ fn a_tar_holding_one_disk_is_read_like_a_layer() {
 fn local_files_and_standard_input() {
     let f = Fixture::new(3);
     let gz = f.target("disk.raw.gz");
-    fs::write(&gz, compress("gzip", &f.raw)).unwrap();
+    fs::write(&gz, tools::compress("gzip", &f.raw)).unwrap();
     let target = f.target("from-file");
     let report = import_json(&format!("file:{}", f.qcow2.display()), &target, &[]);
     assert_same_disk(&f.qcow2, &target, &report);
@@ -132,7 +121,7 @@ fn local_files_and_standard_input() {
 fn checksums_and_checksum_files_are_verified() {
     let f = Fixture::new(4);
     let nginx = Nginx::start();
-    let bytes = compress("xz", &f.qcow2);
+    let bytes = tools::compress("xz", &f.qcow2);
     nginx.put("fedora.qcow2.xz", &bytes);
     let url = nginx.url("fedora.qcow2.xz");
     let sha256 = sha256_hex(&bytes);
@@ -194,7 +183,7 @@ fn a_cut_download_resumes_with_if_range() {
     let nginx = Nginx::start();
     // A qcow2 says its own size: one pass (a gzipped raw disk is read once more to
     // measure it).
-    let bytes = compress("gzip", &f.qcow2);
+    let bytes = tools::compress("gzip", &f.qcow2);
     nginx.put("disk.qcow2.gz", &bytes);
     let proxy = FaultProxy::in_front_of(nginx.addr());
     proxy.add(
@@ -245,7 +234,7 @@ fn a_file_replaced_mid_download_is_never_stitched() {
 fn basic_auth_with_creds_or_the_auth_file() {
     let f = Fixture::new(8);
     let nginx = Nginx::builder().basic_auth("alice", "s3cret").start();
-    nginx.put("disk.qcow2.bz2", &compress("bzip2", &f.qcow2));
+    nginx.put("disk.qcow2.bz2", &tools::compress("bzip2", &f.qcow2));
     let url = nginx.url("disk.qcow2.bz2");
     let target = f.target("out");
     let output = import(&url, &target, &[]);
@@ -283,7 +272,7 @@ fn a_server_without_head_or_range_still_works() {
     let f = Fixture::new(10);
     let root = f.target("www");
     fs::create_dir(&root).unwrap();
-    fs::write(root.join("disk.qcow2.zst"), compress("zstd", &f.qcow2)).unwrap();
+    fs::write(root.join("disk.qcow2.zst"), tools::compress("zstd", &f.qcow2)).unwrap();
     let server = BareServer::start(&root);
     let target = f.target("out");
     let output = import(&server.url("disk.qcow2.zst"), &target, &["--json"]);
