@@ -7,7 +7,7 @@
 //! Images are made by `qemu-img`; the oracle is `qemu-img compare`.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 
 use sha2::{Digest as _, Sha256, Sha512};
@@ -272,7 +272,11 @@ fn a_server_without_head_or_range_still_works() {
     let f = Fixture::new(10);
     let root = f.target("www");
     fs::create_dir(&root).unwrap();
-    fs::write(root.join("disk.qcow2.zst"), tools::compress("zstd", &f.qcow2)).unwrap();
+    fs::write(
+        root.join("disk.qcow2.zst"),
+        tools::compress("zstd", &f.qcow2),
+    )
+    .unwrap();
     let server = BareServer::start(&root);
     let target = f.target("out");
     let output = import(&server.url("disk.qcow2.zst"), &target, &["--json"]);

@@ -2,16 +2,21 @@
 //!
 //! The file's bytes are decompressed by magic ([`crate::decompress`]), then its first
 //! 512 decompressed bytes decide: a tar (`ustar` at byte 257) is walked like a layer
-//! and must hold exactly one regular file, the disk; anything else *is* the disk and
-//! goes straight to the format sniff. From there it is the container-disk pipeline:
-//! [`Conversion`] sniffs, decodes, asks for a place once the size is known, writes.
+//! and must hold exactly one regular file, the disk — unless it is an OVA (its first
+//! entry an `.ovf`), which is itself the disk; anything else *is* the disk and goes
+//! straight to the format sniff, under the file's name less its compression suffix
+//! (a fixed VHD is known by its `.vhd`, and `azure.vhd.xz` holds `azure.vhd`). From
+//! there it is the container-disk pipeline: [`Conversion`] sniffs, decodes, asks for a
+//! place once the size is known, writes.
 //!
-//! A raw disk's size is its length, needed before the first write: the tar entry's
-//! size, the file's length when uncompressed, or what the compression's headers say
-//! ([`crate::stream_length`]). Failing those (gzip, bzip2, zstd from a pipe, xz
-//! without ranges), a file or URL is read once more to measure it, which one log line
-//! says; standard input cannot be, and is refused. A qcow2 needs no length up front:
-//! its header says the virtual size, and its stream ends where it ends.
+//! Every format but qcow2 needs the disk file's length before its first byte: a raw
+//! disk's size is its length, a fixed VHD's footer and a VMDK's footer sit at its end,
+//! and the block-map formats check their tables against it. It comes from the tar
+//! entry's size, the file's length when uncompressed, or what the compression's
+//! headers say ([`crate::stream_length`]). Failing those (gzip, bzip2, zstd from a
+//! pipe, xz without ranges), a file or URL is read once more to measure it, which one
+//! log line says; standard input cannot be, and is refused. A qcow2 needs no length up
+//! front: its header says the virtual size, and its stream ends where it ends.
 
 use std::io::{self, Read};
 use std::sync::Arc;
@@ -75,25 +80,31 @@ fn feed_once(
 ) -> Result<Digest> {
     let mut stream = DiskStream::open(origin, settings)?;
     let image = origin.image();
-    if stream.is_tar() {
+    if stream.is_archive() {
         let what = stream.compression.describe("tar archive");
         let io = move |e| file_error(image, what, e);
         disk::walk_archive(&mut stream, image, &io, |entry, bytes| {
             conversion.feed(None, &entry.name, Some(entry.size), bytes, &io)
         })?;
     } else {
-        let size = disk_size(origin, settings, &stream)?;
+        let name = stream.compression.inner_name(origin.name());
+        let size = disk_length(origin, settings, &stream, name)?;
         let what = stream.compression.describe("disk file");
         let io = move |e| file_error(image, what, e);
-        conversion.feed(None, origin.name(), size, &mut stream, &io)?;
+        conversion.feed(None, name, size, &mut stream, &io)?;
     }
     stream.finish(origin)
 }
 
-/// The disk's length for a raw disk (qcow2 says its own size), from the cheapest
-/// source that knows it.
-fn disk_size(origin: &FileOrigin, settings: &Settings, stream: &DiskStream) -> Result<Option<u64>> {
-    if format::sniff(&stream.head, origin.name()) != Ok(DiskFormat::Raw) {
+/// The length of the disk file `name` for every format that needs it (all but qcow2,
+/// and formats refused anyway), from the cheapest source that knows it.
+fn disk_length(
+    origin: &FileOrigin,
+    settings: &Settings,
+    stream: &DiskStream,
+    name: &str,
+) -> Result<Option<u64>> {
+    if let Ok(DiskFormat::Qcow2) | Err(_) = format::sniff(&stream.head, name) {
         return Ok(None);
     }
     let announced = match stream.compression {
@@ -112,7 +123,7 @@ fn disk_size(origin: &FileOrigin, settings: &Settings, stream: &DiskStream) -> R
         return Err(problem(origin, FileProblem::StdinLengthUnknown));
     }
     tracing::info!(image = %origin.image(), compression = ?stream.compression,
-        "the raw disk's length is not in the file's headers; reading it once to measure it");
+        "the disk's length is not in the file's headers; reading it once to measure it");
     let mut measure = DiskStream::open(origin, settings)?;
     let what = measure.compression.describe("disk file");
     let length =
@@ -164,9 +175,10 @@ impl DiskStream {
         })
     }
 
-    /// Whether the decompressed bytes are a POSIX or GNU tar archive.
-    fn is_tar(&self) -> bool {
-        self.head.get(257..262) == Some(b"ustar")
+    /// Whether the decompressed bytes are a POSIX or GNU tar archive holding the disk
+    /// (an OVA is a tar too, but the disk itself).
+    fn is_archive(&self) -> bool {
+        self.head.get(257..262) == Some(b"ustar") && !crate::ova::is_ova(&self.head)
     }
 
     /// Reads the rest (so that the checksum and length are checked); the file's sha256.
