@@ -6,12 +6,16 @@
 //! One table says what each case is; every case goes through every source. The oracle
 //! is qemu-img's own reading of the image (`qemu-img info` for the virtual size,
 //! `qemu-img compare` for the content), and `inspect` must name the format and
-//! subformat from either source.
+//! subformat from either source. Standard input has no length to give the formats that
+//! need one, unless the disk comes in a tar.
 
 use std::fs;
 use std::path::Path;
+use std::process::Stdio;
 
-use crate::common::bootsource::{import_json, inspect_json};
+use crate::common::bootsource::{
+    ImportReport, disk_tar, expect_error, expect_success, import_command, import_json, inspect_json,
+};
 use crate::common::formats::{self, Converted};
 use crate::common::nginx::Nginx;
 use crate::common::tools;
@@ -216,4 +220,31 @@ fn ova() {
     };
     let files = shipped(&file, case.name, case.compressions);
     check_every_source(&case, &vmdk, &files);
+}
+
+/// `bootsource import - --to TARGET` with `stdin` on its standard input.
+fn import_stdin(stdin: &Path, target: &Path) -> std::process::Output {
+    let mut command = import_command("-", target, &["--json"]);
+    command.stdin(Stdio::from(fs::File::open(stdin).unwrap()));
+    tools::run_any_status(&mut command)
+}
+
+/// A VDI on a pipe cannot be sized before its end (its block map is checked against the
+/// file's length): refused, by what it needs. In a tar, the entry's size says it.
+#[test]
+fn standard_input_needs_a_tar_around_all_but_qcow2() {
+    let vdi = Converted::new("vdi", &[], "disk.vdi");
+    let target = vdi.dir.join("imported.raw");
+    let output = import_stdin(&vdi.file, &target);
+    expect_error(
+        &output,
+        &["standard input", "length", "a tar holding the disk"],
+    );
+    assert!(!target.exists());
+
+    let tar = vdi.dir.join("disk.tar");
+    fs::write(&tar, disk_tar("disk.vdi", &fs::read(&vdi.file).unwrap())).unwrap();
+    let report = ImportReport::parse(&expect_success(&import_stdin(&tar, &target), "stdin"));
+    assert_eq!(report.format, "vdi");
+    vdi.assert_same_as(&target);
 }
