@@ -7,13 +7,17 @@
 # Builds (once, cached in benches/cache/formats/) a raw disk of 1.5 GiB and 28 KiB — no
 # multiple of any format's block — holding an ext4 file system filled from /usr/share
 # (`mkfs.ext4 -d`), and converts it with `qemu-img convert -O FMT -o subformat=…` to
-# every subformat the importer reads. Then RUNS rounds (default 3) of two contenders in
-# alternation per file, each starting with a cold page cache:
+# every subformat the importer reads. Then RUNS rounds (default 3) of three contenders
+# in alternation per file, each starting with a cold page cache:
 #   1. convert-disk FILE OUT (src/bin/convert-disk.rs: the decoder fed 1 MiB reads,
 #      zero blocks skipped, fsync)
-#   2. qemu-img convert -t writeback -O raw FILE OUT, sync -f OUT
-# Every result of (1) is checked against qemu-img's own reading of the file: same size,
-# and `qemu-img compare` identical.
+#   2. bootsource import file:FILE --to OUT (the whole import: sha256 of the file,
+#      chunk pool, writer threads, fsync)
+#   3. qemu-img convert -t writeback -O raw FILE OUT, sync -f OUT
+# Each is timed by /usr/bin/time: wall and CPU seconds and peak RSS (its "Maximum
+# resident set size", as `time -v` prints it). Every result of (1) and (2) is checked
+# against qemu-img's own reading of the file: same size, and `qemu-img compare`
+# identical.
 #
 # Writes benches/results/DATE-formats.md and latest-formats.md.
 set -euo pipefail
@@ -34,11 +38,14 @@ done
 
 TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
 CONVERT=$TARGET_DIR/release/convert-disk
+BOOTSOURCE=$TARGET_DIR/release/bootsource
 if [ "$BUILD" = 1 ]; then
-    log "cargo build --release --bin convert-disk"
+    log "cargo build --release --bin convert-disk --bin bootsource"
     (cd "$REPO" && cargo build --release --quiet -p bootsource-benches --bin convert-disk)
+    (cd "$REPO" && cargo build --release --quiet --bin bootsource)
 fi
 [ -x "$CONVERT" ] || die "$CONVERT missing: build it (cargo build --release -p bootsource-benches)"
+[ -x "$BOOTSOURCE" ] || die "$BOOTSOURCE missing: build it (cargo build --release --bin bootsource)"
 
 DIR=$CACHE/formats
 DISK_BYTES=$((1536 * 1024 * 1024 + 28 * 1024))
@@ -102,18 +109,23 @@ mkdir -p "$WORK"
 trap 'rm -rf "$WORK"' EXIT
 TSV=$WORK/runs.tsv
 
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 for line in "${FILES[@]}"; do
     read -r name format _ <<<"$line"
     file=$DIR/$name
     for run in $(seq "$RUNS"); do
         read -r wall cpu rss < <(timed "$WORK/ours.raw" "$CONVERT" "$file" "$WORK/ours.raw")
         printf '%s\tbootsource\t%s\t%s\t%s\n' "$name" "$wall" "$cpu" "$rss" >>"$TSV"
+        read -r wall cpu rss < <(timed "$WORK/import.raw" "$BOOTSOURCE" import "file:$file" --to "$WORK/import.raw")
+        printf '%s\timport\t%s\t%s\t%s\n' "$name" "$wall" "$cpu" "$rss" >>"$TSV"
         read -r wall cpu rss < <(timed "$WORK/qemu.raw" "${QEMU_CONVERT[@]}" "$format" "$file" "$WORK/qemu.raw")
         printf '%s\tqemu-img\t%s\t%s\t%s\n' "$name" "$wall" "$cpu" "$rss" >>"$TSV"
-        [ "$(stat -c %s "$WORK/ours.raw")" = "$(stat -c %s "$WORK/qemu.raw")" ] ||
-            die "$name: size $(stat -c %s "$WORK/ours.raw") differs from qemu-img's"
-        qemu-img compare -q -f raw -F raw "$WORK/ours.raw" "$WORK/qemu.raw" ||
-            die "$name: content differs from qemu-img's"
+        for out in ours import; do
+            [ "$(stat -c %s "$WORK/$out.raw")" = "$(stat -c %s "$WORK/qemu.raw")" ] ||
+                die "$name: $out size $(stat -c %s "$WORK/$out.raw") differs from qemu-img's"
+            qemu-img compare -q -f raw -F raw "$WORK/$out.raw" "$WORK/qemu.raw" ||
+                die "$name: $out content differs from qemu-img's"
+        done
         log "$name run $run: identical"
     done
 done
@@ -123,24 +135,28 @@ REPORT=$BENCH_DIR/results/$STAMP-formats.md
 {
     echo "# Disk formats: the stream decoder against qemu-img convert, $(date -u '+%F %H:%M') UTC"
     echo
-    echo "Machine: $(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), load before the last run $(cut -d' ' -f1-3 /proc/loadavg); $(qemu-img --version | head -1); commit $(git -C "$REPO" rev-parse --short HEAD)."
+    echo "Machine: $(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), load average at the start $LOAD_START and before the last run $(cut -d' ' -f1-3 /proc/loadavg); $(qemu-img --version | head -1); commit $(git -C "$REPO" rev-parse --short HEAD)."
     echo "Disk: raw $DISK_BYTES bytes, ext4 filled from /usr/share ($(du -sm "$DIR/disk.raw" | cut -f1) MB allocated)."
     echo "Median of $RUNS cold-cache runs each, alternating; every output identical to qemu-img's."
     echo
-    echo "| file | file MB | bootsource s | spread | CPU s | RSS MiB | qemu-img s | spread | CPU s | RSS MiB | ratio |"
-    echo "|---|---:|---:|---|---:|---:|---:|---|---:|---:|---:|"
+    echo "| file | file MB | decoder s | spread | CPU s | RSS MiB | import s | spread | CPU s | RSS MiB | qemu-img s | spread | CPU s | RSS MiB | decoder/qemu | import/qemu |"
+    echo "|---|---:|---:|---|---:|---:|---:|---|---:|---:|---:|---|---:|---:|---:|---:|"
     for line in "${FILES[@]}"; do
         read -r name _ <<<"$line"
         row() { awk -v n="$name" -v c="$1" -F'\t' '$1 == n && $2 == c { print $'"$2"' }' "$TSV"; }
+        # contender: "wall | spread | CPU | RSS MiB" cells
+        cells() {
+            printf '**%s** | %s | %s | %s' "$(row "$1" 3 | median)" "$(row "$1" 3 | spread)" \
+                "$(row "$1" 4 | median)" "$(($(row "$1" 5 | median) / 1024))"
+        }
         ours=$(row bootsource 3 | median)
+        import=$(row import 3 | median)
         theirs=$(row qemu-img 3 | median)
-        printf '| %s | %s | **%s** | %s | %s | %s | **%s** | %s | %s | %s | %.2f |\n' \
+        printf '| %s | %s | %s | %s | %s | %.2f | %.2f |\n' \
             "$name" "$(($(stat -c %s "$DIR/$name") / 1000000))" \
-            "$ours" "$(row bootsource 3 | spread)" "$(row bootsource 4 | median)" \
-            "$(($(row bootsource 5 | median) / 1024))" \
-            "$theirs" "$(row qemu-img 3 | spread)" "$(row qemu-img 4 | median)" \
-            "$(($(row qemu-img 5 | median) / 1024))" \
-            "$(awk -v a="$ours" -v b="$theirs" 'BEGIN { print a / b }')"
+            "$(cells bootsource)" "$(cells import)" "$(cells qemu-img)" \
+            "$(awk -v a="$ours" -v b="$theirs" 'BEGIN { print a / b }')" \
+            "$(awk -v a="$import" -v b="$theirs" 'BEGIN { print a / b }')"
     done
 } >"$REPORT"
 cp "$REPORT" "$BENCH_DIR/results/latest-formats.md"

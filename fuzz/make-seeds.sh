@@ -15,7 +15,7 @@ noise() { # length, seed
   python3 -c "import random, sys; random.seed($2); sys.stdout.buffer.write(random.randbytes($1))"
 }
 mkdir -p "$seeds"/{tar_walker,gzip,config,auth_file,manifest,qcow2_decoder}
-mkdir -p "$seeds"/{vmdk_decoder,vhd_decoder,vdi_decoder,ova_decoder}
+mkdir -p "$seeds"/{vmdk_decoder,vhd_decoder,vdi_decoder,ova_decoder,vhdx_decoder}
 
 # ---- tar_walker: a mode byte (bit 0: stop after the disk), then a layer tar ----
 cd "$work"
@@ -144,8 +144,7 @@ qemu-img convert -q -c -O qcow2 -o cluster_size=4k image.qcow2 compressed.qcow2
 # ---- vmdk, vhd, vdi, ova decoders: a chunk-size byte, then a small image ----
 # qemu-img writes them from a 256 KiB disk with data at 0 and 100 KiB (image.qcow2
 # above). VHD and VDI allocate 2 MiB and 1 MiB blocks, so their seeds are empty
-# images: header, footer and tables. A VHDX is 4 MiB at least (header region, log,
-# BAT, metadata, each MiB-aligned): it has no seed, and its target starts from nothing.
+# images: header, footer and tables. A VHDX is 4 MiB at least: see below.
 other_seed() { # target, name, qemu-img format, options, source
   qemu-img convert -q -O "$3" -o "$4" "$5" seed.img
   { printf '\x07'; cat seed.img; } >"$seeds/$1/$2"
@@ -160,5 +159,25 @@ qemu-img convert -q -O vmdk -o subformat=streamOptimized image.qcow2 disk.vmdk
 printf '<?xml version="1.0"?><Envelope/>\n' >appliance.ovf
 tar --format=ustar --owner=0 --group=0 --mtime=@0 -cf appliance.ova appliance.ovf disk.vmdk
 { printf '\x07'; cat appliance.ova; } >"$seeds/ova_decoder/appliance"
+
+# ---- vhdx_decoder: a chunk-size byte, a flags byte (1: fix the checksums), then the
+# image described sparsely (sparse-seed.py, fuzz_targets/common/sparse.rs): a VHDX is
+# MiB-aligned (header region, log, metadata, BAT, blocks), several MiB of which a few
+# KiB are not zero. Dynamic ones with blocks written by qemu-io (a BAT to follow, a
+# log qemu wrote and emptied), an empty one, a fixed one.
+vhdx_seed() { # name, qemu-img create options, size, qemu-io commands…
+  local name=$1 options=$2 size=$3
+  shift 3
+  qemu-img create -q -f vhdx -o "$options" seed.vhdx "$size"
+  for command in "$@"; do qemu-io -f vhdx -c "$command" seed.vhdx >/dev/null; done
+  "$seeds/../sparse-seed.py" seed.vhdx "$seeds/vhdx_decoder/$name" 0701
+  rm seed.vhdx
+}
+vhdx_seed dynamic subformat=dynamic,block_size=1M,log_size=1M 3M \
+  'write -P 0x5a 0 4k' 'write -P 0xa5 2M 512'
+vhdx_seed empty subformat=dynamic,block_size=1M,log_size=1M 1M
+vhdx_seed unmapped-zero subformat=dynamic,block_size=1M,log_size=1M,block_state_zero=off 2M \
+  'write -P 0x11 1M 1k'
+vhdx_seed fixed subformat=fixed,block_size=1M,log_size=1M 2M
 
 du -sh "$seeds"

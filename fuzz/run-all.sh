@@ -16,18 +16,6 @@ for target in "${targets[@]}"; do
   mkdir -p "corpus/$target" logs
   extra=()
   [[ $target == *_decoder ]] && extra=(-max_len=200000)
-  if [[ $target == vhdx_decoder ]]; then
-    # No committed seed: the smallest VHDX qemu-img writes is 8 MiB (MiB-aligned
-    # regions). The corpus gets one (after its chunk-size byte), and inputs may be
-    # that long.
-    if [[ ! -e corpus/$target/qemu-img ]]; then
-      qemu-img create -q -f vhdx -o subformat=dynamic,block_size=1M,log_size=1M \
-        "corpus/$target/image" 1M
-      { printf '\x07'; cat "corpus/$target/image"; } >"corpus/$target/qemu-img"
-      rm "corpus/$target/image"
-    fi
-    extra=(-max_len=8400000)
-  fi
   dirs=("corpus/$target")
   [[ -d seeds/$target ]] && dirs+=("seeds/$target")
   RUSTC_BOOTSTRAP=1 cargo fuzz run -O "$target" "${dirs[@]}" -- \

@@ -68,6 +68,26 @@ impl Compression {
             Self::Bzip2 => "bzip2 stream",
         }
     }
+
+    /// The name of the file inside: `name` less this compression's suffix, if it has
+    /// one (`disk.vhd.xz` holds `disk.vhd`), matched regardless of case.
+    pub fn inner_name(self, name: &str) -> &str {
+        let suffixes: &[&str] = match self {
+            Self::None => &[],
+            Self::Gzip => &[".gz", ".gzip"],
+            Self::Zstd => &[".zst", ".zstd"],
+            Self::Xz => &[".xz"],
+            Self::Bzip2 => &[".bz2", ".bzip2"],
+        };
+        suffixes
+            .iter()
+            .find_map(|suffix| {
+                let cut = name.len().checked_sub(suffix.len())?;
+                let tail = name.get(cut..)?;
+                (cut > 0 && tail.eq_ignore_ascii_case(suffix)).then(|| &name[..cut])
+            })
+            .unwrap_or(name)
+    }
 }
 
 /// A blob, decompressed.
@@ -131,5 +151,17 @@ mod tests {
         assert_eq!(Compression::sniff(b"BZhx"), Compression::None);
         assert_eq!(Compression::sniff(b"QFI\xfb"), Compression::None);
         assert_eq!(Compression::sniff(b""), Compression::None);
+    }
+
+    #[test]
+    fn inner_names_lose_the_compression_suffix_only() {
+        assert_eq!(Compression::Xz.inner_name("azure.vhd.xz"), "azure.vhd");
+        assert_eq!(Compression::Gzip.inner_name("disk.VHD.GZ"), "disk.VHD");
+        assert_eq!(Compression::Zstd.inner_name("disk.vhd.zstd"), "disk.vhd");
+        assert_eq!(Compression::Bzip2.inner_name("disk.vhd.bz2"), "disk.vhd");
+        assert_eq!(Compression::Gzip.inner_name("disk.vhd.xz"), "disk.vhd.xz");
+        assert_eq!(Compression::None.inner_name("disk.vhd.gz"), "disk.vhd.gz");
+        assert_eq!(Compression::Gzip.inner_name(".gz"), ".gz");
+        assert_eq!(Compression::Xz.inner_name("stdin"), "stdin");
     }
 }

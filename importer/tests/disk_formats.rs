@@ -9,113 +9,30 @@
 // Test arithmetic on small, known images: truncation cannot happen here.
 #![allow(clippy::cast_possible_truncation)]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
 use bootsource_importer::blockmap::ImageFeature;
 use bootsource_importer::qcow2::Limits;
 use bootsource_importer::{Error, Subformat};
 use bytes::Bytes;
 
 mod common;
+use common::image::Image;
 use common::{crc32c, decode};
 
 const MIB: u64 = 1 << 20;
 
-fn run(cmd: &str, args: &[&str]) -> Vec<u8> {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd}: {e} (install qemu-utils)"));
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
+/// Blocks of the source disk: 3 × 64 KiB, so a VMDK grain (64 KiB) and a VHD or VDI
+/// block (1–2 MiB) hold mixed kinds.
+const BLOCK: usize = 192 << 10;
 
-/// A guest disk with incompressible, compressible and zero regions, and data in its
-/// last bytes.
-fn source_disk(dir: &Path, size: u64) -> PathBuf {
-    let path = dir.join("source.raw");
-    let mut disk = vec![0u8; size as usize];
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15 ^ size;
-    for (i, block) in disk.chunks_mut(192 << 10).enumerate() {
-        match i % 4 {
-            0 => block.iter_mut().for_each(|b| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                *b = x as u8;
-            }),
-            1 => block
-                .iter_mut()
-                .enumerate()
-                .for_each(|(j, b)| *b = b"golden image text "[j % 18]),
-            2 if i % 3 == 0 => block[100..200].fill(0x5a),
-            _ => {}
-        }
-    }
-    let n = disk.len() - 10;
-    disk[n..].copy_from_slice(b"the end..\n");
-    std::fs::write(&path, disk).unwrap();
-    path
-}
-
-/// An image made by qemu-img from a fresh source disk.
-struct Image {
-    _dir: tempfile::TempDir,
-    file: PathBuf,
-    format: &'static str,
-}
-
-impl Image {
-    fn converted(size: u64, format: &'static str, options: &[&str]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let src = source_disk(dir.path(), size);
-        // A fixed VHD is known by its name: qemu's format is "vpc", the file's ".vhd".
-        let ext = if format == "vpc" { "vhd" } else { format };
-        let file = dir.path().join(format!("image.{ext}"));
-        let mut args = vec!["convert", "-f", "raw", "-O", format];
-        args.extend_from_slice(options);
-        args.extend([src.to_str().unwrap(), file.to_str().unwrap()]);
-        run("qemu-img", &args);
-        Self {
-            _dir: dir,
-            file,
-            format,
-        }
-    }
-
-    /// The raw disk qemu-img reads from the image.
-    fn oracle(&self) -> Vec<u8> {
-        let raw = self.file.with_extension("oracle");
-        let (file, raw_s) = (self.file.to_str().unwrap(), raw.to_str().unwrap());
-        run(
-            "qemu-img",
-            &["convert", "-f", self.format, "-O", "raw", file, raw_s],
-        );
-        std::fs::read(&raw).unwrap()
-    }
-
-    fn bytes(&self) -> Bytes {
-        Bytes::from(std::fs::read(&self.file).unwrap())
-    }
-
-    fn name(&self) -> String {
-        self.file
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .into_owned()
-    }
+/// An image of `format` made by qemu-img from a source disk of `size` bytes.
+fn converted(size: u64, format: &'static str, options: &[&str]) -> Image {
+    Image::converted(size, BLOCK, format, options)
 }
 
 /// Converts a disk of `size` bytes with qemu-img and checks the decoder against the
 /// oracle, fed in several chunk sizes.
 fn check(size: u64, format: &'static str, options: &[&str], subformat: Subformat) {
-    let image = Image::converted(size, format, options);
+    let image = converted(size, format, options);
     let oracle = image.oracle();
     let file = image.bytes();
     for chunk in [1 << 20, 65_521, 4096 + 7] {
@@ -219,7 +136,7 @@ fn refused_after(
     patch: impl Fn(&mut [u8]),
     feature: ImageFeature,
 ) {
-    let image = Image::converted(ODD, format, options);
+    let image = converted(ODD, format, options);
     let mut file = image.bytes().to_vec();
     patch(&mut file);
     let result = decode(&image.name(), &Bytes::from(file), 65_521, Limits::default());

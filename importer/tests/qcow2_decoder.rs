@@ -8,110 +8,21 @@
 // Test arithmetic on small, known images: truncation cannot happen here.
 #![allow(clippy::cast_possible_truncation)]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
 use bootsource_importer::qcow2::{Decoder, Inflater, Limits, PassEnd};
 use bootsource_importer::{Extent, Result};
 use bytes::Bytes;
 
+mod common;
+use common::image::{Image, run};
+
 const MIB: u64 = 1 << 20;
 
-fn run(cmd: &str, args: &[&str]) {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd}: {e} (install qemu-utils)"));
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+/// Blocks of the source disk: one 64 KiB cluster each by default.
+const BLOCK: usize = 64 << 10;
 
-/// A guest disk with incompressible, compressible and zero regions, and data at the
-/// very end so the last cluster matters.
-fn source_disk(dir: &Path, size: u64) -> PathBuf {
-    let path = dir.join("source.raw");
-    let mut disk = vec![0u8; usize::try_from(size).unwrap()];
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    for (i, block) in disk.chunks_mut(64 << 10).enumerate() {
-        match i % 5 {
-            0 | 1 => block.iter_mut().for_each(|b| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                *b = x as u8;
-            }),
-            2 => block
-                .iter_mut()
-                .enumerate()
-                .for_each(|(j, b)| *b = b"golden image text "[j % 18]),
-            3 if i % 3 == 0 => block[100..200].fill(0x5a),
-            _ => {}
-        }
-    }
-    if let Some(tail) = disk.len().checked_sub(10).map(|n| &mut disk[n..]) {
-        tail.copy_from_slice(b"the end..\n");
-    }
-    std::fs::write(&path, disk).unwrap();
-    path
-}
-
-struct Image {
-    _dir: tempfile::TempDir,
-    dir: PathBuf,
-    qcow2: PathBuf,
-}
-
-impl Image {
-    /// `qemu-img convert` of a fresh source disk with `options`.
-    fn converted(size: u64, options: &[&str]) -> Self {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().to_owned();
-        let src = source_disk(&dir, size);
-        let qcow2 = dir.join("image.qcow2");
-        let mut args = vec!["convert", "-f", "raw", "-O", "qcow2"];
-        args.extend_from_slice(options);
-        args.extend([src.to_str().unwrap(), qcow2.to_str().unwrap()]);
-        run("qemu-img", &args);
-        Self {
-            _dir: tmp,
-            dir,
-            qcow2,
-        }
-    }
-
-    fn path(&self) -> &str {
-        self.qcow2.to_str().unwrap()
-    }
-
-    fn io(&self, commands: &[&str]) -> &Self {
-        let mut args = vec!["-f", "qcow2"];
-        for c in commands {
-            args.extend(["-c", c]);
-        }
-        args.push(self.path());
-        run("qemu-io", &args);
-        self
-    }
-
-    fn oracle(&self) -> Vec<u8> {
-        let raw = self.dir.join("oracle.raw");
-        run(
-            "qemu-img",
-            &[
-                "convert",
-                "-f",
-                "qcow2",
-                "-O",
-                "raw",
-                self.path(),
-                raw.to_str().unwrap(),
-            ],
-        );
-        std::fs::read(raw).unwrap()
-    }
+/// A qcow2 image made by `qemu-img convert` of a fresh source disk with `options`.
+fn converted(size: u64, options: &[&str]) -> Image {
+    Image::converted(size, BLOCK, "qcow2", options)
 }
 
 struct Decoded {
@@ -170,7 +81,7 @@ fn apply(disk: &mut [u8], inflater: &mut Inflater, extent: Extent) {
 const AWKWARD: &[usize] = &[1 << 20, 4099, 77_777, 512, 131_072, 3];
 
 fn assert_round_trip(image: &Image, limits: Limits) -> Decoded {
-    let bytes = std::fs::read(&image.qcow2).unwrap();
+    let bytes = std::fs::read(&image.file).unwrap();
     let expected = image.oracle();
     let mut last = None;
     for sizes in [&[1 << 20][..], AWKWARD] {
@@ -185,7 +96,7 @@ fn assert_round_trip(image: &Image, limits: Limits) -> Decoded {
 }
 
 fn one_pass(options: &[&str]) {
-    let image = Image::converted(24 * MIB + 4096, options);
+    let image = converted(24 * MIB + 4096, options);
     let d = assert_round_trip(&image, Limits::default());
     assert_eq!(d.passes, 1, "{options:?}");
     // Only compressed clusters placed ahead of their table are kept (a few KiB).
@@ -255,7 +166,7 @@ fn out_of_order_writes() {
 
 #[test]
 fn zero_flag_and_partial_subclusters() {
-    let image = Image::converted(16 * MIB, &["-o", "extended_l2=on"]);
+    let image = converted(16 * MIB, &["-o", "extended_l2=on"]);
     image.io(&[
         "write -z 1M 1M",
         "write -P 0x77 5M 3000",
@@ -263,7 +174,7 @@ fn zero_flag_and_partial_subclusters() {
         "write -P 0x11 9M 2k",
     ]);
     assert_eq!(assert_round_trip(&image, Limits::default()).passes, 1);
-    let plain = Image::converted(16 * MIB, &[]);
+    let plain = converted(16 * MIB, &[]);
     plain.io(&["write -z 1M 1M", "write -z -u 3M 128k"]);
     assert_eq!(assert_round_trip(&plain, Limits::default()).passes, 1);
 }
@@ -272,7 +183,7 @@ fn zero_flag_and_partial_subclusters() {
 fn resized_image_has_its_l1_at_the_end() {
     // Any growth of the L1 table allocates a new one at the end of the file; with
     // 4 KiB clusters an L1 entry covers 2 MiB, so 16 MiB -> 64 MiB grows it.
-    let image = Image::converted(16 * MIB, &["-o", "cluster_size=4096"]);
+    let image = converted(16 * MIB, &["-o", "cluster_size=4096"]);
     run("qemu-img", &["resize", image.path(), "64M"]);
     let small_spool = Limits {
         spool_bytes: MIB,
@@ -289,7 +200,7 @@ fn resized_image_has_its_l1_at_the_end() {
 
 #[test]
 fn internal_snapshot_moves_l2_tables_to_the_end() {
-    let image = Image::converted(16 * MIB, &[]);
+    let image = converted(16 * MIB, &[]);
     run("qemu-img", &["snapshot", "-c", "before", image.path()]);
     image.io(&["write -P 0xcd 1M 64k", "write -P 0xce 9M 64k"]);
     let small_spool = Limits {
@@ -304,7 +215,7 @@ fn freed_clusters_reused_before_their_table() {
     // 4 KiB clusters: an L2 table maps 2 MiB, so a 24 MiB disk has a dozen of them
     // spread through the file. Discarding the start frees clusters before them, and
     // a later write into a range mapped by an existing table reuses them.
-    let image = Image::converted(24 * MIB, &["-o", "cluster_size=4096"]);
+    let image = converted(24 * MIB, &["-o", "cluster_size=4096"]);
     image.io(&["discard 0 6M", "write -P 0xab 20M 2M"]);
     let small_spool = Limits {
         spool_bytes: 256 << 10,
@@ -316,7 +227,7 @@ fn freed_clusters_reused_before_their_table() {
 
 #[test]
 fn compressed_image_rewritten_after_creation() {
-    let image = Image::converted(24 * MIB, &["-c"]);
+    let image = converted(24 * MIB, &["-c"]);
     image.io(&["write -P 0x42 2M 3M", "write -P 0x43 20M 1M"]);
     assert_eq!(assert_round_trip(&image, Limits::default()).passes, 1);
 }
@@ -327,7 +238,7 @@ fn compressed_image_rewritten_after_creation() {
 /// these may be taken for a write bomb.
 #[test]
 fn edited_images_share_no_host_bytes() {
-    let image = Image::converted(24 * MIB, &["-c", "-o", "cluster_size=4096"]);
+    let image = converted(24 * MIB, &["-c", "-o", "cluster_size=4096"]);
     // Compressed writes need unallocated clusters: the discarded range, a zero block.
     image.io(&[
         "discard 0 6M",
@@ -336,7 +247,7 @@ fn edited_images_share_no_host_bytes() {
         "write -c -P 0xad 8256k 64k",
     ]);
     assert_round_trip(&image, Limits::default());
-    let image = Image::converted(16 * MIB, &["-c"]);
+    let image = converted(16 * MIB, &["-c"]);
     run("qemu-img", &["snapshot", "-c", "one", image.path()]);
     image.io(&["write -P 0x61 1M 1M", "write -c -P 0x62 4M 64k"]);
     run("qemu-img", &["snapshot", "-c", "two", image.path()]);
@@ -348,15 +259,15 @@ fn edited_images_share_no_host_bytes() {
 
 #[test]
 fn empty_disk() {
-    let image = Image::converted(0, &[]);
+    let image = converted(0, &[]);
     let d = assert_round_trip(&image, Limits::default());
     assert!(d.disk.is_empty());
 }
 
 #[test]
 fn truncated_image_is_an_error_not_zeros() {
-    let image = Image::converted(8 * MIB, &[]);
-    let bytes = std::fs::read(&image.qcow2).unwrap();
+    let image = converted(8 * MIB, &[]);
+    let bytes = std::fs::read(&image.file).unwrap();
     for cut in [50, 0x30000 + 4, bytes.len() / 2, bytes.len() - 1] {
         let err = decode(&bytes[..cut], Limits::default(), &[1 << 20]).err();
         let text = err.map(|e| e.to_string()).unwrap_or_default();
@@ -450,8 +361,8 @@ const COMPRESSED: u64 = 1 << 62;
 
 #[test]
 fn plain_clusters_sharing_one_host_cluster_are_refused() {
-    let image = Image::converted(24 * MIB, &[]);
-    let mut bytes = std::fs::read(&image.qcow2).unwrap();
+    let image = converted(24 * MIB, &[]);
+    let mut bytes = std::fs::read(&image.file).unwrap();
     let word = repeat_one_l2_entry(&mut bytes, |e| e & OFFSET_MASK != 0 && e & COMPRESSED == 0);
     assert_refused_as_shared(&bytes, word & OFFSET_MASK);
 }
@@ -459,8 +370,8 @@ fn plain_clusters_sharing_one_host_cluster_are_refused() {
 #[test]
 fn compressed_clusters_sharing_one_host_offset_are_refused() {
     for options in [&["-c"][..], &["-c", "-o", "compression_type=zstd"]] {
-        let image = Image::converted(24 * MIB, options);
-        let mut bytes = std::fs::read(&image.qcow2).unwrap();
+        let image = converted(24 * MIB, options);
+        let mut bytes = std::fs::read(&image.file).unwrap();
         let word = repeat_one_l2_entry(&mut bytes, |e| e & COMPRESSED != 0);
         // 64 KiB clusters: the host offset is bits 0..54.
         assert_refused_as_shared(&bytes, word & ((1 << 54) - 1));
@@ -469,8 +380,8 @@ fn compressed_clusters_sharing_one_host_offset_are_refused() {
 
 #[test]
 fn subcluster_runs_sharing_one_host_cluster_are_refused() {
-    let image = Image::converted(24 * MIB, &["-o", "extended_l2=on"]);
-    let mut bytes = std::fs::read(&image.qcow2).unwrap();
+    let image = converted(24 * MIB, &["-o", "extended_l2=on"]);
+    let mut bytes = std::fs::read(&image.file).unwrap();
     let word = repeat_one_l2_entry(&mut bytes, |e| e & OFFSET_MASK != 0);
     assert_refused_as_shared(&bytes, word & OFFSET_MASK);
 }

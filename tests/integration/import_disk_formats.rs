@@ -9,118 +9,13 @@
 //! name the format and subformat.
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use crate::common::bootsource::{
     PLAIN_HTTP, disk_tar, expect_error, image, import, import_json, inspect_json, layout, serve,
 };
-use crate::common::oci::{LayerType, Tar};
+use crate::common::formats::{self, Converted};
+use crate::common::oci::LayerType;
 use crate::common::registry::Registry;
-use crate::common::{disk, tools};
-use tempfile::TempDir;
-
-/// 24 MiB and a bit: not a multiple of 512, of a 64 KiB grain or of a 1 or 2 MiB block.
-const DISK_SIZE: u64 = (24 << 20) + 12_345;
-
-/// A raw disk holding an ext4 file system with a few files, in `dir`.
-fn filesystem_disk(dir: &Path) -> PathBuf {
-    tools::require("mkfs.ext4", "e2fsprogs");
-    let tree = dir.join("tree");
-    fs::create_dir_all(tree.join("etc")).unwrap();
-    fs::write(
-        tree.join("etc/os-release"),
-        "NAME=\"golden\"\nVERSION_ID=11\n",
-    )
-    .unwrap();
-    let mut x: u32 = 0x1234_5678;
-    let noise: Vec<u8> = (0..(3 << 20))
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x.to_le_bytes()[0]
-        })
-        .collect();
-    fs::write(tree.join("random.bin"), noise).unwrap();
-    fs::write(
-        tree.join("text.txt"),
-        "a golden image line\n".repeat(50_000),
-    )
-    .unwrap();
-    let raw = dir.join("fs.raw");
-    fs::File::create(&raw).unwrap().set_len(DISK_SIZE).unwrap();
-    tools::run_command(
-        Command::new("mkfs.ext4")
-            .args(["-q", "-F", "-E", "root_owner=0:0", "-d"])
-            .arg(&tree)
-            .arg(&raw),
-    );
-    raw
-}
-
-/// A disk image of one format made by qemu-img from a file system.
-struct Converted {
-    _dir: TempDir,
-    dir: PathBuf,
-    file: PathBuf,
-    /// qemu-img's name of the format.
-    qemu_format: &'static str,
-}
-
-impl Converted {
-    fn new(qemu_format: &'static str, options: &[&str], name: &str) -> Converted {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().to_owned();
-        let raw = filesystem_disk(&path);
-        let file = path.join(name);
-        disk::convert(&raw, &file, qemu_format, options);
-        fs::remove_file(&raw).unwrap();
-        Converted {
-            _dir: dir,
-            dir: path,
-            file,
-            qemu_format,
-        }
-    }
-
-    fn name(&self) -> String {
-        self.file
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .into_owned()
-    }
-
-    /// The virtual size qemu-img reads from the image (its format given: a fixed VHD
-    /// would be probed as raw).
-    fn virtual_size(&self) -> u64 {
-        let out = tools::run_command(
-            Command::new("qemu-img")
-                .args(["info", "--output=json", "-f", self.qemu_format])
-                .arg(&self.file),
-        );
-        let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        info["virtual-size"].as_u64().unwrap()
-    }
-
-    /// `qemu-img compare` of the image with a raw file: the same guest content.
-    fn assert_same_as(&self, raw: &Path) {
-        let mut command = Command::new("qemu-img");
-        command
-            .args(["compare", "-f", self.qemu_format, "-F", "raw"])
-            .arg(&self.file)
-            .arg(raw);
-        let out = tools::run_any_status(&mut command);
-        assert!(
-            out.status.success(),
-            "{} differs from {}: {}",
-            raw.display(),
-            self.file.display(),
-            String::from_utf8_lossy(&out.stdout)
-        );
-    }
-}
 
 /// Imports `converted` from a registry (as `disk/<name>` in a `layer`-type layer) and
 /// checks it; returns the inspect JSON of the disk.
@@ -243,17 +138,7 @@ fn vdi_dynamic_and_static() {
 /// on disk.
 #[test]
 fn ova_from_an_oci_layout() {
-    let converted = Converted::new(
-        "vmdk",
-        &["-o", "subformat=streamOptimized"],
-        "appliance-disk1.vmdk",
-    );
-    let ovf = "<?xml version=\"1.0\"?>\n<Envelope><References><File ovf:href=\"appliance-disk1.vmdk\"/></References></Envelope>\n";
-    let ova = Tar::new()
-        .file("appliance.ovf", ovf.as_bytes())
-        .file("appliance-disk1.vmdk", &fs::read(&converted.file).unwrap())
-        .file("appliance.mf", b"SHA256(appliance.ovf)= 00\n")
-        .finish();
+    let (converted, ova) = formats::ova();
     let tar = disk_tar("appliance.ova", &ova);
     let source = layout(
         &converted.dir.join("layout"),

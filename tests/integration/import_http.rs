@@ -7,7 +7,7 @@
 //! Images are made by `qemu-img`; the oracle is `qemu-img compare`.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 
 use sha2::{Digest as _, Sha256, Sha512};
@@ -46,17 +46,6 @@ impl Fixture {
     }
 }
 
-/// `tool -c FILE` (gzip, xz, zstd, bzip2): the compressed bytes.
-fn compress(tool: &str, file: &Path) -> Vec<u8> {
-    let mut args = vec!["-c"];
-    if tool == "zstd" {
-        args.push("-q");
-    }
-    let mut command = std::process::Command::new(tool);
-    command.args(&args).arg(file);
-    tools::run_command(&mut command).stdout
-}
-
 fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
@@ -68,7 +57,7 @@ fn every_compression_around_qcow2_and_raw_over_http() {
     for (format, source) in [("qcow2", &f.qcow2), ("raw", &f.raw)] {
         for tool in ["gzip", "xz", "zstd", "bzip2"] {
             let name = format!("disk.{format}.{tool}");
-            let bytes = compress(tool, source);
+            let bytes = tools::compress(tool, source);
             nginx.put(&name, &bytes);
             let target = f.target(&format!("{name}.out"));
             let report = import_json(&nginx.url(&name), &target, &[]);
@@ -95,7 +84,7 @@ fn a_tar_holding_one_disk_is_read_like_a_layer() {
     let tar = f.target("disk.tar");
     fs::write(&tar, disk_tar("debian.qcow2", &fs::read(&f.qcow2).unwrap())).unwrap();
     let nginx = Nginx::start();
-    nginx.put("disk.tar.xz", &compress("xz", &tar));
+    nginx.put("disk.tar.xz", &tools::compress("xz", &tar));
     let target = f.target("out");
     let report = import_json(&nginx.url("disk.tar.xz"), &target, &[]);
     assert_same_disk(&f.qcow2, &target, &report);
@@ -125,7 +114,7 @@ fn a_gnu_sparse_tar_keeps_its_holes_over_http_and_from_a_file() {
     crate::common::bootsource::assert_sparse(&target, 0.05);
 
     let nginx = Nginx::start();
-    nginx.put("disk.tar.gz", &compress("gzip", &tar_path));
+    nginx.put("disk.tar.gz", &tools::compress("gzip", &tar_path));
     let target = dir.path().join("from-http");
     let report = import_json(&nginx.url("disk.tar.gz"), &target, &[]);
     assert_same_disk(&raw, &target, &report);
@@ -136,7 +125,7 @@ fn a_gnu_sparse_tar_keeps_its_holes_over_http_and_from_a_file() {
 fn local_files_and_standard_input() {
     let f = Fixture::new(3);
     let gz = f.target("disk.raw.gz");
-    fs::write(&gz, compress("gzip", &f.raw)).unwrap();
+    fs::write(&gz, tools::compress("gzip", &f.raw)).unwrap();
     let target = f.target("from-file");
     let report = import_json(&format!("file:{}", f.qcow2.display()), &target, &[]);
     assert_same_disk(&f.qcow2, &target, &report);
@@ -164,7 +153,7 @@ fn local_files_and_standard_input() {
 fn checksums_and_checksum_files_are_verified() {
     let f = Fixture::new(4);
     let nginx = Nginx::start();
-    let bytes = compress("xz", &f.qcow2);
+    let bytes = tools::compress("xz", &f.qcow2);
     nginx.put("fedora.qcow2.xz", &bytes);
     let url = nginx.url("fedora.qcow2.xz");
     let sha256 = sha256_hex(&bytes);
@@ -225,7 +214,7 @@ fn a_cut_download_resumes_with_if_range() {
     let f = Fixture::new(5);
     let nginx = Nginx::start();
     // One pass: every resume is a range of the same download.
-    let bytes = compress("gzip", &f.qcow2);
+    let bytes = tools::compress("gzip", &f.qcow2);
     nginx.put("disk.qcow2.gz", &bytes);
     let proxy = FaultProxy::in_front_of(nginx.addr());
     proxy.add(
@@ -276,7 +265,7 @@ fn a_file_replaced_mid_download_is_never_stitched() {
 fn basic_auth_with_creds_or_the_auth_file() {
     let f = Fixture::new(8);
     let nginx = Nginx::builder().basic_auth("alice", "s3cret").start();
-    nginx.put("disk.qcow2.bz2", &compress("bzip2", &f.qcow2));
+    nginx.put("disk.qcow2.bz2", &tools::compress("bzip2", &f.qcow2));
     let url = nginx.url("disk.qcow2.bz2");
     let target = f.target("out");
     let output = import(&url, &target, &[]);
@@ -314,7 +303,11 @@ fn a_server_without_head_or_range_still_works() {
     let f = Fixture::new(10);
     let root = f.target("www");
     fs::create_dir(&root).unwrap();
-    fs::write(root.join("disk.qcow2.zst"), compress("zstd", &f.qcow2)).unwrap();
+    fs::write(
+        root.join("disk.qcow2.zst"),
+        tools::compress("zstd", &f.qcow2),
+    )
+    .unwrap();
     let server = BareServer::start(&root);
     let target = f.target("out");
     let output = import(&server.url("disk.qcow2.zst"), &target, &["--json"]);

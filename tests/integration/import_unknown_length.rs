@@ -19,11 +19,6 @@ use crate::common::{disk, tools};
 
 const MIB: u64 = 1 << 20;
 
-/// `tool -c FILE`: the compressed bytes.
-fn compress(tool: &str, file: &std::path::Path) -> Vec<u8> {
-    tools::run_command(std::process::Command::new(tool).arg("-c").arg(file)).stdout
-}
-
 /// The `GET`s nginx answered for `name`.
 fn gets(nginx: &Nginx, name: &str) -> usize {
     let request = format!("\"GET /{name} HTTP/1.1\"");
@@ -42,7 +37,7 @@ fn gzip_and_bzip2_raw_over_http_are_read_once() {
     let nginx = Nginx::start();
     for tool in ["gzip", "bzip2"] {
         let name = format!("disk.raw.{tool}");
-        let bytes = compress(tool, &raw);
+        let bytes = tools::compress(tool, &raw);
         nginx.put(&name, &bytes);
         let target = dir.path().join(format!("{tool}.out"));
         let report = import_json(&nginx.url(&name), &target, &[]);
@@ -78,7 +73,7 @@ fn a_growing_disk_is_refused_past_max_virtual_size_and_leaves_nothing() {
     let raw = dir.path().join("source.raw");
     disk::write_raw_disk(&raw, 24 * MIB, 43);
     let gz = dir.path().join("disk.raw.gz");
-    fs::write(&gz, compress("gzip", &raw)).unwrap();
+    fs::write(&gz, tools::compress("gzip", &raw)).unwrap();
     let before = dir_entries(dir.path());
     let limit = ["--max-virtual-size", "16M"];
 
@@ -118,7 +113,7 @@ fn a_block_device_target_takes_a_growing_disk() {
     // What the disk leaves zero must read as zero on the device.
     device.fill(0xff);
     let nginx = Nginx::start();
-    nginx.put("disk.raw.bz2", &compress("bzip2", &raw));
+    nginx.put("disk.raw.bz2", &tools::compress("bzip2", &raw));
     let output = import(&nginx.url("disk.raw.bz2"), device.path(), &[]);
     crate::common::bootsource::expect_success(&output, "bzip2 raw to a device");
     let expected = fs::read(&raw).unwrap();
@@ -140,7 +135,7 @@ fn the_daemon_grows_a_file_volume_and_measures_for_a_block_pool() {
     let dir = tempfile::tempdir().unwrap();
     let raw = dir.path().join("source.raw");
     disk::write_raw_disk(&raw, 4 * MIB, 45);
-    let bytes = compress("gzip", &raw);
+    let bytes = tools::compress("gzip", &raw);
     let nginx = Nginx::start();
     nginx.put("file.raw.gz", &bytes);
     nginx.put("pool.raw.gz", &bytes);

@@ -26,6 +26,7 @@ mod harness;
 mod harness_faults;
 mod import_disk_formats;
 mod import_faults;
+mod import_file_formats;
 mod import_formats;
 mod import_hostile;
 mod import_hostile_files;

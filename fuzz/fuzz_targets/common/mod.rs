@@ -7,10 +7,18 @@ use bootsource_importer::qcow2::{Inflater, Limits, PassEnd};
 use bootsource_importer::{DiskFormat, Extent, FormatDecoder};
 use bytes::Bytes;
 
+#[allow(dead_code)] // used by the targets of the large formats only
+pub mod sparse;
+
+/// Decodes `data` after its first byte, which picks the chunk size.
+#[allow(dead_code)] // unused by the targets of the large formats
 pub fn decode(format: DiskFormat, data: &[u8]) {
     let Some((&split, image)) = data.split_first() else { return };
-    let image = Bytes::copy_from_slice(image);
-    let chunk = usize::from(split).max(1) * 97;
+    decode_image(format, Bytes::copy_from_slice(image), usize::from(split).max(1) * 97);
+}
+
+/// Decodes `image` fed in `chunk`-byte pieces.
+pub fn decode_image(format: DiskFormat, image: Bytes, chunk: usize) {
     let limits = Limits { spool_bytes: 1 << 20, max_pending: 1 << 16, assembly_bytes: 4 << 20 };
     let mut decoder = FormatDecoder::new(format, &image, image.len() as u64, limits);
     let mut inflater = Inflater::new().unwrap();

@@ -2,20 +2,24 @@
 //!
 //! The file's bytes are decompressed by magic ([`crate::decompress`]), then its first
 //! 512 decompressed bytes decide: a tar (`ustar` at byte 257) is walked like a layer
-//! (an old GNU sparse entry's holes stay holes) and must hold exactly one regular
-//! file, the disk; anything else *is* the disk and
-//! goes straight to the format sniff. From there it is the container-disk pipeline:
+//! and must hold exactly one regular file, the disk (an old GNU sparse entry's holes
+//! stay holes) — unless it is an OVA (its first entry an `.ovf`), which is itself the
+//! disk; anything else *is* the disk and goes straight to the format sniff, under the
+//! file's name less its compression suffix (a fixed VHD is known by its `.vhd`, and
+//! `azure.vhd.xz` holds `azure.vhd`). From there it is the container-disk pipeline:
 //! [`Conversion`] sniffs, decodes, asks for a place once the size is known, writes.
 //!
-//! A raw disk's size is its length, needed before the first write: the tar entry's
-//! size, the file's length when uncompressed, or what the compression's headers say
-//! ([`crate::stream_length`]). Failing those (gzip, bzip2, zstd from a pipe, xz
-//! without ranges), the disk is announced as [`DiskSize::Unknown`] and written as it
-//! arrives into a place that grows, one pass ([`UnknownLength::Grow`]); a caller that
-//! cannot grow a place ([`UnknownLength::Measure`]: a block pool) has a file or URL
-//! read once more to measure it, which one log line says, and standard input refused.
-//! A qcow2 needs no length up front: its header says the virtual size, and its stream
-//! ends where it ends.
+//! Every format but qcow2 needs the disk file's length before its first byte: a raw
+//! disk's size is its length, a fixed VHD's footer and a VMDK's footer sit at its end,
+//! and the block-map formats check their tables against it. It comes from the tar
+//! entry's size, the file's length when uncompressed, or what the compression's
+//! headers say ([`crate::stream_length`]). Failing those (gzip, bzip2, zstd from a
+//! pipe, xz without ranges), a raw disk is announced as [`DiskSize::Unknown`] and
+//! written as it arrives into a place that grows, one pass ([`UnknownLength::Grow`]).
+//! Other formats, and a caller that cannot grow a place ([`UnknownLength::Measure`]: a
+//! block pool), have a file or URL read once more to measure it, which one log line
+//! says; standard input cannot be, and is refused. A qcow2 needs no length up front:
+//! its header says the virtual size, and its stream ends where it ends.
 //!
 //! [`DiskSize::Unknown`]: bootsource_place::DiskSize::Unknown
 
@@ -81,25 +85,33 @@ fn feed_once(
 ) -> Result<Digest> {
     let mut stream = DiskStream::open(origin, settings)?;
     let image = origin.image();
-    if stream.is_tar() {
+    if stream.is_archive() {
         let what = stream.compression.describe("tar archive");
         let io = move |e| file_error(image, what, e);
         disk::walk_archive(&mut stream, image, &io, |entry, bytes| {
             conversion.feed_entry(None, entry, bytes, &io)
         })?;
     } else {
-        let size = disk_size(origin, settings, &stream)?;
+        let name = stream.compression.inner_name(origin.name());
+        let size = disk_length(origin, settings, &stream, name)?;
         let what = stream.compression.describe("disk file");
         let io = move |e| file_error(image, what, e);
-        conversion.feed(None, origin.name(), size, &mut stream, &io)?;
+        conversion.feed(None, name, size, &mut stream, &io)?;
     }
     stream.finish(origin)
 }
 
-/// The disk's length for a raw disk (qcow2 says its own size), from the cheapest
-/// source that knows it; `None` for a raw disk also when it is to grow as it arrives.
-fn disk_size(origin: &FileOrigin, settings: &Settings, stream: &DiskStream) -> Result<Option<u64>> {
-    if format::sniff(&stream.head, origin.name()) != Ok(DiskFormat::Raw) {
+/// The length of the disk file `name` for every format that needs it (all but qcow2,
+/// and formats refused anyway), from the cheapest source that knows it; `None` also
+/// for a raw disk that is to grow as it arrives.
+fn disk_length(
+    origin: &FileOrigin,
+    settings: &Settings,
+    stream: &DiskStream,
+    name: &str,
+) -> Result<Option<u64>> {
+    let format = format::sniff(&stream.head, name);
+    if let Ok(DiskFormat::Qcow2) | Err(_) = format {
         return Ok(None);
     }
     let announced = match stream.compression {
@@ -114,7 +126,7 @@ fn disk_size(origin: &FileOrigin, settings: &Settings, stream: &DiskStream) -> R
     if announced.is_some() {
         return Ok(announced);
     }
-    if settings.unknown_length == UnknownLength::Grow {
+    if format == Ok(DiskFormat::Raw) && settings.unknown_length == UnknownLength::Grow {
         tracing::info!(image = %origin.image(), compression = ?stream.compression,
             "the raw disk's length is not in the file's headers; it is written as it arrives");
         return Ok(None);
@@ -123,7 +135,7 @@ fn disk_size(origin: &FileOrigin, settings: &Settings, stream: &DiskStream) -> R
         return Err(problem(origin, FileProblem::StdinLengthUnknown));
     }
     tracing::info!(image = %origin.image(), compression = ?stream.compression,
-        "the raw disk's length is not in the file's headers; reading it once to measure it");
+        "the disk's length is not in the file's headers; reading it once to measure it");
     let mut measure = DiskStream::open(origin, settings)?;
     let what = measure.compression.describe("disk file");
     let length =
@@ -175,9 +187,10 @@ impl DiskStream {
         })
     }
 
-    /// Whether the decompressed bytes are a POSIX or GNU tar archive.
-    fn is_tar(&self) -> bool {
-        self.head.get(257..262) == Some(b"ustar")
+    /// Whether the decompressed bytes are a POSIX or GNU tar archive holding the disk
+    /// (an OVA is a tar too, but the disk itself).
+    fn is_archive(&self) -> bool {
+        self.head.get(257..262) == Some(b"ustar") && !crate::ova::is_ova(&self.head)
     }
 
     /// Reads the rest (so that the checksum and length are checked); the file's sha256.

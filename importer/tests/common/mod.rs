@@ -8,6 +8,8 @@ use bootsource_importer::qcow2::{Inflater, Limits, PassEnd};
 use bootsource_importer::{Extent, FormatDecoder, Result, Subformat};
 use bytes::Bytes;
 
+pub mod image;
+
 /// What decoding gave.
 pub struct Decoded {
     pub disk: Vec<u8>,

@@ -37,6 +37,7 @@
 //! | [`auth`] | htpasswd files and containers `auth.json` |
 //! | [`client`] | a small blocking client for the registry HTTP API |
 //! | [`disk`] | deterministic raw disks, qcow2 conversions, `qemu-img compare` |
+//! | [`formats`] | VMDK, VHD, VHDX, VDI and OVA images of a real file system, made by `qemu-img`, and their oracle |
 //! | [`oci`] | layers, manifests, indexes and OCI layout directories, byte for byte |
 //! | [`push`] | pushing those to a registry with every byte and digest preserved |
 //! | [`vendor`] | container disks made by `umoci` and copied by `skopeo` |
@@ -63,6 +64,7 @@ pub mod daemon;
 pub mod disk;
 pub mod faults;
 pub mod fleet;
+pub mod formats;
 pub mod hung;
 pub mod loopdev;
 pub mod nginx;

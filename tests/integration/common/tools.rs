@@ -9,6 +9,7 @@ use std::ffi::OsStr;
 use std::fs;
 use std::io::ErrorKind;
 use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
 use std::process::{Command, Output};
 
 /// Programs the harness runs, and the Debian package providing each.
@@ -82,6 +83,16 @@ pub fn run_any_status(command: &mut Command) -> Output {
         }
         Err(e) => panic!("cannot start {}: {e}", describe(command)),
     }
+}
+
+/// `tool -c FILE` (gzip, xz, zstd, bzip2): the compressed bytes.
+pub fn compress(tool: &str, file: &Path) -> Vec<u8> {
+    let mut command = Command::new(tool);
+    command.arg("-c");
+    if tool == "zstd" {
+        command.arg("-q");
+    }
+    run_command(command.arg(file)).stdout
 }
 
 /// The command line, quoted enough to paste into a shell.

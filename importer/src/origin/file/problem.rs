@@ -34,11 +34,12 @@ pub enum FileProblem {
          file or URL, re-convert it with qemu-img convert, or raise --spool-limit"
     )]
     StdinSecondPass,
-    /// The length of a raw disk on standard input cannot be known before its end.
+    /// The length of a disk file on standard input cannot be known before its end.
     #[error(
-        "a raw disk's size is its length, which standard input does not tell before its end \
-         (nor does gzip or bzip2): upload qcow2, a tar holding the disk, or import from a \
-         file or URL"
+        "a raw, VMDK, VHD, VHDX, VDI or OVA disk needs its file's length up front (a raw \
+         disk's size is its length; the others keep footers and tables checked against it), \
+         which standard input does not tell before its end (nor does gzip or bzip2): upload \
+         qcow2, a tar holding the disk, or import from a file or URL"
     )]
     StdinLengthUnknown,
     /// Standard input was asked for twice.
