@@ -113,6 +113,43 @@ fn geometry_zeroing_and_exclusivity() {
     BlockDevice::open_exclusive(&lo.dev).expect("free again once closed");
 }
 
+/// Zeroing must not fill thin storage: on a loop device over a sparse file (as on a
+/// thin LV or an NVMe namespace that deallocates), a zeroed range reads as zeros and
+/// leaves no allocated blocks behind, stale data included.
+#[test]
+fn zero_range_deallocates_where_the_device_can() {
+    use std::os::unix::fs::MetadataExt;
+    const SIZE: u64 = 256 << 20;
+    let lo = Loop::new(SIZE);
+    let dev = BlockDevice::open_exclusive(&lo.dev).unwrap();
+    // Stale contents the zeroing must clear: 8 MiB spread over the device.
+    for i in 0..8u64 {
+        dev.file()
+            .write_all_at(&[0xaa; 1 << 20], i * (SIZE / 8))
+            .unwrap();
+    }
+    dev.file().sync_all().unwrap();
+    let allocated = || std::fs::metadata(lo._backing.path()).unwrap().blocks() * 512;
+    assert!(allocated() >= 8 << 20, "the stale data is allocated");
+
+    dev.zero_range(0, SIZE).unwrap();
+    dev.file().sync_all().unwrap();
+    assert!(
+        allocated() < 1 << 20,
+        "{} bytes of the backing file still allocated after zeroing",
+        allocated()
+    );
+    let mut back = vec![0xffu8; 1 << 20];
+    for i in 0..8u64 {
+        dev.file().read_exact_at(&mut back, i * (SIZE / 8)).unwrap();
+        assert!(
+            back.iter().all(|&b| b == 0),
+            "MiB {} reads as zeros",
+            i * 32
+        );
+    }
+}
+
 #[test]
 fn a_mounted_device_is_busy() {
     let lo = Loop::new(32 << 20);
