@@ -4,7 +4,10 @@
 //! this loop starts polls and imports as tokio tasks ([`jobs`]), and their results come
 //! back as events. An import that has not finished within `import_timeout` is
 //! cancelled and counted as failed, so a registry that trickles a byte a minute cannot
-//! hold the import slot for ever.
+//! hold the import slot for ever. At most [`POLLS_IN_FLIGHT`] polls talk to registries
+//! at once: 200 sources on one schedule make a round of 200 polls, which must not open
+//! 200 connections to one registry (a poll is a `HEAD`, so the round still takes well
+//! under a second on a local registry; `benches/idle.sh`).
 //!
 //! Signals: SIGHUP reloads the configuration (an invalid file is refused, logged and
 //! counted; the old one stays in force) and polls every auto-update source at once;
@@ -41,7 +44,7 @@ use bootsource_poller::{
 use bootsource_storage::{SourceStatus, Store};
 use chrono::Utc;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 
 use crate::config::Config;
 use crate::instance::InstanceLock;
@@ -101,7 +104,12 @@ struct Daemon {
     last_state: DaemonState,
     /// Versions the signature policy refused.
     refusals: refusals::Refusals,
+    /// Permits for polls talking to a registry.
+    poll_slots: Arc<Semaphore>,
 }
+
+/// Polls in flight at most; the others wait for a slot.
+const POLLS_IN_FLIGHT: usize = 16;
 
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
@@ -140,6 +148,7 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
         events,
         last_state: DaemonState::default(),
         refusals: refusals::Refusals::default(),
+        poll_slots: Arc::new(Semaphore::new(POLLS_IN_FLIGHT)),
     };
     daemon.apply(config).await?;
     systemd::ready();
@@ -355,7 +364,10 @@ impl Daemon {
                 continue;
             };
             let events = self.events.clone();
+            let slots = Arc::clone(&self.poll_slots);
             tokio::spawn(async move {
+                // Never closed: a permit always comes.
+                let _slot = slots.acquire_owned().await;
                 let result = jobs::poll(&ctx).await;
                 let _ = events.send(Event::Polled(ticket, result)).await;
             });

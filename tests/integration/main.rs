@@ -13,6 +13,7 @@ mod daemon_instance;
 mod daemon_logs;
 mod daemon_metrics;
 mod daemon_mirrors;
+mod daemon_poll_slots;
 mod daemon_registries_conf;
 mod daemon_service;
 mod daemon_signals;

@@ -49,6 +49,9 @@ struct Shared {
     rate: AtomicU64,
     /// Bytes sent back to clients so far.
     forwarded: AtomicU64,
+    /// Connections open now, and the most open at once.
+    open: AtomicU64,
+    most_open: AtomicU64,
     stop: AtomicBool,
 }
 
@@ -59,6 +62,8 @@ impl Throttle {
             upstream: registry.host_port().parse().unwrap(),
             rate: AtomicU64::new(UNLIMITED),
             forwarded: AtomicU64::new(0),
+            open: AtomicU64::new(0),
+            most_open: AtomicU64::new(0),
             stop: AtomicBool::new(false),
         });
         let acceptor = {
@@ -103,6 +108,16 @@ impl Throttle {
     pub fn forwarded(&self) -> u64 {
         self.shared.forwarded.load(Ordering::SeqCst)
     }
+
+    /// Client connections open now.
+    pub fn open(&self) -> u64 {
+        self.shared.open.load(Ordering::SeqCst)
+    }
+
+    /// The most client connections that were open at once.
+    pub fn most_open(&self) -> u64 {
+        self.shared.most_open.load(Ordering::SeqCst)
+    }
 }
 
 impl Drop for Throttle {
@@ -124,7 +139,10 @@ fn relay(client: TcpStream, shared: &Shared) {
         return;
     };
     thread::spawn(move || requests(client_in, server_out));
+    let open = shared.open.fetch_add(1, Ordering::SeqCst) + 1;
+    shared.most_open.fetch_max(open, Ordering::SeqCst);
     answers(server, client, shared);
+    shared.open.fetch_sub(1, Ordering::SeqCst);
 }
 
 /// Client to registry, unpaced.
