@@ -98,8 +98,18 @@ stop_registry() {
 }
 
 # The reference of image NAME: at the registry, or through whatever listens on
-# REF_PORT in front of it (link.sh's rate-limited link).
+# REF_PORT in front of it (the rate-limited link of link.sh and resume.sh).
 registry_ref() { echo "docker://127.0.0.1:${REF_PORT:-$REGISTRY_PORT}/bench/$1:$TAG"; }
+
+LINK_PID=
+# start_link RATE [CUT_AFTER_BYTES]: `link` (src/bin/link.rs, path in LINK) in front of
+# the registry at RATE MB/s; sets REF_PORT. Stopped by stop_link.
+start_link() {
+    coproc LINKPROC { exec "$LINK" "127.0.0.1:$REGISTRY_PORT" "$@"; }
+    LINK_PID=$LINKPROC_PID
+    read -r REF_PORT <&"${LINKPROC[0]}"
+}
+stop_link() { [ -z "$LINK_PID" ] || { kill "$LINK_PID" 2>/dev/null; wait "$LINK_PID" 2>/dev/null || true; LINK_PID=; }; }
 
 # What compare.sh and link.sh run and measure. A run sets WORK (scratch lives in
 # $WORK/scratch), LOG, and CPU=0 RSS=0 SCRATCH=0 STEPS= before its first step.

@@ -47,13 +47,6 @@ mkdir -p "$WORK/logs"
 TSV=$WORK/runs.tsv
 printf 'rate\timage\tcontender\tround\twall_s\tcpu_s\trss_kib\tverified\tlimited_by\tload1\n' >"$TSV"
 
-LINK_PID=
-start_link() { # RATE: sets REF_PORT
-    coproc LINKPROC { exec "$LINK" "127.0.0.1:$REGISTRY_PORT" "$1"; }
-    LINK_PID=$LINKPROC_PID
-    read -r REF_PORT <&"${LINKPROC[0]}"
-}
-stop_link() { [ -z "$LINK_PID" ] || { kill "$LINK_PID" 2>/dev/null; wait "$LINK_PID" 2>/dev/null || true; LINK_PID=; }; }
 trap 'stop_link; stop_registry' EXIT
 
 blob_url() { # NAME

@@ -43,16 +43,13 @@ mkdir -p "$WORK"
 TSV=$WORK/runs.tsv
 printf 'image\tcut\tround\twall_s\tdownloaded\tlayer\tverified\tload1\n' >"$TSV"
 
-LINK_PID=
-stop_link() { [ -z "$LINK_PID" ] || { kill "$LINK_PID" 2>/dev/null; wait "$LINK_PID" 2>/dev/null || true; LINK_PID=; }; }
 trap 'stop_link; stop_registry' EXIT
 
 run_one() { # NAME CUT(0|1) ROUND
     local name=$1 cut=$2 round=$3 layer target=$WORK/target.img start wall report verified
     layer=$(stat -c %s "$(layer_blob "$name")")
-    coproc LINKPROC { exec "$LINK" "127.0.0.1:$REGISTRY_PORT" "$RATE" $([ "$cut" = 1 ] && echo $((layer / 2))); }
-    LINK_PID=$LINKPROC_PID
-    read -r REF_PORT <&"${LINKPROC[0]}"
+    # shellcheck disable=SC2046 # no cut: no third argument
+    start_link "$RATE" $([ "$cut" = 1 ] && echo $((layer / 2)))
     rm -f "$target"
     cold
     start=$(now)
