@@ -32,7 +32,7 @@ pub(crate) const IN_FLIGHT_BYTES: usize = 16 << 20;
 /// What the workers share: the first error, the flag that stops them all, and the
 /// bytes in flight.
 #[derive(Default)]
-struct Stop {
+struct Shared {
     raised: AtomicBool,
     error: Mutex<Option<Error>>,
     in_flight: Mutex<u64>,
@@ -40,7 +40,7 @@ struct Stop {
     room: Condvar,
 }
 
-impl Stop {
+impl Shared {
     fn raise(&self, error: Error) {
         self.error
             .lock()
@@ -85,7 +85,7 @@ impl Stop {
 pub(crate) struct Writer<'scope> {
     sender: Sender<Extent>,
     workers: Vec<ScopedJoinHandle<'scope, ()>>,
-    stop: Arc<Stop>,
+    shared: Arc<Shared>,
     progress: &'scope Progress,
 }
 
@@ -97,18 +97,18 @@ impl<'scope> Writer<'scope> {
         workers: usize,
         progress: &'scope Progress,
     ) -> Self {
-        // Unbounded in extents: `Stop::admit` bounds the bytes.
+        // Unbounded in extents: `Shared::admit` bounds the bytes.
         let (sender, receiver) = crossbeam_channel::unbounded();
-        let stop = Arc::new(Stop::default());
+        let shared = Arc::new(Shared::default());
         let workers = (0..workers.max(1))
             .map(|i| {
                 let receiver: Receiver<Extent> = receiver.clone();
-                let (stop, place) = (Arc::clone(&stop), Arc::clone(place));
+                let (shared, place) = (Arc::clone(&shared), Arc::clone(place));
                 std::thread::Builder::new()
                     .name(format!("bootsource-writer-{i}"))
                     .spawn_scoped(scope, move || {
-                        if let Err(e) = work(&receiver, &*place, progress, &stop) {
-                            stop.raise(e);
+                        if let Err(e) = work(&receiver, &*place, progress, &shared) {
+                            shared.raise(e);
                         }
                     })
                     .expect("spawning a writer thread")
@@ -117,14 +117,14 @@ impl<'scope> Writer<'scope> {
         Self {
             sender,
             workers,
-            stop,
+            shared,
             progress,
         }
     }
 
     /// Fails with the workers' error once one has failed.
     pub fn check(&self) -> Result<()> {
-        if self.stop.is_raised() {
+        if self.shared.is_raised() {
             return Err(self.failure());
         }
         Ok(())
@@ -134,7 +134,7 @@ impl<'scope> Writer<'scope> {
     pub fn send(&self, extents: impl IntoIterator<Item = Extent>) -> Result<()> {
         let waiting = &self.progress.stages.waiting_for_writers;
         for extent in extents {
-            let admitted = waiting.time(|| self.stop.admit(pinned(&extent)));
+            let admitted = waiting.time(|| self.shared.admit(pinned(&extent)));
             if !admitted || self.sender.send(extent).is_err() {
                 return Err(self.failure());
             }
@@ -143,7 +143,7 @@ impl<'scope> Writer<'scope> {
     }
 
     fn failure(&self) -> Error {
-        self.stop
+        self.shared
             .take()
             .unwrap_or_else(|| Error::Internal("writer threads stopped".into()))
     }
@@ -156,7 +156,7 @@ impl<'scope> Writer<'scope> {
                 return Err(Error::Internal("a writer thread panicked".into()));
             }
         }
-        match self.stop.take() {
+        match self.shared.take() {
             Some(e) => Err(e),
             None => Ok(()),
         }
@@ -167,13 +167,13 @@ fn work(
     receiver: &Receiver<Extent>,
     place: &dyn Place,
     progress: &Progress,
-    stop: &Stop,
+    shared: &Shared,
 ) -> Result<()> {
     let mut inflater =
         Inflater::new().map_err(|e| Error::Internal(format!("decompressor: {e}")))?;
     let mut cluster = Vec::new();
     for extent in receiver {
-        if stop.is_raised() {
+        if shared.is_raised() {
             break;
         }
         let bytes = pinned(&extent);
@@ -199,7 +199,7 @@ fn work(
             }
         }
         progress.stages.write.add_since(started);
-        stop.release(bytes);
+        shared.release(bytes);
         progress
             .written
             .store(place.bytes_written(), Ordering::Relaxed);
