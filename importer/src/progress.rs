@@ -60,6 +60,12 @@ impl Progress {
     pub fn stage_times(&self) -> StageTimes {
         self.stages.times()
     }
+
+    /// Runs `commit` (the place's owner making it complete, durable and published
+    /// after the pipeline) and counts its time as the `commit` stage.
+    pub fn time_commit<T>(&self, commit: impl FnOnce() -> T) -> T {
+        self.stages.commit.time(commit)
+    }
 }
 
 /// A cancellation flag: set it and the import stops — at its next chunk, or at once

@@ -109,7 +109,7 @@ pub struct ImportReport {
     pub passes: u32,
     /// The most bytes held for clusters that arrived before their tables.
     pub spool_peak: u64,
-    /// Wall-clock seconds.
+    /// Wall-clock seconds, the commit included once [`ImportReport::committed`] counted it.
     pub seconds: f64,
     /// Where those seconds went, and which stage set the pace.
     pub stages: crate::StageTimes,
@@ -123,4 +123,17 @@ pub struct ImportReport {
     /// A file over HTTP(S): its `ETag` and `Last-Modified`, for a later conditional poll.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub validators: Option<crate::Validators>,
+}
+
+impl ImportReport {
+    /// Counts the commit its place's owner timed with [`Progress::time_commit`]
+    /// (`progress` is the import's own) into `stages` and `seconds`: the report then
+    /// covers the import up to the disk being durable.
+    ///
+    /// [`Progress::time_commit`]: crate::Progress::time_commit
+    pub fn committed(&mut self, progress: &crate::Progress) {
+        let before = self.stages.commit;
+        self.stages = progress.stage_times();
+        self.seconds += (self.stages.commit - before).max(0.0);
+    }
 }

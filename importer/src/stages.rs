@@ -12,6 +12,11 @@
 //! (decode is the limit), starved of input (the producer is: download or verify,
 //! whichever took longer), or blocked on a full writer queue (write is). Its idle wait
 //! for the caller to open a place is not counted against any stage.
+//!
+//! After the pipeline, the place's owner commits it (zeroes what a device never got,
+//! fsyncs, publishes) and times that with [`Progress::time_commit`](crate::Progress):
+//! the `commit` stage. It follows the others instead of overlapping them, so it never
+//! names the limit, but on a slow disk it is where the last seconds go.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -61,6 +66,8 @@ pub(crate) struct StageClocks {
     pub waiting_for_place: Clock,
     /// The writer threads inflating and writing, summed over threads.
     pub write: Clock,
+    /// The place's owner committing it, after the pipeline.
+    pub commit: Clock,
 }
 
 /// A pipeline stage, as named in reports and metrics.
@@ -75,11 +82,20 @@ pub enum Stage {
     Decode,
     /// Inflating compressed clusters and writing to the place.
     Write,
+    /// Making the place complete and durable after the pipeline: zeroing what a device
+    /// never got, the final fsync, publishing.
+    Commit,
 }
 
 impl Stage {
     /// Every stage, in pipeline order.
-    pub const ALL: [Stage; 4] = [Stage::Download, Stage::Verify, Stage::Decode, Stage::Write];
+    pub const ALL: [Stage; 5] = [
+        Stage::Download,
+        Stage::Verify,
+        Stage::Decode,
+        Stage::Write,
+        Stage::Commit,
+    ];
 
     /// Its name in reports and metric labels.
     pub fn name(self) -> &'static str {
@@ -88,6 +104,7 @@ impl Stage {
             Stage::Verify => "verify",
             Stage::Decode => "decode",
             Stage::Write => "write",
+            Stage::Commit => "commit",
         }
     }
 }
@@ -108,7 +125,9 @@ pub struct StageTimes {
     pub decode_waiting_for_input: f64,
     /// The decoding thread blocked on a full writer queue.
     pub decode_waiting_for_writers: f64,
-    /// The stage that limited the import.
+    /// Committing the place after the pipeline (0 until its owner has).
+    pub commit: f64,
+    /// The pipeline stage that limited the import (never `commit`, which follows it).
     pub limited_by: Stage,
 }
 
@@ -120,6 +139,7 @@ impl StageTimes {
             Stage::Verify => self.verify,
             Stage::Decode => self.decode,
             Stage::Write => self.write,
+            Stage::Commit => self.commit,
         }
     }
 }
@@ -151,6 +171,7 @@ impl StageClocks {
             write: self.write.seconds(),
             decode_waiting_for_input: input,
             decode_waiting_for_writers: writers,
+            commit: self.commit.seconds(),
             limited_by,
         }
     }

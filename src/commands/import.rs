@@ -76,8 +76,9 @@ async fn import(
 ) -> anyhow::Result<ImportReport> {
     let import = Import::start(source, options).await?;
     let open = target.open(import.disk().virtual_size, min_free)?;
-    let report = import.write_into(open.place()).await?;
-    open.commit()?;
+    let mut report = import.write_into(open.place()).await?;
+    options.progress.time_commit(|| open.commit())?;
+    report.committed(&options.progress);
     Ok(report)
 }
 
@@ -146,7 +147,7 @@ fn summary(r: &ImportReport, target: &Path) -> String {
         String::new()
     };
     format!(
-        "imported {} ({}) to {}: {} {}, {} downloaded, {} written, {:.1} s ({}, limited by {}){passes}",
+        "imported {} ({}) to {}: {} {}, {} downloaded, {} written, {:.1} s ({}, limited by {}; {:.1} s to commit){passes}",
         r.image,
         r.digest,
         target.display(),
@@ -157,5 +158,6 @@ fn summary(r: &ImportReport, target: &Path) -> String {
         r.seconds,
         human::rate(r.downloaded, r.seconds),
         r.stages.limited_by.name(),
+        r.stages.commit,
     )
 }

@@ -133,7 +133,7 @@ pub async fn import(
     if let Some(version) = jobs::present(&store, ctx, digest).await? {
         return jobs::publish_again(&store, version).await;
     }
-    let options = ctx.import_options(ctx.registry.clone(), progress, cancel);
+    let options = ctx.import_options(ctx.registry.clone(), Arc::clone(&progress), cancel);
     let image = &ctx.source.image;
     let attempt = Import::start(image, &options)
         .await
@@ -152,8 +152,8 @@ pub async fn import(
     };
     let (store2, sha256) = (Arc::clone(&store), report.digest);
     let committed = jobs::blocking(move || {
-        store2
-            .commit_as(staging, &sha256)
+        progress
+            .time_commit(|| store2.commit_as(staging, &sha256))
             .context("sealing and publishing")
     })
     .await?;

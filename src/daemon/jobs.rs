@@ -196,10 +196,13 @@ pub async fn import(
         };
         match attempt.write_into(staging.place()).await {
             Ok(report) => {
-                let store2 = Arc::clone(&store);
-                let version =
-                    blocking(move || store2.commit(staging).context("sealing and publishing"))
-                        .await?;
+                let (store2, progress) = (Arc::clone(&store), Arc::clone(&progress));
+                let version = blocking(move || {
+                    progress
+                        .time_commit(|| store2.commit(staging))
+                        .context("sealing and publishing")
+                })
+                .await?;
                 gc(&store, ctx).await;
                 tracing::info!(source = %ctx.source.name, %digest,
                     seconds = started.elapsed().as_secs_f64(), "imported and published");

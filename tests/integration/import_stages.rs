@@ -1,10 +1,15 @@
 //! Where an import's time went: the `--json` report's `stages` names the stage that
 //! set the pace, and the summary line says it. A [`Throttle`] makes the link the
 //! limit beyond doubt (4 MiB/s, against decoding and writing at hundreds), so the
-//! report must blame the download, whatever else the machine is doing.
+//! report must blame the download, whatever else the machine is doing. A
+//! [`SlowSyncDir`] makes the final fsync slow beyond doubt, so the report must count
+//! it as the commit, inside its seconds.
+
+use std::time::Instant;
 
 use crate::common::bootsource::{PLAIN_HTTP, expect_success, import, import_json};
 use crate::common::daemon::TestDisk;
+use crate::common::fuse::SlowSyncDir;
 use crate::common::registry::Registry;
 use crate::common::throttle::Throttle;
 
@@ -53,4 +58,31 @@ fn a_slow_link_is_reported_as_the_stage_that_limited_the_import() {
         "import",
     );
     assert!(stdout.contains("limited by "), "{stdout}");
+}
+
+#[test]
+fn a_slow_final_fsync_is_counted_as_the_commit_within_the_seconds() {
+    let registry = Registry::start();
+    let dir = tempfile::tempdir().unwrap();
+    let disk = TestDisk::incompressible(dir.path(), "commit", 4 * MIB, 29);
+    disk.push(&registry, "os/commit:1");
+    // The file's fsync and then its directory's each sleep 1 s; the disk is below one
+    // write-behind window, so the pipeline itself never syncs.
+    let slow = SlowSyncDir::new(1.0);
+    let target = slow.path().join("commit.img");
+
+    let started = Instant::now();
+    let report = import_json(&registry.reference("os/commit:1"), &target, &[PLAIN_HTTP]);
+    let outside = started.elapsed().as_secs_f64();
+    assert!(disk.same_as(&target));
+    let stages = &report.json["stages"];
+    println!("{stages}");
+    let commit = seconds(&stages["commit"]);
+    let wall = seconds(&report.json["seconds"]);
+    assert!(commit >= 1.9, "the commit took {commit} s, its fsyncs 2 s");
+    assert!(
+        commit <= wall && wall <= outside,
+        "commit {commit} s, report {wall} s, measured from outside {outside} s"
+    );
+    assert_ne!(stages["limited_by"], "commit", "{stages}");
 }

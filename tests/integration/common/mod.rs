@@ -65,6 +65,7 @@ pub mod disk;
 pub mod faults;
 pub mod fleet;
 pub mod formats;
+pub mod fuse;
 pub mod hung;
 pub mod loopdev;
 pub mod nginx;
