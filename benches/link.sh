@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Imports over a link of a given speed (issue 13): is bootsource as fast as the link?
 #
-#   sudo benches/link.sh [-n RUNS] [--rates "50 100 200"] [--images "NAME …"] [--no-build]
+#   sudo benches/link.sh [-n RUNS] [--rates "50 100 200"] [--images "NAME …"]
+#                        [--no-cdi] [--baseline BOOTSOURCE] [--no-build]
 #
 # Runs build-images.sh's images from the bench registry through `link` (src/bin/link.rs),
 # a TCP relay on 127.0.0.1 pacing everything the registry sends to RATE MB/s. For each
@@ -12,6 +13,17 @@
 # and prints the medians with bootsource's time over the download's (the goal: <= 1.05)
 # and the stage bootsource's report names as its limit. Every result is checked with
 # `qemu-img compare`. Writes benches/results/DATE-link.md and latest-link.md.
+#
+# The link is not the only physical limit, so each round also measures two more floors
+# and the table sets bootsource against the highest of the three:
+#   decode: when one thread decompressing the layer (src/bin/decompress.rs, the
+#           importer's decoders) could end at best, fed at the link's rate — a megabyte
+#           of gzip can hold a gigabyte of zeros, whose inflating can only follow it;
+#   writes: the disk writing what bootsource wrote, alone (src/bin/stage-alone.rs
+#           write: the same data ranges to a new file beside the target, fdatasync).
+#   --no-cdi             skips 3 (the slowest by far), for a quick look;
+#   --baseline BINARY    adds another bootsource build as a contender in every round, to
+#                        measure a change against what it changes (A/B, alternating).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,20 +32,30 @@ source "$REPO/benches/lib.sh"
 RUNS=3
 RATES="50 100 200"
 ONLY=
+CONTENDERS="download bootsource cdi"
+BASELINE=
 BUILD=1
 TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
 BOOTSOURCE=$TARGET_DIR/release/bootsource
 LINK=$TARGET_DIR/release/link
+DECOMPRESS=$TARGET_DIR/release/decompress
+STAGE_ALONE=$TARGET_DIR/release/stage-alone
 while [ $# -gt 0 ]; do
     case $1 in
     -n) RUNS=$2; shift 2 ;;
     --rates) RATES=$2; shift 2 ;;
     --images) ONLY=$2; shift 2 ;;
+    --no-cdi) CONTENDERS=${CONTENDERS% cdi}; shift ;;
+    --baseline) BASELINE=$2; shift 2 ;;
     --no-build) BUILD=0; shift ;;
-    *) die "usage: $0 [-n RUNS] [--rates \"MB/s …\"] [--images \"NAME …\"] [--no-build]" ;;
+    *) die "usage: $0 [-n RUNS] [--rates \"MB/s …\"] [--images \"NAME …\"] [--no-cdi] [--baseline BOOTSOURCE] [--no-build]" ;;
     esac
 done
 [ "$(id -u)" = 0 ] || die "run as root: every run drops the page cache"
+if [ -n "$BASELINE" ]; then
+    [ -x "$BASELINE" ] || die "$BASELINE is not an executable"
+    CONTENDERS="download baseline bootsource ${CONTENDERS#download bootsource}"
+fi
 if [ "$BUILD" = 1 ]; then
     log "cargo build --release"
     (cd "$REPO" && cargo build --release --quiet -p bootsource -p bootsource-benches --bins)
@@ -55,6 +77,27 @@ blob_url() { # NAME
     echo "http://127.0.0.1:$REF_PORT/v2/bench/$1/blobs/sha256:$digest"
 }
 
+# row RATE NAME CONTENDER ROUND WALL VERIFIED LIMITED LOAD1: one line of runs.tsv.
+row() {
+    printf '%s\t%s\t%s\t%s\t%.3f\t%.2f\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" "$CPU" "$RSS" "$6" "$7" "$8" >>"$TSV"
+    log "$(printf '%s MB/s %s round %s %s: %.2f s %s %s' "$1" "$2" "$4" "$3" "$5" "$6" "$7")"
+}
+
+# floors RATE NAME ROUND TARGET: the decode floor of the layer at RATE, and the disk
+# writing TARGET's data alone (cold cache).
+floors() {
+    local rate=$1 name=$2 round=$3 like=$4 written=$WORK/written.img start
+    CPU=0 RSS=0
+    row "$rate" "$name" decode "$round" \
+        "$("$DECOMPRESS" "$(layer_blob "$name")" --rates "$rate" | awk 'NR == 2 { print $2 }')" - - "$(cut -d' ' -f1 /proc/loadavg)"
+    rm -f "$written"
+    cold
+    start=$(now)
+    "$STAGE_ALONE" write "$like" "$written" >/dev/null
+    row "$rate" "$name" writes "$round" "$(awk -v a="$(now)" -v b="$start" 'BEGIN { print a - b }')" - - "$(cut -d' ' -f1 /proc/loadavg)"
+    rm -f "$written"
+}
+
 run_one() { # RATE NAME DISK COMPRESSION CONTENDER ROUND
     local rate=$1 name=$2 disk=$3 comp=$4 contender=$5 round=$6
     local format=qcow2 target=$WORK/target.img start wall verified=- limited=-
@@ -68,8 +111,10 @@ run_one() { # RATE NAME DISK COMPRESSION CONTENDER ROUND
     start=$(now)
     case $contender in
     download) timed download curl -fsS -o /dev/null "$(blob_url "$name")" ;;
-    bootsource)
-        timed import "$BOOTSOURCE" import "$(registry_ref "$name")" --to "$target" --tls-verify=false --json
+    bootsource | baseline)
+        local binary=$BOOTSOURCE
+        [ "$contender" = bootsource ] || binary=$BASELINE
+        timed import "$binary" import "$(registry_ref "$name")" --to "$target" --tls-verify=false --json
         limited=$(grep -o '"limited_by": *"[a-z]*"' "$LOG" | tail -1 | sed 's/.*"\([a-z]*\)"$/\1/') ;;
     cdi) run_cdi "$name" "$format" "$comp" "$target" ;;
     esac || verified=FAILED
@@ -77,10 +122,9 @@ run_one() { # RATE NAME DISK COMPRESSION CONTENDER ROUND
     if [ "$verified" = - ] && [ "$contender" != download ]; then
         qemu-img compare -q -f raw -F raw "$GOLDEN/disk.raw" "$target" && verified=ok || verified=DIFFERENT
     fi
+    row "$rate" "$name" "$contender" "$round" "$wall" "$verified" "$limited" "$load1"
+    [ "$contender:$verified" != bootsource:ok ] || floors "$rate" "$name" "$round" "$target"
     rm -rf "$target" "$WORK/scratch"
-    printf '%s\t%s\t%s\t%s\t%.3f\t%.2f\t%s\t%s\t%s\t%s\n' "$rate" "$name" "$contender" "$round" \
-        "$wall" "$CPU" "$RSS" "$verified" "$limited" "$load1" >>"$TSV"
-    log "$(printf '%s MB/s %s round %s %s: %.2f s %s %s' "$rate" "$name" "$round" "$contender" "$wall" "$verified" "$limited")"
 }
 
 LOAD_BEFORE=$(uptime | sed 's/.*load average: //')
@@ -90,7 +134,7 @@ for rate in $RATES; do
         read -r name disk comp <<<"$spec"
         [ -z "$ONLY" ] || [[ " $ONLY " == *" $name "* ]] || continue
         for round in $(seq "$RUNS"); do
-            for contender in download bootsource cdi; do
+            for contender in $CONTENDERS; do
                 run_one "$rate" "$name" "$disk" "$comp" "$contender" "$round"
             done
         done
@@ -107,9 +151,10 @@ mkdir -p "$RESULTS"
     printf '# bootsource over a rate-limited link, %s\n\n' "$(date '+%F %H:%M %Z')"
     printf '%s CPUs, load average before %s, after %s; bootsource %s; median of %s runs, cold page cache.\n' \
         "$(nproc)" "$LOAD_BEFORE" "$LOAD_AFTER" "$(git -C "$REPO" describe --always --dirty)" "$RUNS"
-    printf 'The link: `link` (benches/src/bin/link.rs) relaying the bench registry on 127.0.0.1.\n\n'
-    printf '| MB/s | image | download only s | bootsource s | bootsource / download | limited by | CDI-style s | CDI-style / download | verified |\n'
-    printf '|---:|---|---:|---:|---:|---|---:|---:|---|\n'
+    printf 'The link: `link` (benches/src/bin/link.rs) relaying the bench registry on 127.0.0.1.\n'
+    [ -z "$BASELINE" ] || printf 'Baseline: %s (%s), in every round before bootsource.\n' "$BASELINE" "$(sha256sum "$BASELINE" | cut -c1-12)"
+    printf '\n| MB/s | image | download only s | decode floor s | writes alone s | bootsource s | / download | / highest floor | limited by | baseline / download | CDI-style s | CDI-style / download | verified |\n'
+    printf '|---:|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|\n'
     awk -F'\t' 'NR > 1 {
         key = $1 "\t" $2; keys[key] = 1
         n[key, $3]++; t[key, $3, n[key, $3]] = $5
@@ -118,15 +163,21 @@ mkdir -p "$RESULTS"
     }
     function median(key, c,   m, i, j, v, tmp) {
         m = n[key, c]
+        if (!m) return -1
         for (i = 1; i <= m; i++) v[i] = t[key, c, i]
         for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (v[j] < v[i]) { tmp = v[i]; v[i] = v[j]; v[j] = tmp }
         return (m % 2) ? v[(m + 1) / 2] : (v[m / 2] + v[m / 2 + 1]) / 2
     }
+    function opt(x, y) { return x < 0 ? "–" : sprintf("%.2f", y) }
     END {
         for (key in keys) {
             split(key, k, "\t")
-            d = median(key, "download"); b = median(key, "bootsource"); c = median(key, "cdi")
-            printf "| %s | %s | %.2f | %.2f | %.2f | %s | %.2f | %.2f | %s |\n", k[1], k[2], d, b, b / d, lim[key], c, c / d, (key in bad) ? bad[key] : "all"
+            d = median(key, "download"); b = median(key, "bootsource"); a = median(key, "baseline"); c = median(key, "cdi")
+            f1 = median(key, "decode"); f2 = median(key, "writes"); f = d
+            if (f1 > f) f = f1
+            if (f2 > f) f = f2
+            printf "| %s | %s | %.2f | %s | %s | %.2f | %.2f | %.2f | %s | %s | %s | %s | %s |\n", k[1], k[2], d, opt(f1, f1), opt(f2, f2),
+                b, b / d, b / f, lim[key], opt(a, a / d), opt(c, c), opt(c, c / d), (key in bad) ? bad[key] : "all"
         }
     }' "$TSV" | sort -t'|' -k2,2n -k3,3
 } >"$OUT"

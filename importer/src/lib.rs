@@ -37,6 +37,8 @@
 
 #![forbid(unsafe_code)]
 
+#[doc(hidden)]
+pub mod bench;
 mod blob;
 pub mod blockmap;
 mod checksum;

@@ -25,6 +25,13 @@ use std::time::{Duration, Instant};
 /// Bytes forwarded per step: fine enough to pace smoothly at tens of MB/s.
 const STEP: usize = 64 << 10;
 
+/// How far behind its schedule the link may fall and still catch up: the depth of its
+/// token bucket, as a traffic shaper's burst or a switch's buffer. Without it every
+/// late wake-up of the relay thread was link time lost for good, so a client busy on
+/// the same cores (an importer inflating on both) got a slower link than an idle one
+/// (curl): 3.4-3.5 s against 3.2 s for the same 309 MB at 100 MB/s.
+const CATCH_UP: Duration = Duration::from_millis(5);
+
 /// The link's schedule: when the bytes already sent will have crossed it.
 struct Link {
     bytes_per_second: f64,
@@ -35,18 +42,20 @@ struct Link {
 }
 
 impl Link {
-    /// Waits until `bytes` more may be sent: each send books the link for
-    /// `bytes / rate` after the bookings before it.
     /// Whether a connection that has sent `sent` bytes back is to be cut now.
     fn cuts(&self, sent: u64) -> bool {
         self.cut_after.is_some_and(|at| sent >= at) && !self.cut_done.swap(true, Ordering::Relaxed)
     }
 
+    /// Waits until `bytes` more may be sent: each send books the link for
+    /// `bytes / rate` after the bookings before it, or after [`CATCH_UP`] ago if the
+    /// link has been idle or late since.
     fn pace(&self, bytes: usize) {
         let cost = Duration::from_secs_f64(bytes as f64 / self.bytes_per_second);
         let start = {
             let mut busy = self.busy_until.lock().expect("not poisoned");
-            let start = (*busy).max(Instant::now());
+            let now = Instant::now();
+            let start = (*busy).max(now.checked_sub(CATCH_UP).unwrap_or(now));
             *busy = start + cost;
             start
         };
