@@ -103,9 +103,10 @@ registry_ref() { echo "docker://127.0.0.1:${REF_PORT:-$REGISTRY_PORT}/bench/$1:$
 
 LINK_PID=
 # start_link RATE [CUT_AFTER_BYTES]: `link` (src/bin/link.rs, path in LINK) in front of
-# the registry at RATE MB/s; sets REF_PORT. Stopped by stop_link.
+# the registry (or whatever listens on UPSTREAM_PORT) at RATE MB/s; sets REF_PORT.
+# Stopped by stop_link.
 start_link() {
-    coproc LINKPROC { exec "$LINK" "127.0.0.1:$REGISTRY_PORT" "$@"; }
+    coproc LINKPROC { exec "$LINK" "127.0.0.1:${UPSTREAM_PORT:-$REGISTRY_PORT}" "$@"; }
     LINK_PID=$LINKPROC_PID
     read -r REF_PORT <&"${LINKPROC[0]}"
 }

@@ -5,11 +5,14 @@
 #                        [--no-cdi] [--baseline BOOTSOURCE] [--no-build]
 #
 # Runs build-images.sh's images from the bench registry through `link` (src/bin/link.rs),
-# a TCP relay on 127.0.0.1 pacing everything the registry sends to RATE MB/s. For each
+# a TCP relay on 127.0.0.1 pacing everything the server sends to RATE MB/s, and one disk
+# file over HTTP: raw.xz, the golden disk.raw compressed as vendors do (`xz -T2 -3`:
+# blocks that decode on every core), served by nginx behind the same link. For each
 # rate and image, RUNS rounds (default 3), cold page cache each time, of:
-#   1. download: curl -o /dev/null of the layer blob through the link — the floor
-#   2. bootsource import docker://…link…/bench/IMAGE:bench --to FILE
+#   1. download: curl -o /dev/null of the layer blob (or the file) through the link
+#   2. bootsource import docker://…link…/bench/IMAGE:bench (http://…/disk.raw.xz) --to FILE
 #   3. CDI-style: skopeo copy through the link to dir:, extract, qemu-img convert, sync
+#      (for the file: curl to scratch, xz -d -T0, qemu-img convert, sync)
 # and prints the medians with bootsource's time over the download's (the goal: <= 1.05)
 # and the stage bootsource's report names as its limit. Every result is checked with
 # `qemu-img compare`. Writes benches/results/DATE-link.md and latest-link.md.
@@ -28,6 +31,7 @@ set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 source "$REPO/benches/lib.sh"
+source "$REPO/benches/http-lib.sh"
 
 RUNS=3
 RATES="50 100 200"
@@ -71,10 +75,46 @@ printf 'rate\timage\tcontender\tround\twall_s\tcpu_s\trss_kib\tverified\tlimited
 
 trap 'stop_link; stop_registry' EXIT
 
+# The disk file over HTTP (NAME DISK COMPRESSION, as IMAGES), and nginx serving it.
+HTTP_IMAGES=("raw.xz disk.raw xz")
+XZ_FILE=$GOLDEN/disk.raw.xz
+wanted() { [ -z "$ONLY" ] || [[ " $ONLY " == *" $1 "* ]]; }
+if wanted raw.xz; then
+    if [ ! -s "$XZ_FILE" ]; then
+        log "xz -T2 -3 of disk.raw, once"
+        xz -T2 -3 -c "$GOLDEN/disk.raw" >"$XZ_FILE.part"
+        mv "$XZ_FILE.part" "$XZ_FILE"
+    fi
+    mkdir -p "$WORK/nginx/www"
+    ln -s "$XZ_FILE" "$WORK/nginx/www/disk.raw.xz"
+    serve "$WORK/nginx/www" "$WORK/nginx"
+    trap 'stop_link; stop_registry; kill "$NGINX" 2>/dev/null' EXIT
+fi
+is_file() { [ "$1" = raw.xz ]; }
+# The bytes IMAGE's source serves: its layer blob, or the file.
+source_bytes() { if is_file "$1"; then echo "$XZ_FILE"; else layer_blob "$1"; fi; }
+
 blob_url() { # NAME
+    if is_file "$1"; then
+        echo "http://127.0.0.1:$REF_PORT/disk.raw.xz"
+        return
+    fi
     local digest
     digest=$(basename "$(layer_blob "$1")")
     echo "http://127.0.0.1:$REF_PORT/v2/bench/$1/blobs/sha256:$digest"
+}
+
+# The source bootsource imports IMAGE from, through the link.
+source_ref() { if is_file "$1"; then blob_url "$1"; else registry_ref "$1"; fi; }
+
+run_cdi_file() { # TARGET: the CDI-style path for the file over HTTP
+    local scratch=$WORK/scratch
+    mkdir -p "$scratch"
+    timed download curl -fsS -o "$scratch/disk.raw.xz" "$(blob_url raw.xz)" || return
+    timed extract xz -d -T0 "$scratch/disk.raw.xz" || return
+    SCRATCH=$(du -sB1 "$scratch" | cut -f1)
+    timed convert qemu-img convert -t writeback -f raw -O raw "$scratch/disk.raw" "$1" || return
+    timed sync sync -f "$1"
 }
 
 # row RATE NAME CONTENDER ROUND WALL VERIFIED LIMITED LOAD1: one line of runs.tsv.
@@ -89,7 +129,7 @@ floors() {
     local rate=$1 name=$2 round=$3 like=$4 written=$WORK/written.img start
     CPU=0 RSS=0
     row "$rate" "$name" decode "$round" \
-        "$("$DECOMPRESS" "$(layer_blob "$name")" --rates "$rate" | awk 'NR == 2 { print $2 }')" - - "$(cut -d' ' -f1 /proc/loadavg)"
+        "$("$DECOMPRESS" "$(source_bytes "$name")" --rates "$rate" | awk 'NR == 2 { print $2 }')" - - "$(cut -d' ' -f1 /proc/loadavg)"
     rm -f "$written"
     cold
     start=$(now)
@@ -114,9 +154,9 @@ run_one() { # RATE NAME DISK COMPRESSION CONTENDER ROUND
     bootsource | baseline)
         local binary=$BOOTSOURCE
         [ "$contender" = bootsource ] || binary=$BASELINE
-        timed import "$binary" import "$(registry_ref "$name")" --to "$target" --tls-verify=false --json
+        timed import "$binary" import "$(source_ref "$name")" --to "$target" --tls-verify=false --json
         limited=$(grep -o '"limited_by": *"[a-z]*"' "$LOG" | tail -1 | sed 's/.*"\([a-z]*\)"$/\1/') ;;
-    cdi) run_cdi "$name" "$format" "$comp" "$target" ;;
+    cdi) if is_file "$name"; then run_cdi_file "$target"; else run_cdi "$name" "$format" "$comp" "$target"; fi ;;
     esac || verified=FAILED
     wall=$(awk -v a="$(now)" -v b="$start" 'BEGIN { print a - b }')
     if [ "$verified" = - ] && [ "$contender" != download ]; then
@@ -129,17 +169,18 @@ run_one() { # RATE NAME DISK COMPRESSION CONTENDER ROUND
 
 LOAD_BEFORE=$(uptime | sed 's/.*load average: //')
 for rate in $RATES; do
-    start_link "$rate"
-    for spec in "${IMAGES[@]}"; do
+    for spec in "${IMAGES[@]}" "${HTTP_IMAGES[@]}"; do
         read -r name disk comp <<<"$spec"
-        [ -z "$ONLY" ] || [[ " $ONLY " == *" $name "* ]] || continue
+        wanted "$name" || continue
+        if is_file "$name"; then UPSTREAM_PORT=$PORT; else UPSTREAM_PORT=$REGISTRY_PORT; fi
+        start_link "$rate"
         for round in $(seq "$RUNS"); do
             for contender in $CONTENDERS; do
                 run_one "$rate" "$name" "$disk" "$comp" "$contender" "$round"
             done
         done
+        stop_link
     done
-    stop_link
 done
 LOAD_AFTER=$(uptime | sed 's/.*load average: //')
 

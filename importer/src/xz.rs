@@ -93,7 +93,7 @@ impl Read for XzReader {
 }
 
 /// A decoder for one xz stream, on as many threads as there are cores (and memory).
-fn stream() -> io::Result<Stream> {
+pub(crate) fn stream() -> io::Result<Stream> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     MtStreamBuilder::new()
         .threads(u32::try_from(threads).unwrap_or(1))
