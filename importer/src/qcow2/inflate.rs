@@ -5,6 +5,14 @@
 //! or the frame ends (zstd), and anything after that is ignored. An output shorter than
 //! the cluster is corruption. Pure: bytes in, bytes out. Reuse one `Inflater` per
 //! thread: it keeps the decompressor state between clusters.
+//!
+//! Deflate clusters go to libdeflate first: a cluster is one whole buffer in and one
+//! out, its best case, and it inflates real clusters 1.28x as fast as zlib-rs (808 MiB
+//! of the bench's golden image, clusters deflated as qemu-img does: 1.12 s against
+//! 1.43 s, 2026-12-03). It only answers a complete stream that fills the cluster
+//! exactly; anything else — a stream running past the cluster, which QEMU accepts once
+//! the cluster is full, or corruption — is decided by the streaming zlib-rs path, as
+//! QEMU decides it.
 
 use flate2::{Decompress, FlushDecompress, Status};
 use zstd::stream::raw::{Decoder as ZstdDecoder, InBuffer, Operation, OutBuffer};
@@ -34,6 +42,7 @@ pub enum InflateError {
 
 /// Reusable decompressor state for compressed clusters.
 pub struct Inflater {
+    whole: libdeflater::Decompressor,
     deflate: Decompress,
     zstd: ZstdDecoder<'static>,
 }
@@ -48,6 +57,7 @@ impl Inflater {
     /// A new decompressor pair.
     pub fn new() -> std::io::Result<Self> {
         Ok(Self {
+            whole: libdeflater::Decompressor::new(),
             deflate: Decompress::new(false),
             zstd: ZstdDecoder::new()?,
         })
@@ -67,6 +77,9 @@ impl Inflater {
     }
 
     fn deflate(&mut self, input: &[u8], out: &mut [u8]) -> Result<(), InflateError> {
+        if self.whole.deflate_decompress(input, out) == Ok(out.len()) {
+            return Ok(());
+        }
         self.deflate.reset(false);
         let status = self
             .deflate
@@ -143,6 +156,20 @@ mod tests {
         // The state is reused for the next cluster.
         inf.inflate(Codec::Deflate, &input, &mut out).unwrap();
         assert_eq!(out, data);
+    }
+
+    #[test]
+    fn a_deflate_stream_running_past_the_cluster_is_accepted_once_it_is_full() {
+        // As QEMU does (Z_BUF_ERROR with the output full): the cluster is what counts.
+        let mut data = cluster();
+        data.extend_from_slice(&[9; 1000]);
+        let input = raw_deflate(&data);
+        let mut out = vec![0; 65536];
+        Inflater::new()
+            .unwrap()
+            .inflate(Codec::Deflate, &input, &mut out)
+            .unwrap();
+        assert_eq!(out, data[..65536]);
     }
 
     #[test]
