@@ -144,7 +144,7 @@ mkdir -p "$RESULTS"
     printf '| **import / floor** | **%s** | <= 1.25 |\n' "$(ratio "$IMPORT_WALL" "$FLOOR")"
     printf '| the target'"'"'s floor: the writes alone, wall time with fdatasync, median | %s s | |\n' "$WRITE_WALL"
     printf '| import / the larger floor | %s | |\n' \
-        "$(ratio "$IMPORT_WALL" "$(awk -v a="$FLOOR" -v b="$WRITE_WALL" 'BEGIN { print a > b ? a : b }')")"
+        "$(ratio "$IMPORT_WALL" "$(awk -v a="$FLOOR" -v b="$WRITE_WALL" 'BEGIN { print (a > b ? a : b) }')")"
     printf '| import CPU (spread %s) / sum of the stages alone | %s s / %s s = %s | |\n\n' \
         "$(spread import 4)" "$IMPORT_CPU" "$SUM" "$(ratio "$IMPORT_CPU" "$SUM")"
     printf 'Every run (seconds):\n\n```\n'
