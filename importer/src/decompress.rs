@@ -24,6 +24,9 @@ use crate::xz::XzReader;
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+/// A zstd skippable frame: 0x184D2A50 to 0x184D2A5F, little-endian. pzstd starts its
+/// files with one (an index of the frames), and a decoder skips them.
+const ZSTD_SKIPPABLE_MAGIC: [u8; 3] = [0x2a, 0x4d, 0x18];
 const XZ_MAGIC: [u8; 6] = [0xfd, b'7', b'z', b'X', b'Z', 0x00];
 const BZIP2_MAGIC: [u8; 3] = *b"BZh";
 
@@ -45,7 +48,10 @@ impl Compression {
     pub fn sniff(head: &[u8]) -> Self {
         if head.starts_with(&GZIP_MAGIC) {
             Self::Gzip
-        } else if head.starts_with(&ZSTD_MAGIC) {
+        } else if head.starts_with(&ZSTD_MAGIC)
+            || (head.first().is_some_and(|b| b & 0xf0 == 0x50)
+                && head.get(1..4) == Some(&ZSTD_SKIPPABLE_MAGIC[..]))
+        {
             Self::Zstd
         } else if head.starts_with(&XZ_MAGIC) {
             Self::Xz
@@ -147,6 +153,19 @@ mod tests {
             Compression::Zstd
         );
         assert_eq!(Compression::sniff(b"\xfd7zXZ\0\0"), Compression::Xz);
+        // pzstd: a skippable frame first.
+        assert_eq!(
+            Compression::sniff(b"\x50\x2a\x4d\x18\x04\0"),
+            Compression::Zstd
+        );
+        assert_eq!(
+            Compression::sniff(b"\x5f\x2a\x4d\x18\x04\0"),
+            Compression::Zstd
+        );
+        assert_eq!(
+            Compression::sniff(b"\x60\x2a\x4d\x18\x04\0"),
+            Compression::None
+        );
         assert_eq!(Compression::sniff(b"BZh91AY&SY"), Compression::Bzip2);
         assert_eq!(Compression::sniff(b"BZhx"), Compression::None);
         assert_eq!(Compression::sniff(b"QFI\xfb"), Compression::None);

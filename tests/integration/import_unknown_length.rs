@@ -68,6 +68,34 @@ fn zstd_raw_without_a_content_size_from_standard_input() {
 }
 
 #[test]
+fn pzstd_raw_in_frames_behind_skippable_ones_is_decompressed_in_one_read() {
+    // pzstd writes a skippable frame (its index) before each zstd frame: the file does
+    // not start with a frame's magic, and no header tells the whole length.
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("source.raw");
+    disk::write_raw_disk(&raw, 24 * MIB, 43);
+    let zst = dir.path().join("disk.raw.zst");
+    tools::run_command(
+        std::process::Command::new("pzstd")
+            .args(["-q", "-p", "2", "-o"])
+            .arg(&zst)
+            .arg(&raw),
+    );
+    let bytes = fs::read(&zst).unwrap();
+    assert_eq!(
+        bytes[..4],
+        [0x50, 0x2a, 0x4d, 0x18],
+        "a skippable frame first"
+    );
+    let nginx = Nginx::start();
+    nginx.put("disk.raw.zst", &bytes);
+    let target = dir.path().join("out");
+    let report = import_json(&nginx.url("disk.raw.zst"), &target, &[]);
+    assert_same_disk(&raw, &target, &report);
+    assert_eq!(gets(&nginx, "disk.raw.zst"), 1);
+}
+
+#[test]
 fn a_growing_disk_is_refused_past_max_virtual_size_and_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let raw = dir.path().join("source.raw");
