@@ -64,6 +64,17 @@ impl Compression {
         }
     }
 
+    /// The format's name: `gzip`, `zstd`, `xz`, `bzip2`, or `none`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Gzip => "gzip",
+            Self::Zstd => "zstd",
+            Self::Xz => "xz",
+            Self::Bzip2 => "bzip2",
+        }
+    }
+
     /// What a stream in this format is, for error messages.
     pub fn describe(self, inner: &'static str) -> &'static str {
         match self {
@@ -78,22 +89,35 @@ impl Compression {
     /// The name of the file inside: `name` less this compression's suffix, if it has
     /// one (`disk.vhd.xz` holds `disk.vhd`), matched regardless of case.
     pub fn inner_name(self, name: &str) -> &str {
-        let suffixes: &[&str] = match self {
+        self.suffixes()
+            .iter()
+            .find_map(|suffix| strip_suffix(name, suffix))
+            .unwrap_or(name)
+    }
+
+    /// The compression `name`'s suffix says (`.gz`, `.xz`, `.zst`, `.bz2`, …), if any.
+    pub fn named_by(name: &str) -> Option<Self> {
+        [Self::Gzip, Self::Zstd, Self::Xz, Self::Bzip2]
+            .into_iter()
+            .find(|c| c.inner_name(name) != name)
+    }
+
+    fn suffixes(self) -> &'static [&'static str] {
+        match self {
             Self::None => &[],
             Self::Gzip => &[".gz", ".gzip"],
             Self::Zstd => &[".zst", ".zstd"],
             Self::Xz => &[".xz"],
             Self::Bzip2 => &[".bz2", ".bzip2"],
-        };
-        suffixes
-            .iter()
-            .find_map(|suffix| {
-                let cut = name.len().checked_sub(suffix.len())?;
-                let tail = name.get(cut..)?;
-                (cut > 0 && tail.eq_ignore_ascii_case(suffix)).then(|| &name[..cut])
-            })
-            .unwrap_or(name)
+        }
     }
+}
+
+/// `name` less `suffix` (any case), unless nothing would be left.
+fn strip_suffix<'a>(name: &'a str, suffix: &str) -> Option<&'a str> {
+    let cut = name.len().checked_sub(suffix.len())?;
+    let tail = name.get(cut..)?;
+    (cut > 0 && tail.eq_ignore_ascii_case(suffix)).then(|| &name[..cut])
 }
 
 /// A blob, decompressed.
@@ -153,6 +177,13 @@ mod tests {
             Compression::Zstd
         );
         assert_eq!(Compression::sniff(b"\xfd7zXZ\0\0"), Compression::Xz);
+        assert_eq!(Compression::named_by("disk.raw.XZ"), Some(Compression::Xz));
+        assert_eq!(
+            Compression::named_by("disk.img.gz"),
+            Some(Compression::Gzip)
+        );
+        assert_eq!(Compression::named_by("disk.qcow2"), None);
+        assert_eq!(Compression::named_by(".xz"), None);
         // pzstd: a skippable frame first.
         assert_eq!(
             Compression::sniff(b"\x50\x2a\x4d\x18\x04\0"),

@@ -1,6 +1,7 @@
 //! Hostile local files: an OCI layout (on removable media, or in a directory another
-//! user can write) whose files are links, FIFOs or too large to hold in memory, and
-//! config and auth files that are not regular files or are oversized.
+//! user can write) whose files are links, FIFOs or too large to hold in memory, config
+//! and auth files that are not regular files or are oversized, and disk files whose
+//! name says a compression their bytes are not in.
 //!
 //! Inside a layout nothing is followed: a link is refused even when it leads to honest
 //! bytes. The paths a user names (the layout directory, `--config`, `--auth-file`) may
@@ -245,4 +246,24 @@ fn oversized_auth_file_is_refused() {
         let padding = "x".repeat(2 << 20);
         serde_json::to_vec(&json!({ "auths": {}, "padding": padding })).unwrap()
     });
+}
+
+#[test]
+fn a_disk_file_not_in_the_compression_its_name_says_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("source.raw");
+    disk::write_raw_disk(&raw, MIB, 6);
+    // An uncompressed disk under a compressed name, and garbage that a download cut
+    // or corrupted: either would have become a "raw disk" of the file's bytes.
+    let plain = dir.path().join("disk.raw.xz");
+    fs::copy(&raw, &plain).unwrap();
+    let garbage = dir.path().join("disk.img.gz");
+    fs::write(&garbage, vec![0x5a; 4096]).unwrap();
+    for (file, format) in [(&plain, "xz"), (&garbage, "gzip")] {
+        let target = dir.path().join("out.img");
+        let source = format!("file:{}", file.display());
+        let output = bs::import(&source, &target, &[]);
+        expect_error(&output, &["is not a", format, "stream"]);
+        assert!(!target.exists(), "{source} left a target behind");
+    }
 }

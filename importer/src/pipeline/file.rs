@@ -170,6 +170,17 @@ impl DiskStream {
             Err(e) => return Err(blob.error_from(e)),
         };
         let compression = Compression::sniff(&peeked);
+        if let (Compression::None, Some(named)) =
+            (compression, Compression::named_by(origin.name()))
+        {
+            return Err(problem(
+                origin,
+                FileProblem::NotAsNamed {
+                    name: origin.name().to_owned(),
+                    format: named.name(),
+                },
+            ));
+        }
         let what = compression.describe("disk file");
         let mut decompressor = Decompressor::new(compression, blob)
             .map_err(|e| file_error(origin.image(), what, e))?;

@@ -42,6 +42,15 @@ pub enum FileProblem {
          qcow2, a tar holding the disk, or import from a file or URL"
     )]
     StdinLengthUnknown,
+    /// The file's name says a compression its bytes are not in: a mislabelled, cut or
+    /// corrupt file, refused rather than written as a raw disk of its bytes.
+    #[error("{name} is not a {format} stream, as its name says (its first bytes are not)")]
+    NotAsNamed {
+        /// The file's name.
+        name: String,
+        /// What its name says it is (`xz`, `gzip`, …).
+        format: &'static str,
+    },
     /// Standard input was asked for twice.
     #[error("standard input can be read only once")]
     StdinReadTwice,
