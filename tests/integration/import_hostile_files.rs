@@ -263,7 +263,7 @@ fn a_disk_file_not_in_the_compression_its_name_says_is_refused() {
         let target = dir.path().join("out.img");
         let source = format!("file:{}", file.display());
         let output = bs::import(&source, &target, &[]);
-        expect_error(&output, &["is not a", format, "stream"]);
+        expect_error(&output, &["is not in the", format, "format its name says"]);
         assert!(!target.exists(), "{source} left a target behind");
     }
 }

@@ -44,7 +44,9 @@ pub enum FileProblem {
     StdinLengthUnknown,
     /// The file's name says a compression its bytes are not in: a mislabelled, cut or
     /// corrupt file, refused rather than written as a raw disk of its bytes.
-    #[error("{name} is not a {format} stream, as its name says (its first bytes are not)")]
+    #[error(
+        "{name} is not in the {format} format its name says: its first bytes are not the {format} magic number"
+    )]
     NotAsNamed {
         /// The file's name.
         name: String,
