@@ -85,11 +85,11 @@ pub fn run_any_status(command: &mut Command) -> Output {
     }
 }
 
-/// `tool -c FILE` (gzip, xz, zstd, bzip2): the compressed bytes.
+/// `tool -c FILE` (gzip, xz, zstd, pzstd, bzip2): the compressed bytes.
 pub fn compress(tool: &str, file: &Path) -> Vec<u8> {
     let mut command = Command::new(tool);
     command.arg("-c");
-    if tool == "zstd" {
+    if tool == "zstd" || tool == "pzstd" {
         command.arg("-q");
     }
     run_command(command.arg(file)).stdout
