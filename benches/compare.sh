@@ -41,10 +41,7 @@ while [ $# -gt 0 ]; do
 done
 [ "$(id -u)" = 0 ] || die "run as root: every run drops the page cache"
 
-if [ "$BUILD" = 1 ]; then
-    log "cargo build --release"
-    (cd "$REPO" && cargo build --release --quiet -p bootsource -p bootsource-benches --bins)
-fi
+[ "$BUILD" = 0 ] || build_release
 DECOMPRESS=$TARGET_DIR/release/decompress
 REPORT=$TARGET_DIR/release/bench-report
 for bin in "$BOOTSOURCE" "$DECOMPRESS" "$REPORT"; do

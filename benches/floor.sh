@@ -45,10 +45,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 [ "$(id -u)" = 0 ] || die "run as root (the bench cache is root's)"
-if [ "$BUILD" = 1 ]; then
-    log "cargo build --release"
-    (cd "$REPO" && cargo build --release --quiet -p bootsource -p bootsource-benches --bins)
-fi
+[ "$BUILD" = 0 ] || build_release
 for bin in bootsource decompress convert-disk stage-alone; do
     [ -x "$BIN/$bin" ] || die "$BIN/$bin missing"
 done

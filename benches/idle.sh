@@ -38,10 +38,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 [ "$(id -u)" = 0 ] || die "run as root (the bench registry and its cache are root's)"
-if [ "$BUILD" = 1 ]; then
-    log "cargo build --release"
-    (cd "$REPO" && cargo build --release --quiet -p bootsource)
-fi
+[ "$BUILD" = 0 ] || build_release
 [ -x "$BOOTSOURCE" ] || die "$BOOTSOURCE missing"
 
 WORK=$CACHE/idle-run

@@ -36,6 +36,13 @@ TAG=bench
 log() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
+# The release binaries the benches run: bootsource and the bench helpers
+# (decompress, convert-disk, stage-alone, link, bench-report).
+build_release() {
+    log "cargo build --release"
+    (cd "$REPO" && cargo build --release --quiet -p bootsource -p bootsource-benches --bins)
+}
+
 # The OCI layout directory of image NAME.
 layout_dir() { echo "$GOLDEN/oci/$1"; }
 

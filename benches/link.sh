@@ -60,10 +60,7 @@ if [ -n "$BASELINE" ]; then
     [ -x "$BASELINE" ] || die "$BASELINE is not an executable"
     CONTENDERS="download baseline bootsource ${CONTENDERS#download bootsource}"
 fi
-if [ "$BUILD" = 1 ]; then
-    log "cargo build --release"
-    (cd "$REPO" && cargo build --release --quiet -p bootsource -p bootsource-benches --bins)
-fi
+[ "$BUILD" = 0 ] || build_release
 "$BENCH_DIR/build-images.sh"
 start_registry
 

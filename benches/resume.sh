@@ -32,9 +32,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 [ "$(id -u)" = 0 ] || die "run as root: every run drops the page cache"
-if [ "$BUILD" = 1 ]; then
-    (cd "$REPO" && cargo build --release --quiet -p bootsource -p bootsource-benches --bins)
-fi
+[ "$BUILD" = 0 ] || build_release
 "$BENCH_DIR/build-images.sh"
 start_registry
 WORK=$CACHE/resume-run

@@ -45,10 +45,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 [ "$(id -u)" = 0 ] || die "run as root: every run drops the page cache and uses loop devices"
-if [ "$BUILD" = 1 ]; then
-    log "cargo build --release"
-    (cd "$REPO" && cargo build --release --quiet -p bootsource)
-fi
+[ "$BUILD" = 0 ] || build_release
 [ -x "$BOOTSOURCE" ] || die "$BOOTSOURCE missing"
 
 DIR=$CACHE/size
