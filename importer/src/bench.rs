@@ -2,7 +2,7 @@
 //!
 //! A bench that measures one stage alone must run the importer's own code for it, not
 //! a look-alike: `benches/src/bin/decompress.rs` (compare.sh's limit, link.sh's decode
-//! floor) decodes gzip layers here.
+//! floor) decodes gzip and xz here.
 
 use std::io::{self, BufRead, Read};
 
@@ -12,11 +12,8 @@ pub fn gzip<R: BufRead>(inner: R) -> impl Read {
     crate::gzip::GzipReader::new(inner)
 }
 
-/// The pipeline's xz decoder settings (multi-threaded, memory-limited; see
-/// [`crate::xz`]) over `inner`: one stream, as `xz -T` writes a file.
+/// The pipeline's xz reader over `inner`: multi-threaded, memory-limited, streams
+/// chained (see [`crate::xz`]).
 pub fn xz<R: BufRead>(inner: R) -> io::Result<impl Read> {
-    Ok(liblzma::bufread::XzDecoder::new_stream(
-        inner,
-        crate::xz::stream()?,
-    ))
+    crate::xz::XzReader::new(inner)
 }

@@ -23,21 +23,22 @@ use crate::blob::BlobReader;
 /// The most memory the decoder may use: `xz -9` needs 65 MiB on one thread.
 const MEMORY_LIMIT: u64 = 256 << 20;
 
-/// The decompressed bytes of one or more concatenated xz streams.
-pub(crate) struct XzReader {
+/// The decompressed bytes of one or more concatenated xz streams read from `R` (a
+/// blob; a file in the benches).
+pub(crate) struct XzReader<R: BufRead = BlobReader> {
     /// `None` only while one stream hands the blob to the next.
-    decoder: Option<XzDecoder<BlobReader>>,
+    decoder: Option<XzDecoder<R>>,
 }
 
-impl XzReader {
-    pub fn new(blob: BlobReader) -> io::Result<Self> {
+impl<R: BufRead> XzReader<R> {
+    pub fn new(blob: R) -> io::Result<Self> {
         Ok(Self {
             decoder: Some(XzDecoder::new_stream(blob, stream()?)),
         })
     }
 
     /// The blob under the decoder.
-    pub fn get_mut(&mut self) -> &mut BlobReader {
+    pub fn get_mut(&mut self) -> &mut R {
         self.decoder
             .as_mut()
             .expect("a decoder between reads")
@@ -80,7 +81,7 @@ impl XzReader {
     }
 }
 
-impl Read for XzReader {
+impl<R: BufRead> Read for XzReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             let decoder = self.decoder.as_mut().expect("a decoder between reads");
@@ -93,7 +94,7 @@ impl Read for XzReader {
 }
 
 /// A decoder for one xz stream, on as many threads as there are cores (and memory).
-pub(crate) fn stream() -> io::Result<Stream> {
+fn stream() -> io::Result<Stream> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     MtStreamBuilder::new()
         .threads(u32::try_from(threads).unwrap_or(1))
