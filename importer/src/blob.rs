@@ -310,6 +310,11 @@ pub(crate) fn into_error(digest: Digest, e: io::Error) -> Error {
 }
 
 impl BlobReader {
+    /// The import's progress, which this blob's bytes and waits are counted into.
+    pub(crate) fn progress(&self) -> &Arc<Progress> {
+        &self.progress
+    }
+
     /// Waits for the next chunk; `false` at the verified end.
     fn next_chunk(&mut self) -> io::Result<bool> {
         if self.verified.is_some() {

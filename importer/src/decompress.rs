@@ -15,9 +15,14 @@
 //! Memory is bounded whatever a stream's headers ask: xz's decoder has a limit (see
 //! [`crate::xz`]), zstd's refuses windows over 128 MiB by default, gzip and bzip2 need
 //! a fixed few hundred KiB.
+//!
+//! The time spent in a decoder, less its waits for the blob's next chunk, is the
+//! import's `decompress` stage ([`crate::stages`]).
 
 use std::io::{self, Read};
+use std::sync::Arc;
 
+use crate::Progress;
 use crate::blob::BlobReader;
 use crate::gzip::GzipReader;
 use crate::xz::XzReader;
@@ -121,7 +126,12 @@ fn strip_suffix<'a>(name: &'a str, suffix: &str) -> Option<&'a str> {
 }
 
 /// A blob, decompressed.
-pub(crate) enum Decompressor {
+pub(crate) struct Decompressor {
+    decoder: Decoder,
+    progress: Arc<Progress>,
+}
+
+enum Decoder {
     Plain(BlobReader),
     Gzip(Box<GzipReader<BlobReader>>),
     Zstd(zstd::stream::read::Decoder<'static, BlobReader>),
@@ -132,36 +142,44 @@ pub(crate) enum Decompressor {
 impl Decompressor {
     /// Wraps `blob` in the decoder for `compression`.
     pub fn new(compression: Compression, blob: BlobReader) -> io::Result<Self> {
-        Ok(match compression {
-            Compression::None => Self::Plain(blob),
-            Compression::Gzip => Self::Gzip(Box::new(GzipReader::new(blob))),
-            Compression::Zstd => Self::Zstd(zstd::stream::read::Decoder::with_buffer(blob)?),
-            Compression::Xz => Self::Xz(Box::new(XzReader::new(blob)?)),
-            Compression::Bzip2 => Self::Bzip2(Box::new(bzip2::bufread::MultiBzDecoder::new(blob))),
-        })
+        let progress = Arc::clone(blob.progress());
+        let decoder = match compression {
+            Compression::None => Decoder::Plain(blob),
+            Compression::Gzip => Decoder::Gzip(Box::new(GzipReader::new(blob))),
+            Compression::Zstd => Decoder::Zstd(zstd::stream::read::Decoder::with_buffer(blob)?),
+            Compression::Xz => Decoder::Xz(Box::new(XzReader::new(blob)?)),
+            Compression::Bzip2 => {
+                Decoder::Bzip2(Box::new(bzip2::bufread::MultiBzDecoder::new(blob)))
+            }
+        };
+        Ok(Self { decoder, progress })
     }
 
     /// The blob under the decoder, e.g. to drain what follows the compressed stream.
     pub fn blob(&mut self) -> &mut BlobReader {
-        match self {
-            Self::Plain(b) => b,
-            Self::Gzip(d) => d.get_mut(),
-            Self::Zstd(d) => d.get_mut(),
-            Self::Xz(d) => d.get_mut(),
-            Self::Bzip2(d) => d.get_mut(),
+        match &mut self.decoder {
+            Decoder::Plain(b) => b,
+            Decoder::Gzip(d) => d.get_mut(),
+            Decoder::Zstd(d) => d.get_mut(),
+            Decoder::Xz(d) => d.get_mut(),
+            Decoder::Bzip2(d) => d.get_mut(),
         }
     }
 }
 
 impl Read for Decompressor {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Self::Plain(b) => b.read(buf),
-            Self::Gzip(d) => d.read(buf),
-            Self::Zstd(d) => d.read(buf),
-            Self::Xz(d) => d.read(buf),
-            Self::Bzip2(d) => d.read(buf),
-        }
+        let decoder: &mut dyn Read = match &mut self.decoder {
+            Decoder::Plain(b) => return b.read(buf),
+            Decoder::Gzip(d) => d,
+            Decoder::Zstd(d) => d,
+            Decoder::Xz(d) => d,
+            Decoder::Bzip2(d) => d,
+        };
+        let stages = &self.progress.stages;
+        stages
+            .decompress
+            .time_less(&stages.waiting_for_input, || decoder.read(buf))
     }
 }
 

@@ -9,9 +9,12 @@
 //! set the pace.
 //!
 //! The decoding thread is the hub, so its time is what decides: it is either busy
-//! (decode is the limit), starved of input (the producer is: download or verify,
-//! whichever took longer), or blocked on a full writer queue (write is). Its idle wait
-//! for the caller to open a place is not counted against any stage.
+//! (decompress or decode is the limit, whichever of the two took more of it), starved
+//! of input (the producer is: download or verify, whichever took longer), or blocked
+//! on a full writer queue (write is). Its idle wait for the caller to open a place is
+//! not counted against any stage. Its busy time is split by the decompressor, which
+//! clocks the time spent inside it less the input waits that happened there
+//! ([`Clock::time_less`]): the rest is the tar walk and the disk format's decoding.
 //!
 //! After the pipeline, the place's owner commits it (zeroes what a device never got,
 //! fsyncs, publishes) and times that with [`Progress::time_commit`](crate::Progress):
@@ -44,8 +47,24 @@ impl Clock {
         out
     }
 
+    /// Runs `f`, adding the time it took less what `other` gained meanwhile (a wait
+    /// inside `f` that another clock counts).
+    pub fn time_less<T>(&self, other: &Clock, f: impl FnOnce() -> T) -> T {
+        let (start, before) = (Instant::now(), other.nanos());
+        let out = f();
+        let elapsed = start
+            .elapsed()
+            .saturating_sub(Duration::from_nanos(other.nanos() - before));
+        self.add(elapsed);
+        out
+    }
+
+    fn nanos(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
     fn seconds(&self) -> f64 {
-        Duration::from_nanos(self.0.load(Ordering::Relaxed)).as_secs_f64()
+        Duration::from_nanos(self.nanos()).as_secs_f64()
     }
 }
 
@@ -60,6 +79,8 @@ pub(crate) struct StageClocks {
     pub decode_thread: Clock,
     /// The decoding thread waiting for the producer.
     pub waiting_for_input: Clock,
+    /// The decoding thread inside the decompressor, its input waits excluded.
+    pub decompress: Clock,
     /// The decoding thread waiting for room in the writer queue.
     pub waiting_for_writers: Clock,
     /// The decoding thread waiting for its caller to open the place.
@@ -78,7 +99,9 @@ pub enum Stage {
     Download,
     /// Hashing it (sha256, and the user's checksum).
     Verify,
-    /// Decompressing, walking the tar and decoding the disk format.
+    /// Decompressing it (gzip, zstd, xz, bzip2).
+    Decompress,
+    /// Walking the tar and decoding the disk format.
     Decode,
     /// Inflating compressed clusters and writing to the place.
     Write,
@@ -89,9 +112,10 @@ pub enum Stage {
 
 impl Stage {
     /// Every stage, in pipeline order.
-    pub const ALL: [Stage; 5] = [
+    pub const ALL: [Stage; 6] = [
         Stage::Download,
         Stage::Verify,
+        Stage::Decompress,
         Stage::Decode,
         Stage::Write,
         Stage::Commit,
@@ -102,6 +126,7 @@ impl Stage {
         match self {
             Stage::Download => "download",
             Stage::Verify => "verify",
+            Stage::Decompress => "decompress",
             Stage::Decode => "decode",
             Stage::Write => "write",
             Stage::Commit => "commit",
@@ -117,7 +142,9 @@ pub struct StageTimes {
     pub download: f64,
     /// Hashing them.
     pub verify: f64,
-    /// The decoding thread busy: decompressing, walking the tar, decoding.
+    /// The decoding thread decompressing.
+    pub decompress: f64,
+    /// The decoding thread busy otherwise: walking the tar, decoding the disk format.
     pub decode: f64,
     /// Writer threads busy (summed over threads: may exceed the wall time).
     pub write: f64,
@@ -137,6 +164,7 @@ impl StageTimes {
         match stage {
             Stage::Download => self.download,
             Stage::Verify => self.verify,
+            Stage::Decompress => self.decompress,
             Stage::Decode => self.decode,
             Stage::Write => self.write,
             Stage::Commit => self.commit,
@@ -149,24 +177,29 @@ impl StageClocks {
     pub fn times(&self) -> StageTimes {
         let input = self.waiting_for_input.seconds();
         let writers = self.waiting_for_writers.seconds();
-        let decode =
+        let busy =
             (self.decode_thread.seconds() - input - writers - self.waiting_for_place.seconds())
                 .max(0.0);
+        let decompress = self.decompress.seconds().min(busy);
+        let decode = busy - decompress;
         let (download, verify) = (self.download.seconds(), self.verify.seconds());
-        let limited_by = if input >= decode && input >= writers {
+        let limited_by = if input >= busy && input >= writers {
             if verify > download {
                 Stage::Verify
             } else {
                 Stage::Download
             }
-        } else if writers >= decode {
+        } else if writers >= busy {
             Stage::Write
+        } else if decompress > decode {
+            Stage::Decompress
         } else {
             Stage::Decode
         };
         StageTimes {
             download,
             verify,
+            decompress,
             decode,
             write: self.write.seconds(),
             decode_waiting_for_input: input,
@@ -199,6 +232,30 @@ mod tests {
         let busy = clocks(10, 2, 1, 2, 1).times();
         assert_eq!(busy.limited_by, Stage::Decode);
         assert!((busy.decode - 7.0).abs() < 1e-9, "{busy:?}");
+    }
+
+    #[test]
+    fn the_decoding_threads_busy_time_is_split_between_decompress_and_decode() {
+        let c = clocks(10, 2, 1, 2, 1);
+        c.decompress.add(Duration::from_secs(5));
+        let times = c.times();
+        assert_eq!(times.limited_by, Stage::Decompress);
+        assert!((times.decompress - 5.0).abs() < 1e-9, "{times:?}");
+        assert!((times.decode - 2.0).abs() < 1e-9, "{times:?}");
+        // Busy 7 s, of which 3 decompressing: the decoding is the larger share.
+        let c = clocks(10, 2, 1, 2, 1);
+        c.decompress.add(Duration::from_secs(3));
+        assert_eq!(c.times().limited_by, Stage::Decode);
+    }
+
+    #[test]
+    fn time_less_leaves_out_what_the_other_clock_counted_meanwhile() {
+        let (busy, waiting) = (Clock::default(), Clock::default());
+        busy.time_less(&waiting, || {
+            waiting.time(|| std::thread::sleep(Duration::from_millis(50)));
+        });
+        assert!(waiting.nanos() >= 50_000_000);
+        assert!(busy.nanos() < 25_000_000, "{} ns", busy.nanos());
     }
 
     #[test]

@@ -43,8 +43,8 @@ pub struct Metrics {
     pub reloads: IntCounterVec,
     /// Versions the signature policy refused (each digest once).
     pub rejected_versions: IntCounterVec,
-    /// Seconds each import stage was busy, by `stage` (`download`, `verify`, `decode`,
-    /// `write`; see `bootsource_importer::StageTimes`).
+    /// Seconds each import stage was busy, by `stage` (`download`, `verify`,
+    /// `decompress`, `decode`, `write`, `commit`; see `bootsource_importer::StageTimes`).
     pub stage_seconds: CounterVec,
     /// Seconds the decoding thread waited, by `on` (`input`: the download or its
     /// hashing was slower; `writers`: the disk was).

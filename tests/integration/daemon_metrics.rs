@@ -111,7 +111,14 @@ fn series_move_through_imports_a_long_import_and_auto_update_off() {
     );
     assert!(m.has_family("bootsource_import_duration_seconds"));
     assert_eq!(m.value("bootsource_config_reloads_total", &[]), 0.0);
-    for stage in ["download", "verify", "decode", "write", "commit"] {
+    for stage in [
+        "download",
+        "verify",
+        "decompress",
+        "decode",
+        "write",
+        "commit",
+    ] {
         let busy = stage_seconds(&m, stage);
         assert!(busy >= 0.0, "{stage} busy {busy} s");
     }

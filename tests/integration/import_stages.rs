@@ -3,7 +3,8 @@
 //! limit beyond doubt (4 MiB/s, against decoding and writing at hundreds), so the
 //! report must blame the download, whatever else the machine is doing. A
 //! [`SlowSyncDir`] makes the final fsync slow beyond doubt, so the report must count
-//! it as the commit, inside its seconds.
+//! it as the commit, inside its seconds. A gzip layer of literals makes inflating it
+//! most of the decoding thread's work, which the report must count as `decompress`.
 
 use std::time::Instant;
 
@@ -58,6 +59,36 @@ fn a_slow_link_is_reported_as_the_stage_that_limited_the_import() {
         "import",
     );
     assert!(stdout.contains("limited by "), "{stdout}");
+}
+
+#[test]
+fn inflating_the_layer_is_reported_as_decompress_apart_from_the_decoding() {
+    let registry = Registry::start();
+    let dir = tempfile::tempdir().unwrap();
+    // Inflating 32 MiB of Huffman-coded literals takes a tenth of a second or more;
+    // walking the tar and cutting a raw disk into 32 chunks, even in a debug build,
+    // a few milliseconds.
+    let letters = TestDisk::letters(dir.path(), "letters", 32 * MIB, 37);
+    letters.push(&registry, "os/letters:1");
+    let target = dir.path().join("letters.img");
+    let report = import_json(&registry.reference("os/letters:1"), &target, &[PLAIN_HTTP]);
+    assert!(letters.same_as(&target));
+    let stages = &report.json["stages"];
+    println!("{stages}");
+    let (decompress, decode) = (seconds(&stages["decompress"]), seconds(&stages["decode"]));
+    assert!(
+        decompress > 0.0 && decompress > decode,
+        "decompress {decompress} s, decode {decode} s"
+    );
+
+    // An uncompressed layer has nothing to decompress.
+    let plain = TestDisk::incompressible(dir.path(), "plain", 4 * MIB, 31);
+    plain.push(&registry, "os/plain:1");
+    let target = dir.path().join("plain.img");
+    let report = import_json(&registry.reference("os/plain:1"), &target, &[PLAIN_HTTP]);
+    assert!(plain.same_as(&target));
+    let stages = &report.json["stages"];
+    assert_eq!(seconds(&stages["decompress"]), 0.0, "{stages}");
 }
 
 #[test]

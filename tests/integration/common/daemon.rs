@@ -822,22 +822,22 @@ impl TestDisk {
     /// A `size`-byte disk of incompressible bytes, in an uncompressed layer: its layer
     /// is as large as the disk, so a throttled download takes `size / rate`.
     pub fn incompressible(dir: &Path, name: &str, size: u64, seed: u64) -> TestDisk {
-        let raw = dir.join(format!("{name}.raw"));
-        let mut file = File::create(&raw).unwrap();
-        let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-        let mut block = vec![0u8; 1 << 20];
-        for _ in 0..size / block.len() as u64 {
-            for word in block.chunks_mut(8) {
-                // xorshift64: fast enough in a debug build, and incompressible.
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                word.copy_from_slice(&state.to_le_bytes());
-            }
-            file.write_all(&block).unwrap();
-        }
-        file.sync_all().unwrap();
+        let raw = generated(dir, name, size, seed, |random, sixteen| {
+            sixteen.copy_from_slice(&random.to_le_bytes());
+        });
         TestDisk::from_raw(raw, LayerType::OciTar)
+    }
+
+    /// A `size`-byte disk of random letters from a 16-letter alphabet, in a gzip layer:
+    /// half its size, all literals, so that inflating it is slow work (hundreds of
+    /// MB/s, against GB/s for zeros or stored blocks) and most of what its import does.
+    pub fn letters(dir: &Path, name: &str, size: u64, seed: u64) -> TestDisk {
+        let raw = generated(dir, name, size, seed, |random, sixteen| {
+            for (i, byte) in sixteen.iter_mut().enumerate() {
+                *byte = b'a' + ((random >> (4 * i)) & 15) as u8;
+            }
+        });
+        TestDisk::from_raw(raw, LayerType::OciTarGzip)
     }
 
     fn from_raw(raw: PathBuf, layer: LayerType) -> TestDisk {
@@ -863,4 +863,34 @@ impl TestDisk {
         fs::metadata(imported).is_ok_and(|m| m.len() == fs::metadata(&self.raw).unwrap().len())
             && disk::qemu_img_compare(&self.raw, imported)
     }
+}
+
+/// Writes `dir/{name}.raw`, `size` bytes made 16 at a time by `fill` from a 128-bit
+/// xorshift draw (fast enough in a debug build); returns its path.
+fn generated(
+    dir: &Path,
+    name: &str,
+    size: u64,
+    seed: u64,
+    fill: impl Fn(u128, &mut [u8]),
+) -> PathBuf {
+    let raw = dir.join(format!("{name}.raw"));
+    let mut file = File::create(&raw).unwrap();
+    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut block = vec![0u8; 1 << 20];
+    for _ in 0..size / block.len() as u64 {
+        for sixteen in block.chunks_mut(16) {
+            let random = u128::from(next()) << 64 | u128::from(next());
+            fill(random, sixteen);
+        }
+        file.write_all(&block).unwrap();
+    }
+    file.sync_all().unwrap();
+    raw
 }
