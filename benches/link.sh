@@ -17,16 +17,27 @@
 # and the stage bootsource's report names as its limit. Every result is checked with
 # `qemu-img compare`. Writes benches/results/DATE-link.md and latest-link.md.
 #
-# The link is not the only physical limit, so each round also measures two more floors
-# and the table sets bootsource against the highest of the three:
+# The link is not the only physical limit, so each round also measures three more
+# floors and the table sets bootsource against the highest of the four:
 #   decode: when one thread decompressing the layer (src/bin/decompress.rs, the
 #           importer's decoders) could end at best, fed at the link's rate — a megabyte
 #           of gzip can hold a gigabyte of zeros, whose inflating can only follow it;
 #   writes: the disk writing what bootsource wrote, alone (src/bin/stage-alone.rs
-#           write: the same data ranges to a new file beside the target, fdatasync).
+#           write: the same data ranges to a new file beside the target, fdatasync);
+#   CPU:    the CPU the import's work needs, spread over the cores: its big stages
+#           alone on the same bytes, as floor.sh measures them (sha256 of a layer, the
+#           decompressing, a qcow2's decode with its cluster inflate, the writes), plus
+#           what the far end of the link spent serving the download round (`link` and
+#           the registry or nginx, which share these cores with the importer as no
+#           real server would). A lower bound: the tar walk and a raw disk's zero scan
+#           are left out, since alone they would read the decompressed bytes from a
+#           file, a copy the import never makes.
 #   --no-cdi             skips 3 (the slowest by far), for a quick look;
 #   --baseline BINARY    adds another bootsource build as a contender in every round, to
-#                        measure a change against what it changes (A/B, alternating).
+#                        measure a change against what it changes (A/B): the two take
+#                        turns going first, since the second of two imports in a row
+#                        ran up to 0.14 s slower at 200 MB/s with identical code
+#                        (benches/results/2026-12-03-link-order.md).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -34,6 +45,7 @@ source "$REPO/benches/lib.sh"
 source "$REPO/benches/http-lib.sh"
 
 RUNS=3
+LINK_CPU=0
 RATES="50 100 200"
 ONLY=
 CONTENDERS="download bootsource cdi"
@@ -44,6 +56,7 @@ BOOTSOURCE=$TARGET_DIR/release/bootsource
 LINK=$TARGET_DIR/release/link
 DECOMPRESS=$TARGET_DIR/release/decompress
 STAGE_ALONE=$TARGET_DIR/release/stage-alone
+CONVERT_DISK=$TARGET_DIR/release/convert-disk
 while [ $# -gt 0 ]; do
     case $1 in
     -n) RUNS=$2; shift 2 ;;
@@ -88,6 +101,15 @@ if wanted raw.xz; then
     trap 'stop_link; stop_registry; kill "$NGINX" 2>/dev/null' EXIT
 fi
 is_file() { [ "$1" = raw.xz ]; }
+# The far end of the link for IMAGE: the relay and the server, whose CPU ticks
+# (utime + stime of each and its live children, e.g. nginx's workers) are summed.
+far_end_ticks() { # NAME
+    local server=$REGISTRY_PID pid
+    if is_file "$1"; then server=$NGINX; fi
+    for pid in "$LINK_PID" "$server" $(pgrep -P "$server" || true); do
+        awk '{ print $14 + $15 }' "/proc/$pid/stat"
+    done | awk '{ t += $1 } END { print t }'
+}
 # The bytes IMAGE's source serves: its layer blob, or the file.
 source_bytes() { if is_file "$1"; then echo "$XZ_FILE"; else layer_blob "$1"; fi; }
 
@@ -120,19 +142,49 @@ row() {
     log "$(printf '%s MB/s %s round %s %s: %.2f s %s %s' "$1" "$2" "$4" "$3" "$5" "$6" "$7")"
 }
 
-# floors RATE NAME ROUND TARGET: the decode floor of the layer at RATE, and the disk
-# writing TARGET's data alone (cold cache).
+# cpu_seconds COMMAND...: runs COMMAND (its stdout into CPU_OUT, default nowhere) and
+# prints its CPU seconds, user + system.
+cpu_seconds() {
+    /usr/bin/time -f '%U %S' -o "$WORK/cpu" "$@" >"${CPU_OUT:-/dev/null}" 2>>"$LOG" ||
+        die "failed: $*"
+    awk '{ printf "%.3f\n", $1 + $2 }' "$WORK/cpu"
+}
+
+# The CPU seconds of the stages that do not depend on the link or the target: the
+# layer's sha256 and a qcow2's decode (convert-disk: tables and cluster inflate), once
+# per image, the least of two runs (noise only adds to a floor). STAGES_CPU[NAME].
+declare -A STAGES_CPU
+stages_cpu() { # NAME DISK
+    [ -z "${STAGES_CPU[$1]:-}" ] || return 0
+    STAGES_CPU[$1]=$(least_of_two stages_alone "$1" "$2")
+    log "$1: its sha256 and decode alone take ${STAGES_CPU[$1]} s of CPU"
+}
+stages_alone() { # NAME DISK
+    local sha=0 decode=0
+    is_file "$1" || sha=$(cpu_seconds "$STAGE_ALONE" sha256 "$(layer_blob "$1")")
+    [ "$2" = disk.raw ] || decode=$(cpu_seconds "$CONVERT_DISK" "$GOLDEN/$2" /dev/null)
+    awk -v a="$sha" -v b="$decode" 'BEGIN { printf "%.3f\n", a + b }'
+}
+least_of_two() { local a b; a=$("$@"); b=$("$@"); awk -v a="$a" -v b="$b" 'BEGIN { print (a < b ? a : b) }'; }
+
+# floors RATE NAME DISK ROUND TARGET: the decode floor of the layer at RATE, the disk
+# writing TARGET's data alone (cold cache), and the CPU floor (LINK_CPU is the far
+# end's CPU in this round's download).
 floors() {
-    local rate=$1 name=$2 round=$3 like=$4 written=$WORK/written.img start
-    CPU=0 RSS=0
-    row "$rate" "$name" decode "$round" \
-        "$("$DECOMPRESS" "$(source_bytes "$name")" --rates "$rate" | awk 'NR == 2 { print $2 }')" - - "$(cut -d' ' -f1 /proc/loadavg)"
+    local rate=$1 name=$2 disk=$3 round=$4 like=$5 written=$WORK/written.img start decode_cpu
+    RSS=0
+    CPU=$(CPU_OUT=$WORK/decode-floor cpu_seconds "$DECOMPRESS" "$(source_bytes "$name")" --rates "$rate")
+    decode_cpu=$CPU
+    row "$rate" "$name" decode "$round" "$(awk 'NR == 2 { print $2 }' "$WORK/decode-floor")" - - "$(cut -d' ' -f1 /proc/loadavg)"
     rm -f "$written"
     cold
     start=$(now)
-    "$STAGE_ALONE" write "$like" "$written" >/dev/null
+    CPU=$(cpu_seconds "$STAGE_ALONE" write "$like" "$written")
     row "$rate" "$name" writes "$round" "$(awk -v a="$(now)" -v b="$start" 'BEGIN { print a - b }')" - - "$(cut -d' ' -f1 /proc/loadavg)"
     rm -f "$written"
+    stages_cpu "$name" "$disk"
+    CPU=$(awk -v a="${STAGES_CPU[$name]}" -v b="$decode_cpu" -v c="$CPU" -v d="$LINK_CPU" 'BEGIN { print a + b + c + d }')
+    row "$rate" "$name" cpu "$round" "$(awk -v s="$CPU" -v n="$(nproc)" 'BEGIN { print s / n }')" - - "$(cut -d' ' -f1 /proc/loadavg)"
 }
 
 run_one() { # RATE NAME DISK COMPRESSION CONTENDER ROUND
@@ -147,7 +199,12 @@ run_one() { # RATE NAME DISK COMPRESSION CONTENDER ROUND
     load1=$(cut -d' ' -f1 /proc/loadavg)
     start=$(now)
     case $contender in
-    download) timed download curl -fsS -o /dev/null "$(blob_url "$name")" ;;
+    download)
+        local ticks
+        ticks=$(far_end_ticks "$name")
+        timed download curl -fsS -o /dev/null "$(blob_url "$name")" &&
+            LINK_CPU=$(awk -v a="$(far_end_ticks "$name")" -v b="$ticks" -v hz="$(getconf CLK_TCK)" 'BEGIN { print (a - b) / hz }') &&
+            log "the far end of the link spent $LINK_CPU s of CPU serving it" ;;
     bootsource | baseline)
         local binary=$BOOTSOURCE
         [ "$contender" = bootsource ] || binary=$BASELINE
@@ -160,8 +217,20 @@ run_one() { # RATE NAME DISK COMPRESSION CONTENDER ROUND
         qemu-img compare -q -f raw -F raw "$GOLDEN/disk.raw" "$target" && verified=ok || verified=DIFFERENT
     fi
     row "$rate" "$name" "$contender" "$round" "$wall" "$verified" "$limited" "$load1"
-    [ "$contender:$verified" != bootsource:ok ] || floors "$rate" "$name" "$round" "$target"
+    [ "$contender:$verified" != bootsource:ok ] || floors "$rate" "$name" "$disk" "$round" "$target"
     rm -rf "$target" "$WORK/scratch"
+}
+
+# in_turn ROUND CONTENDER...: the contenders, baseline and bootsource swapped in even
+# rounds.
+in_turn() {
+    local round=$1
+    shift
+    if [ $((round % 2)) = 0 ]; then
+        echo "$*" | sed 's/baseline bootsource/bootsource baseline/'
+    else
+        echo "$*"
+    fi
 }
 
 LOAD_BEFORE=$(uptime | sed 's/.*load average: //')
@@ -172,7 +241,7 @@ for rate in $RATES; do
         if is_file "$name"; then UPSTREAM_PORT=$PORT; else UPSTREAM_PORT=$REGISTRY_PORT; fi
         start_link "$rate"
         for round in $(seq "$RUNS"); do
-            for contender in $CONTENDERS; do
+            for contender in $(in_turn "$round" $CONTENDERS); do
                 run_one "$rate" "$name" "$disk" "$comp" "$contender" "$round"
             done
         done
@@ -190,9 +259,9 @@ mkdir -p "$RESULTS"
     printf '%s CPUs, load average before %s, after %s; bootsource %s; median of %s runs, cold page cache.\n' \
         "$(nproc)" "$LOAD_BEFORE" "$LOAD_AFTER" "$(git -C "$REPO" describe --always --dirty)" "$RUNS"
     printf 'The link: `link` (benches/src/bin/link.rs) relaying the bench registry on 127.0.0.1.\n'
-    [ -z "$BASELINE" ] || printf 'Baseline: %s (%s), in every round before bootsource.\n' "$BASELINE" "$(sha256sum "$BASELINE" | cut -c1-12)"
-    printf '\n| MB/s | image | download only s | decode floor s | writes alone s | bootsource s | / download | / highest floor | limited by | baseline / download | CDI-style s | CDI-style / download | verified |\n'
-    printf '|---:|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|\n'
+    [ -z "$BASELINE" ] || printf 'Baseline: %s (%s), in every round, first in odd rounds and second in even ones.\n' "$BASELINE" "$(sha256sum "$BASELINE" | cut -c1-12)"
+    printf '\n| MB/s | image | download only s | decode floor s | writes alone s | CPU floor s | bootsource s | / download | / highest floor | limited by | baseline / download | CDI-style s | CDI-style / download | verified |\n'
+    printf '|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|\n'
     awk -F'\t' 'NR > 1 {
         key = $1 "\t" $2; keys[key] = 1
         n[key, $3]++; t[key, $3, n[key, $3]] = $5
@@ -211,10 +280,11 @@ mkdir -p "$RESULTS"
         for (key in keys) {
             split(key, k, "\t")
             d = median(key, "download"); b = median(key, "bootsource"); a = median(key, "baseline"); c = median(key, "cdi")
-            f1 = median(key, "decode"); f2 = median(key, "writes"); f = d
+            f1 = median(key, "decode"); f2 = median(key, "writes"); f3 = median(key, "cpu"); f = d
             if (f1 > f) f = f1
             if (f2 > f) f = f2
-            printf "| %s | %s | %.2f | %s | %s | %.2f | %.2f | %.2f | %s | %s | %s | %s | %s |\n", k[1], k[2], d, opt(f1, f1), opt(f2, f2),
+            if (f3 > f) f = f3
+            printf "| %s | %s | %.2f | %s | %s | %s | %.2f | %.2f | %.2f | %s | %s | %s | %s | %s |\n", k[1], k[2], d, opt(f1, f1), opt(f2, f2), opt(f3, f3),
                 b, b / d, b / f, lim[key], opt(a, a / d), opt(c, c), opt(c, c / d), (key in bad) ? bad[key] : "all"
         }
     }' "$TSV" | sort -t'|' -k2,2n -k3,3
