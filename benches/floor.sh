@@ -67,13 +67,6 @@ esac
 tar -xOf "$WORK/layer.tar" --wildcards 'disk/*' >"$WORK/disk"
 FORMAT=$(qemu-img info --output=json "$WORK/disk" | jq -r .format)
 
-# measure NAME COMMAND...: runs COMMAND; sets WALL and USED (user + system CPU seconds).
-measure() {
-    /usr/bin/time -f '%e %U %S' -o "$WORK/time" "${@:2}" >>"$LOG" 2>&1 ||
-        { tail -5 "$LOG" >&2; die "$1 failed: ${*:2}"; }
-    read -r WALL USED < <(awk '{ printf "%s %.3f\n", $1, $2 + $3 }' "$WORK/time")
-}
-
 printf 'round\tstage\twall_s\tcpu_s\tload1\n' >"$TSV"
 LOAD_BEFORE=$(uptime | sed 's/.*load average: //')
 for round in $(seq "$ROUNDS"); do

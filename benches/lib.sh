@@ -119,6 +119,14 @@ start_link() {
 }
 stop_link() { [ -z "$LINK_PID" ] || { kill "$LINK_PID" 2>/dev/null; wait "$LINK_PID" 2>/dev/null || true; LINK_PID=; }; }
 
+# measure NAME COMMAND...: runs COMMAND, its output appended to MEASURE_OUT (default
+# LOG) and its errors to LOG; sets WALL and USED (user + system CPU seconds).
+measure() {
+    /usr/bin/time -f '%e %U %S' -o "$WORK/time" "${@:2}" >>"${MEASURE_OUT:-$LOG}" 2>>"$LOG" ||
+        { tail -5 "$LOG" >&2; die "$1 failed: ${*:2}"; }
+    read -r WALL USED < <(awk '{ printf "%s %.3f\n", $1, $2 + $3 }' "$WORK/time")
+}
+
 # What compare.sh and link.sh run and measure. A run sets WORK (scratch lives in
 # $WORK/scratch), LOG, and CPU=0 RSS=0 SCRATCH=0 STEPS= before its first step.
 cold() {

@@ -36,7 +36,7 @@
 #   --baseline BINARY    adds another bootsource build as a contender in every round, to
 #                        measure a change against what it changes (A/B): the two take
 #                        turns going first, since the second of two imports in a row
-#                        ran up to 0.14 s slower at 200 MB/s with identical code
+#                        ran 0.08-0.38 s slower at 200 MB/s with identical code
 #                        (benches/results/2026-12-03-link-order.md).
 set -euo pipefail
 
@@ -142,14 +142,6 @@ row() {
     log "$(printf '%s MB/s %s round %s %s: %.2f s %s %s' "$1" "$2" "$4" "$3" "$5" "$6" "$7")"
 }
 
-# cpu_seconds COMMAND...: runs COMMAND (its stdout into CPU_OUT, default nowhere) and
-# prints its CPU seconds, user + system.
-cpu_seconds() {
-    /usr/bin/time -f '%U %S' -o "$WORK/cpu" "$@" >"${CPU_OUT:-/dev/null}" 2>>"$LOG" ||
-        die "failed: $*"
-    awk '{ printf "%.3f\n", $1 + $2 }' "$WORK/cpu"
-}
-
 # The CPU seconds of the stages that do not depend on the link or the target: the
 # layer's sha256 and a qcow2's decode (convert-disk: tables and cluster inflate), once
 # per image, the least of two runs (noise only adds to a floor). STAGES_CPU[NAME].
@@ -159,10 +151,16 @@ stages_cpu() { # NAME DISK
     STAGES_CPU[$1]=$(least_of_two stages_alone "$1" "$2")
     log "$1: its sha256 and decode alone take ${STAGES_CPU[$1]} s of CPU"
 }
-stages_alone() { # NAME DISK
+stages_alone() { # NAME DISK: prints their CPU seconds
     local sha=0 decode=0
-    is_file "$1" || sha=$(cpu_seconds "$STAGE_ALONE" sha256 "$(layer_blob "$1")")
-    [ "$2" = disk.raw ] || decode=$(cpu_seconds "$CONVERT_DISK" "$GOLDEN/$2" /dev/null)
+    if ! is_file "$1"; then
+        measure sha256 "$STAGE_ALONE" sha256 "$(layer_blob "$1")"
+        sha=$USED
+    fi
+    if [ "$2" != disk.raw ]; then
+        measure decode "$CONVERT_DISK" "$GOLDEN/$2" /dev/null
+        decode=$USED
+    fi
     awk -v a="$sha" -v b="$decode" 'BEGIN { printf "%.3f\n", a + b }'
 }
 least_of_two() { local a b; a=$("$@"); b=$("$@"); awk -v a="$a" -v b="$b" 'BEGIN { print (a < b ? a : b) }'; }
@@ -171,16 +169,17 @@ least_of_two() { local a b; a=$("$@"); b=$("$@"); awk -v a="$a" -v b="$b" 'BEGIN
 # writing TARGET's data alone (cold cache), and the CPU floor (LINK_CPU is the far
 # end's CPU in this round's download).
 floors() {
-    local rate=$1 name=$2 disk=$3 round=$4 like=$5 written=$WORK/written.img start decode_cpu
+    local rate=$1 name=$2 disk=$3 round=$4 like=$5 written=$WORK/written.img decode_cpu
     RSS=0
-    CPU=$(CPU_OUT=$WORK/decode-floor cpu_seconds "$DECOMPRESS" "$(source_bytes "$name")" --rates "$rate")
-    decode_cpu=$CPU
+    rm -f "$WORK/decode-floor"
+    MEASURE_OUT=$WORK/decode-floor measure decompress "$DECOMPRESS" "$(source_bytes "$name")" --rates "$rate"
+    CPU=$USED decode_cpu=$USED
     row "$rate" "$name" decode "$round" "$(awk 'NR == 2 { print $2 }' "$WORK/decode-floor")" - - "$(cut -d' ' -f1 /proc/loadavg)"
     rm -f "$written"
     cold
-    start=$(now)
-    CPU=$(cpu_seconds "$STAGE_ALONE" write "$like" "$written")
-    row "$rate" "$name" writes "$round" "$(awk -v a="$(now)" -v b="$start" 'BEGIN { print a - b }')" - - "$(cut -d' ' -f1 /proc/loadavg)"
+    measure write "$STAGE_ALONE" write "$like" "$written"
+    CPU=$USED
+    row "$rate" "$name" writes "$round" "$WALL" - - "$(cut -d' ' -f1 /proc/loadavg)"
     rm -f "$written"
     stages_cpu "$name" "$disk"
     CPU=$(awk -v a="${STAGES_CPU[$name]}" -v b="$decode_cpu" -v c="$CPU" -v d="$LINK_CPU" 'BEGIN { print a + b + c + d }')
